@@ -1,0 +1,111 @@
+"""Typed payloads of every event in the catalog."""
+
+from flywheel_contracts.events.customization import (
+    CustomizationDone,
+    CustomizationError,
+    CustomizationErrorKind,
+    CustomizationProgress,
+    CustomizationStarted,
+)
+from flywheel_contracts.events.datasets import (
+    DatasetContext,
+    DatasetFailed,
+    DatasetFailureReason,
+    DatasetReady,
+    DatasetRef,
+    DatasetRefs,
+    FilterStats,
+    SplitCounts,
+)
+from flywheel_contracts.events.evaluation import (
+    EvalDone,
+    EvalError,
+    EvalErrorKind,
+    EvalProgress,
+    EvalStarted,
+    MetricScore,
+    UsageStats,
+)
+from flywheel_contracts.events.leaderboard import Leaderboard, LeaderboardEntry, Recommendation
+from flywheel_contracts.events.nims import (
+    DeploymentRef,
+    NimDown,
+    NimDownReason,
+    NimFailed,
+    NimFailureReason,
+    NimUp,
+)
+from flywheel_contracts.events.operations import InFlightWork, ServiceStopping, SystemShutdown
+from flywheel_contracts.events.records import (
+    RAW_LIMIT,
+    RecordsIngested,
+    RejectedRecord,
+    RejectReason,
+    SourcePosition,
+    WorkloadCount,
+)
+from flywheel_contracts.events.resources import (
+    ReclaimFailure,
+    ReclaimTrigger,
+    ResourceKind,
+    ResourceRef,
+    ResourcesReclaimed,
+)
+from flywheel_contracts.events.runs import (
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunFailureReason,
+    RunRequested,
+)
+
+__all__ = [
+    "RAW_LIMIT",
+    "CustomizationDone",
+    "CustomizationError",
+    "CustomizationErrorKind",
+    "CustomizationProgress",
+    "CustomizationStarted",
+    "DatasetContext",
+    "DatasetFailed",
+    "DatasetFailureReason",
+    "DatasetReady",
+    "DatasetRef",
+    "DatasetRefs",
+    "DeploymentRef",
+    "EvalDone",
+    "EvalError",
+    "EvalErrorKind",
+    "EvalProgress",
+    "EvalStarted",
+    "FilterStats",
+    "InFlightWork",
+    "Leaderboard",
+    "LeaderboardEntry",
+    "MetricScore",
+    "NimDown",
+    "NimDownReason",
+    "NimFailed",
+    "NimFailureReason",
+    "NimUp",
+    "ReclaimFailure",
+    "ReclaimTrigger",
+    "Recommendation",
+    "RecordsIngested",
+    "RejectReason",
+    "RejectedRecord",
+    "ResourceKind",
+    "ResourceRef",
+    "ResourcesReclaimed",
+    "RunCancelled",
+    "RunCompleted",
+    "RunFailed",
+    "RunFailureReason",
+    "RunRequested",
+    "ServiceStopping",
+    "SourcePosition",
+    "SplitCounts",
+    "SystemShutdown",
+    "UsageStats",
+    "WorkloadCount",
+]

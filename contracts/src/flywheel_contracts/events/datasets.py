@@ -1,0 +1,84 @@
+"""Dataset preparation outcomes."""
+
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import Field
+
+from flywheel_contracts.payload import EventPayload, Part
+from flywheel_contracts.primitives import Count, FilesUrl, Identifier, Message
+from flywheel_contracts.run_config import RunConfig, WorkloadType
+
+
+class DatasetRef(Part):
+    """A dataset registered in NMP's entity store."""
+
+    namespace: Identifier
+    name: Identifier
+    files_url: FilesUrl = Field(
+        description="Where NMP serves the files, `hf://datasets/{ns}/{name}`."
+    )
+
+
+class DatasetRefs(Part):
+    """The run's three datasets; the train dataset holds both the train and validation files."""
+
+    eval: DatasetRef = Field(description="Held-out records, for base and customized evaluation.")
+    icl: DatasetRef = Field(description="The eval records with in-context examples injected.")
+    train: DatasetRef = Field(description="Training and validation files for customization.")
+
+
+class SplitCounts(Part):
+    eval: Count
+    icl: Count
+    train: Count
+    val: Count
+
+
+class FilterStats(Part):
+    """How the logged records were whittled down to the run's sample."""
+
+    fetched: Count = Field(description="Records read from the log store.")
+    invalid_format: Count = Field(description="Dropped: not an OpenAI chat completion.")
+    unparsable_arguments: Count = Field(description="Dropped: tool-call arguments not JSON.")
+    duplicates: Count = Field(description="Dropped: same user messages as an earlier record.")
+    selected: Count = Field(description="Kept and split.")
+
+
+class DatasetContext(Part):
+    """What a stage needs to work on a run's data; carried by every event that starts work."""
+
+    datasets: DatasetRefs
+    workload_type: WorkloadType
+    config: RunConfig = Field(description="The run's resolved configuration.")
+
+
+class DatasetReady(EventPayload):
+    """The run's datasets are uploaded and registered in NMP."""
+
+    EVENT_TYPE: ClassVar[str] = "dataset.ready"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    context: DatasetContext
+    counts: SplitCounts
+    stats: FilterStats
+
+
+class DatasetFailureReason(StrEnum):
+    NOT_ENOUGH_RECORDS = "not_enough_records"
+    INVALID_CONFIG = "invalid_config"
+    LOG_STORE_UNAVAILABLE = "log_store_unavailable"
+    UPLOAD_FAILED = "upload_failed"
+    CANCELLED = "cancelled"
+    INTERNAL_ERROR = "internal_error"
+
+
+class DatasetFailed(EventPayload):
+    """No dataset could be built for the run."""
+
+    EVENT_TYPE: ClassVar[str] = "dataset.failed"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    reason: DatasetFailureReason
+    message: Message
+    stats: FilterStats | None = Field(default=None, description="Filtering so far, if it ran.")

@@ -1,0 +1,69 @@
+"""Candidate deployments (NIMs)."""
+
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import Field
+
+from flywheel_contracts.events.datasets import DatasetContext
+from flywheel_contracts.payload import EventPayload, Part
+from flywheel_contracts.primitives import HttpUrl, Identifier, Message, ModelName, Seconds
+from flywheel_contracts.run_config import CandidateConfig
+
+
+class DeploymentRef(Part):
+    """A serving deployment in NMP and how to reach it."""
+
+    namespace: Identifier
+    name: Identifier = Field(description="NMP deployment name.")
+    base_url: HttpUrl = Field(description="OpenAI-compatible base URL serving the model.")
+    model_id: ModelName = Field(description="Model id to send in inference requests.")
+
+
+class NimUp(EventPayload):
+    """A candidate is deployed and serving; carries everything evaluation and training need."""
+
+    EVENT_TYPE: ClassVar[str] = "nim.up"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    candidate: CandidateConfig
+    deployment: DeploymentRef
+    context: DatasetContext
+
+
+class NimFailureReason(StrEnum):
+    INSUFFICIENT_GPUS = "insufficient_gpus"
+    DEPLOY_FAILED = "deploy_failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+class NimFailed(EventPayload):
+    """A candidate could not be deployed."""
+
+    EVENT_TYPE: ClassVar[str] = "nim.failed"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    candidate_model: ModelName
+    deployment_name: Identifier
+    reason: NimFailureReason
+    message: Message
+
+
+class NimDownReason(StrEnum):
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SHUTDOWN = "shutdown"
+
+
+class NimDown(EventPayload):
+    """A candidate's deployment was removed."""
+
+    EVENT_TYPE: ClassVar[str] = "nim.down"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    candidate_model: ModelName
+    deployment_name: Identifier
+    reason: NimDownReason
+    deployment_seconds: Seconds = Field(description="Time from deploy request to removal.")

@@ -1,0 +1,109 @@
+"""Ingestion: batch counts (an event) and refused records (raw topic `logs.rejected`)."""
+
+from enum import StrEnum
+from typing import ClassVar, Self
+
+from pydantic import Field
+
+from flywheel_contracts.payload import EventPayload, Part
+from flywheel_contracts.primitives import (
+    MESSAGE_MAX,
+    Count,
+    Identifier,
+    Label,
+    Message,
+    UtcDatetime,
+)
+
+
+class WorkloadCount(Part):
+    workload_id: Identifier
+    client_id: Identifier
+    records: Count
+
+
+class RecordsIngested(EventPayload):
+    """One ingested batch, counted per workload and client."""
+
+    EVENT_TYPE: ClassVar[str] = "records.ingested"
+    SCHEMA_VERSION: ClassVar[int] = 1
+    RUN_SCOPED: ClassVar[bool] = False
+
+    counts: tuple[WorkloadCount, ...]
+    indexed: Count = Field(description="Records written to the log store.")
+    rejected: Count = Field(description="Records sent to logs.rejected.")
+
+
+RAW_LIMIT = 64 * 1024
+"""Most characters of a refused record kept in `RejectedRecord.raw`."""
+
+
+class RejectReason(StrEnum):
+    """Why ingest refused a raw log line, in the order ingest checks (the first failure wins).
+
+    - ``oversize``: the line (UTF-8, without its newline) is longer than the configured limit.
+    - ``invalid_json``: the line does not parse as JSON (broken syntax, truncated, not UTF-8).
+    - ``not_an_object``: valid JSON, but not an object.
+    - ``missing_field``: one of ``workload_id``, ``client_id``, ``timestamp``, ``request``,
+      ``response`` is absent.
+    - ``wrong_type``: a required top-level field has the wrong JSON type.
+    - ``invalid_timestamp``: not epoch seconds, epoch milliseconds or ISO 8601 (years 1970-9999).
+    - ``empty_messages``: ``request.messages`` is an empty list.
+    - ``empty_choices``: ``response.choices`` is an empty list.
+    - ``not_openai_format``: any other departure from the chat-completions shape.
+    - ``invalid_tool_arguments``: a tool call's ``function.arguments`` is neither a JSON object
+      nor a string holding one.
+    """
+
+    OVERSIZE = "oversize"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    EMPTY_MESSAGES = "empty_messages"
+    EMPTY_CHOICES = "empty_choices"
+    NOT_OPENAI_FORMAT = "not_openai_format"
+    INVALID_TOOL_ARGUMENTS = "invalid_tool_arguments"
+
+
+class SourcePosition(Part):
+    """Where the refused message was read."""
+
+    topic: Label
+    partition: Count
+    offset: Count
+
+
+class RejectedRecord(Part):
+    """A message of `logs.rejected`: a refused raw record and why (no envelope, like logs.raw)."""
+
+    reason: RejectReason
+    message: Message
+    raw: str = Field(max_length=RAW_LIMIT, description="The record as text, cut to RAW_LIMIT.")
+    raw_size: Count = Field(description="Size in bytes of the original record.")
+    truncated: bool = Field(description="Whether `raw` was cut.")
+    source: SourcePosition
+    rejected_at: UtcDatetime
+
+    @classmethod
+    def of(
+        cls,
+        raw: bytes,
+        *,
+        reason: RejectReason,
+        message: str,
+        source: SourcePosition,
+        rejected_at: UtcDatetime,
+    ) -> Self:
+        """Wrap arbitrary bytes, whatever their encoding or size."""
+        text = raw.decode("utf-8", errors="replace")
+        return cls(
+            reason=reason,
+            message=message[:MESSAGE_MAX],
+            raw=text[:RAW_LIMIT],
+            raw_size=len(raw),
+            truncated=len(text) > RAW_LIMIT,
+            source=source,
+            rejected_at=rejected_at,
+        )

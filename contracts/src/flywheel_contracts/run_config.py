@@ -1,0 +1,243 @@
+"""The resolved configuration of one run.
+
+The datasets service resolves it (deployment defaults + the overrides of `run.requested`) and
+ships it on `dataset.ready`; every later stage reads it from the events instead of its own
+settings, so all services agree on what the run is. Defaults follow the reference blueprint.
+"""
+
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import Field, model_validator
+
+from flywheel_contracts.payload import Part
+from flywheel_contracts.primitives import Identifier, ModelName
+
+
+class WorkloadType(StrEnum):
+    """How a workload's answers are judged: tool-call metrics or LLM-judge similarity."""
+
+    TOOL_CALLING = "tool_calling"
+    GENERIC = "generic"
+
+
+class EvalType(StrEnum):
+    """The three ways each candidate is evaluated."""
+
+    BASE = "base"
+    ICL = "icl"
+    CUSTOMIZED = "customized"
+
+
+class ExampleSelection(StrEnum):
+    """How in-context examples are chosen from the training split."""
+
+    UNIFORM_DISTRIBUTION = "uniform_distribution"
+    SEMANTIC_SIMILARITY = "semantic_similarity"
+
+
+class TrainingType(StrEnum):
+    SFT = "sft"
+
+
+class FinetuningType(StrEnum):
+    LORA = "lora"
+
+
+class CandidateConfig(Part):
+    """A smaller model to deploy and evaluate as a replacement for the production model."""
+
+    model_name: ModelName = Field(description="NMP model name, `org/model`.")
+    tag: Annotated[str, Field(max_length=128)] | None = Field(
+        default=None, description="NIM image tag; None lets NMP choose."
+    )
+    gpus: int = Field(default=1, ge=1, le=64, description="GPUs the deployment needs.")
+    context_length: int = Field(default=8192, ge=1, description="Model context window in tokens.")
+    customization_enabled: bool = Field(
+        default=False, description="Whether a LoRA adapter is trained and evaluated."
+    )
+    customization_target: ModelName | None = Field(
+        default=None, description="NMP customization target, e.g. `meta/llama-3.2-1b-instruct@2.0`."
+    )
+    customization_gpus: int = Field(default=1, ge=1, le=64, description="GPUs for training.")
+    price_per_1k_tokens: float = Field(
+        default=0.0, ge=0, description="Serving price in USD per 1,000 tokens, for the cost report."
+    )
+
+    @model_validator(mode="after")
+    def _customization_needs_target(self) -> Self:
+        if self.customization_enabled and self.customization_target is None:
+            raise ValueError("customization_enabled requires customization_target")
+        return self
+
+
+class SplitConfig(Part):
+    """How logged records become the eval, train and validation splits."""
+
+    eval_size: int = Field(default=20, ge=1, description="Records held out for evaluation.")
+    val_ratio: float = Field(
+        default=0.1, gt=0, lt=1, description="Share of the remaining records used for validation."
+    )
+    min_total_records: int = Field(
+        default=50, ge=1, description="Fewer usable records than this fails the run."
+    )
+    limit: int = Field(default=10_000, ge=1, description="Most records sampled for one run.")
+    random_seed: int | None = Field(default=None, description="Seed for sampling and splitting.")
+    parse_function_arguments: bool = Field(
+        default=True, description="Parse tool-call arguments given as JSON strings."
+    )
+
+    @model_validator(mode="after")
+    def _sizes_fit(self) -> Self:
+        if self.limit < self.min_total_records:
+            raise ValueError("limit must be at least min_total_records")
+        if self.eval_size >= self.limit:
+            raise ValueError("eval_size must be below limit")
+        return self
+
+
+class IclConfig(Part):
+    """In-context-learning examples injected into the ICL evaluation dataset."""
+
+    max_context_length: int = Field(default=8192, ge=1, description="Token budget per record.")
+    reserved_tokens: int = Field(default=2048, ge=0, description="Tokens kept for the answer.")
+    max_examples: int = Field(default=3, ge=1, description="Most examples per record.")
+    min_examples: int = Field(default=1, ge=0, description="Fewest examples per record.")
+    example_selection: ExampleSelection = Field(default=ExampleSelection.UNIFORM_DISTRIBUTION)
+    relevance_ratio: float = Field(
+        default=0.7,
+        ge=0,
+        le=1,
+        description="Semantic selection: share of examples picked by similarity, the rest by tool.",
+    )
+
+    @model_validator(mode="after")
+    def _budget_fits(self) -> Self:
+        if self.reserved_tokens >= self.max_context_length:
+            raise ValueError("reserved_tokens must be below max_context_length")
+        if self.min_examples > self.max_examples:
+            raise ValueError("min_examples must not exceed max_examples")
+        return self
+
+
+class LoraConfig(Part):
+    adapter_dim: int = Field(default=32, ge=1, description="LoRA rank.")
+    adapter_dropout: float = Field(default=0.1, ge=0, lt=1)
+
+
+class TrainingConfig(Part):
+    """Hyperparameters of the LoRA customization job."""
+
+    training_type: TrainingType = TrainingType.SFT
+    finetuning_type: FinetuningType = FinetuningType.LORA
+    epochs: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    learning_rate: float = Field(default=0.0001, gt=0, lt=1)
+    max_seq_length: int = Field(default=4096, ge=1)
+    lora: LoraConfig = LoraConfig()
+
+
+class EvaluationConfig(Part):
+    """What each evaluation runs and how long it may take."""
+
+    eval_types: tuple[EvalType, ...] = Field(
+        default=(EvalType.BASE, EvalType.ICL, EvalType.CUSTOMIZED),
+        min_length=1,
+        description="Evaluations run per candidate; `customized` only where customization is on.",
+    )
+    judge_model: ModelName | None = Field(
+        default=None, description="LLM judge for generic workloads; None uses NMP's default."
+    )
+    timeout_seconds: int = Field(default=3600, ge=1, description="An evaluation job's deadline.")
+    min_score_to_recommend: float = Field(
+        default=0.8,
+        ge=0,
+        le=1,
+        description="A candidate qualifies for recommendation when its primary metric "
+        "(function_name_and_args_accuracy for tool calling, similarity for generic) reaches this.",
+    )
+
+    @model_validator(mode="after")
+    def _distinct_types(self) -> Self:
+        if len(set(self.eval_types)) != len(self.eval_types):
+            raise ValueError("eval_types must not repeat")
+        return self
+
+
+class RunConfig(Part):
+    """Everything a run needs to know, resolved once by the datasets service."""
+
+    workload_id: Identifier = Field(description="The logged workload the run studies.")
+    client_id: Identifier = Field(description="The client whose traffic is used.")
+    candidates: tuple[CandidateConfig, ...] = Field(
+        min_length=1, description="Models to deploy and evaluate, in scheduling order."
+    )
+    split: SplitConfig = SplitConfig()
+    icl: IclConfig = IclConfig()
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        names = [c.model_name for c in self.candidates]
+        if len(set(names)) != len(names):
+            raise ValueError("candidate model names must be unique")
+        if self.icl.max_examples > self.split.eval_size:
+            raise ValueError("icl.max_examples must not exceed split.eval_size")
+        return self
+
+    def candidate(self, model_name: str) -> CandidateConfig:
+        """The candidate called `model_name`; KeyError when the run has none."""
+        for candidate in self.candidates:
+            if candidate.model_name == model_name:
+                return candidate
+        raise KeyError(model_name)
+
+    def with_overrides(self, overrides: "RunOverrides") -> "RunConfig":
+        """This configuration with the fields set in `overrides` replaced (and revalidated)."""
+        merged = self.model_dump()
+        for field, value in overrides.model_dump(exclude_none=True).items():
+            *parents, leaf = _OVERRIDE_PATHS[field].split(".")
+            target = merged
+            for parent in parents:
+                target = target[parent]
+            target[leaf] = value
+        return RunConfig.model_validate(merged)
+
+
+class RunOverrides(Part):
+    """The knobs a client may turn per run; unset fields keep the deployment's defaults."""
+
+    candidates: tuple[CandidateConfig, ...] | None = Field(
+        default=None, min_length=1, description="Replaces the whole candidate list."
+    )
+    eval_size: int | None = Field(default=None, ge=1)
+    val_ratio: float | None = Field(default=None, gt=0, lt=1)
+    min_total_records: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1)
+    random_seed: int | None = None
+    icl_max_examples: int | None = Field(default=None, ge=1)
+    example_selection: ExampleSelection | None = None
+    epochs: int | None = Field(default=None, ge=1)
+    batch_size: int | None = Field(default=None, ge=1)
+    learning_rate: float | None = Field(default=None, gt=0, lt=1)
+    adapter_dim: int | None = Field(default=None, ge=1)
+    eval_types: tuple[EvalType, ...] | None = Field(default=None, min_length=1)
+
+
+# Where each override lands in RunConfig, as a dotted path.
+_OVERRIDE_PATHS: dict[str, str] = {
+    "candidates": "candidates",
+    "eval_size": "split.eval_size",
+    "val_ratio": "split.val_ratio",
+    "min_total_records": "split.min_total_records",
+    "limit": "split.limit",
+    "random_seed": "split.random_seed",
+    "icl_max_examples": "icl.max_examples",
+    "example_selection": "icl.example_selection",
+    "epochs": "training.epochs",
+    "batch_size": "training.batch_size",
+    "learning_rate": "training.learning_rate",
+    "adapter_dim": "training.lora.adapter_dim",
+    "eval_types": "evaluation.eval_types",
+}

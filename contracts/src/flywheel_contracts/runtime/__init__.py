@@ -1,0 +1,61 @@
+"""The shared service kit (the `[runtime]` extra): settings, logging, Kafka delivery with
+retries, dead-lettering and idempotency, health, metrics, and the service app and runner.
+
+A service is a thin layer on it::
+
+    class DatasetsSettings(ServiceSettings):
+        model_config = SettingsConfigDict(env_prefix="FLYWHEEL_DATASETS_")
+        service_name: str = "datasets"
+
+    def create_app(settings: DatasetsSettings) -> FastAPI:
+        kit = ServiceKit(settings)
+        service = DatasetService(Repository(kit.db), kit)      # publishes with kit.publisher
+        kit.subscribe(RunRequested, service.on_run_requested)  # Envelope[RunRequested] -> None
+        kit.add_loop("reconciler", service.reconcile_forever)
+        kit.add_readiness_check("nmp", nmp.ping)
+        kit.report_in_flight_with(service.in_flight)
+        return create_service_app(kit)
+
+    # __main__.py
+    run_service(create_app, DatasetsSettings())
+
+A handler raises RetryableError (or a connection/timeout error) to be retried with backoff,
+PermanentError to dead-letter its input at once; it awaits the events it publishes, so they are
+acknowledged before its input's offset is committed.
+"""
+
+from flywheel_contracts.runtime.app import create_service_app
+from flywheel_contracts.runtime.delivery import Outcome, Reason, RetryPolicy
+from flywheel_contracts.runtime.dispatcher import Handler
+from flywheel_contracts.runtime.health import ReadinessCheck
+from flywheel_contracts.runtime.kit import InFlightReporter, LoopFactory, ServiceKit
+from flywheel_contracts.runtime.logging import configure_logging
+from flywheel_contracts.runtime.publisher import Publisher
+from flywheel_contracts.runtime.runner import run_service
+from flywheel_contracts.runtime.settings import (
+    DeliverySettings,
+    IdempotencySettings,
+    KafkaSettings,
+    MongoSettings,
+    ServiceSettings,
+)
+
+__all__ = [
+    "DeliverySettings",
+    "Handler",
+    "IdempotencySettings",
+    "InFlightReporter",
+    "KafkaSettings",
+    "LoopFactory",
+    "MongoSettings",
+    "Outcome",
+    "Publisher",
+    "ReadinessCheck",
+    "Reason",
+    "RetryPolicy",
+    "ServiceKit",
+    "ServiceSettings",
+    "configure_logging",
+    "create_service_app",
+    "run_service",
+]

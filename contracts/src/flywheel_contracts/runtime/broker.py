@@ -1,0 +1,104 @@
+"""The consuming side on faststream's confluent broker.
+
+A service has one consumer (group `flywheel.<service>`) over all its topics. Offsets are committed
+by hand, after the dispatcher returned, i.e. after the handler's effect and the publishes it
+awaited; a message whose outcome is FAILED is sought back and delivered again.
+"""
+
+import asyncio
+from typing import cast
+
+import structlog
+from confluent_kafka import Message
+from faststream.confluent import KafkaBroker
+from faststream.confluent.annotations import KafkaMessage
+from faststream.confluent.config import ConfluentConfig
+
+from flywheel_contracts.runtime.delivery import Origin, Outcome
+from flywheel_contracts.runtime.dispatcher import EventDispatcher, InboundMessage
+from flywheel_contracts.runtime.settings import ServiceSettings
+
+# How often the consume loop hands control back while no message is waiting.
+_POLL_INTERVAL_S = 0.1
+
+_log = structlog.get_logger("flywheel.broker")
+
+
+def create_broker(settings: ServiceSettings) -> KafkaBroker:
+    """A broker whose clients are idempotent producers (acks=all) and never create topics."""
+    kafka = settings.kafka
+    return KafkaBroker(
+        kafka.bootstrap_servers,
+        client_id=f"{settings.service_name}.{settings.instance_id}",
+        config=cast(ConfluentConfig, kafka.client_config()),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=int(kafka.linger_ms),
+        allow_auto_create_topics=False,
+        graceful_timeout=settings.shutdown_timeout_s,
+        # The dispatcher writes one summary line per event; faststream's per-message lines would
+        # double them.
+        logger=None,
+    )
+
+
+def inbound(raw: Message) -> InboundMessage:
+    topic, partition, offset = raw.topic(), raw.partition(), raw.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError("a consumed message always has a topic, partition and offset")
+    return InboundMessage(
+        origin=Origin(topic=topic, partition=partition, offset=offset),
+        key=raw.key(),
+        value=raw.value() or b"",
+        headers=[(name, _as_bytes(value)) for name, value in _header_items(raw)],
+    )
+
+
+def _header_items(raw: Message) -> list[tuple[str, str | bytes | None]]:
+    headers = raw.headers() or []
+    return list(headers.items()) if isinstance(headers, dict) else list(headers)
+
+
+def _as_bytes(value: str | bytes | None) -> bytes:
+    if value is None:  # a header without a value
+        return b""
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def attach(
+    broker: KafkaBroker,
+    dispatcher: EventDispatcher,
+    settings: ServiceSettings,
+    *,
+    redelivery_delay_s: float,
+) -> None:
+    """Subscribe `dispatcher` to its topics on `broker` (before the broker starts)."""
+    kafka = settings.kafka
+
+    async def on_message(message: KafkaMessage) -> None:
+        raw = cast(Message, message.raw_message)  # a single message: this is no batch subscriber
+        outcome = await dispatcher.dispatch(inbound(raw))
+        if outcome is Outcome.FAILED:
+            # Give the unreachable dependency time before the same message comes back.
+            await asyncio.sleep(redelivery_delay_s)
+            await message.nack()
+            return
+        try:
+            await message.ack()
+        except Exception as exc:
+            # The commit is lost, not the effect: the message is redelivered and then skipped
+            # as a duplicate.
+            _log.warning("offset.commit_failed", topic=raw.topic(), error=str(exc))
+
+    subscriber = broker.subscriber(
+        *dispatcher.topics,
+        group_id=settings.consumer_group,
+        auto_commit=False,
+        no_ack=True,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=kafka.fetch_wait_max_ms,
+        session_timeout_ms=kafka.session_timeout_ms,
+        max_poll_interval_ms=kafka.max_poll_interval_ms,
+        polling_interval=_POLL_INTERVAL_S,
+    )
+    subscriber(on_message)

@@ -1,0 +1,210 @@
+"""The wiring every service shares: clients, subscriptions, background loops, start and stop.
+
+A service builds one `ServiceKit`, registers its handlers, loops, checks and in-flight reporter,
+and hands it to `create_service_app`, whose lifespan calls `start` and `stop`.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+import structlog
+from faststream.confluent import KafkaBroker
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from flywheel_contracts import catalog
+from flywheel_contracts.envelope import Envelope, new_event
+from flywheel_contracts.events import InFlightWork, ServiceStopping
+from flywheel_contracts.payload import EventPayload
+from flywheel_contracts.runtime.broker import attach, create_broker
+from flywheel_contracts.runtime.delivery import RetryPolicy
+from flywheel_contracts.runtime.dispatcher import EventDispatcher, Handler, Route
+from flywheel_contracts.runtime.health import Readiness, ReadinessCheck, run_checks
+from flywheel_contracts.runtime.idempotency import ProcessedEvents
+from flywheel_contracts.runtime.publisher import Publisher
+from flywheel_contracts.runtime.settings import ServiceSettings
+from flywheel_contracts.runtime.topics import ensure_topics, new_topics
+
+P = TypeVar("P", bound=EventPayload)
+
+LoopFactory = Callable[[], Coroutine[Any, Any, None]]
+"""Starts a long-running loop (a reconciler); called again if the loop crashes."""
+
+InFlightReporter = Callable[[], Awaitable[Sequence[InFlightWork]]]
+
+_RESTART_DELAY_S = 1.0
+_READINESS_TIMEOUT_S = 3.0
+_STOPPING_PUBLISH_TIMEOUT_S = 5.0
+
+_log = structlog.get_logger("flywheel.kit")
+
+
+async def _nothing_in_flight() -> Sequence[InFlightWork]:
+    return ()
+
+
+class ServiceKit:
+    """One service instance's Kafka, Mongo, handlers and background loops."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.service = settings.service_name
+        self.mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            settings.mongo.url.get_secret_value(),
+            tz_aware=True,
+            appname=self.service,
+            serverSelectionTimeoutMS=int(settings.mongo.timeout_s * 1000),
+            connectTimeoutMS=int(settings.mongo.timeout_s * 1000),
+        )
+        self.db: AsyncDatabase[dict[str, Any]] = self.mongo[settings.mongo.database]
+        self.publisher = Publisher(
+            settings.kafka, client_id=f"{self.service}.{settings.instance_id}"
+        )
+        self.processed = ProcessedEvents(self.db, consumer=self.service)
+        self.broker: KafkaBroker = create_broker(settings)
+        self._routes: dict[str, Route[Any]] = {}
+        self._loops: dict[str, LoopFactory] = {}
+        self._checks: dict[str, ReadinessCheck] = {
+            "kafka": self.publisher.check_connection,
+            "mongo": self._ping_mongo,
+        }
+        self._in_flight: InFlightReporter = _nothing_in_flight
+        self._running: list[asyncio.Task[None]] = []
+        self._started = False
+
+    # Registration, before start.
+
+    def subscribe(self, event: type[P], handler: Handler[P], *, topic: str | None = None) -> None:
+        """Deliver `event`s from `topic` (default: the event type) to `handler`."""
+        self._require_not_started()
+        name = self.settings.kafka.topic(topic or event.EVENT_TYPE)
+        if name in self._routes:
+            raise ValueError(f"{self.service} already subscribes to {name}")
+        self._routes[name] = Route(event, handler)
+
+    def add_loop(self, name: str, factory: LoopFactory) -> None:
+        """Run `factory()` from start to stop, restarting it if it crashes."""
+        self._require_not_started()
+        self._loops[name] = factory
+
+    def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
+        self._checks[name] = check
+
+    def report_in_flight_with(self, reporter: InFlightReporter) -> None:
+        """`reporter` lists the work this instance holds, for `service.stopping`."""
+        self._in_flight = reporter
+
+    # Use.
+
+    def new_event(
+        self,
+        payload: EventPayload,
+        *,
+        run_id: UUID | None,
+        cause: Envelope[Any] | None = None,
+        discriminator: str = "",
+    ) -> Envelope[Any]:
+        """An envelope produced by this service (id derived from `cause` when given)."""
+        return new_event(
+            payload, producer=self.service, run_id=run_id, cause=cause, discriminator=discriminator
+        )
+
+    async def readiness(self) -> Readiness:
+        return await run_checks(self._checks, _READINESS_TIMEOUT_S)
+
+    # Lifecycle.
+
+    async def start(self) -> None:
+        self._require_not_started()
+        self._started = True
+        await ensure_topics(
+            self.settings.kafka,
+            new_topics(self._catalog_topics(), prefix=self.settings.kafka.topic_prefix),
+        )
+        await self.processed.ensure_indexes()
+        self.publisher.start()
+        if self._routes:
+            attach(
+                self.broker,
+                EventDispatcher(
+                    service=self.service,
+                    routes=self._routes,
+                    dead_letters=self.publisher,
+                    processed=self.processed,
+                    policy=RetryPolicy.from_settings(self.settings.delivery),
+                ),
+                self.settings,
+                redelivery_delay_s=self.settings.delivery.backoff_max_s,
+            )
+        await self.broker.start()
+        retention = timedelta(seconds=self.settings.idempotency.retention_s)
+        loops = {
+            "processed_events.sweep": lambda: self.processed.sweep_forever(
+                retention, self.settings.idempotency.sweep_interval_s
+            ),
+            **self._loops,
+        }
+        self._running = [
+            asyncio.create_task(_supervise(name, factory), name=name)
+            for name, factory in loops.items()
+        ]
+        _log.info("service.started", service=self.service, topics=sorted(self._routes))
+
+    async def stop(self) -> None:
+        """Stop consuming (in-flight handlers finish and commit), stop the loops, say which
+        work this instance still holds, then close the clients."""
+        await self.broker.stop()
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        self._running = []
+        await self._announce_stopping()
+        await self.publisher.close()
+        await self.mongo.close()
+        _log.info("service.stopped", service=self.service)
+
+    async def _announce_stopping(self) -> None:
+        try:
+            in_flight = tuple(await self._in_flight())
+            event = self.new_event(
+                ServiceStopping(
+                    service=self.service, instance=self.settings.instance_id, in_flight=in_flight
+                ),
+                run_id=None,
+            )
+            await asyncio.wait_for(self.publisher.publish(event), _STOPPING_PUBLISH_TIMEOUT_S)
+        except Exception as exc:
+            # Shutdown goes on: the janitor also notices stale runs without this event.
+            _log.error("service.stopping_not_published", error=f"{type(exc).__name__}: {exc}")
+        else:
+            _log.info("service.stopping_published", in_flight=len(in_flight))
+
+    def _catalog_topics(self) -> list[catalog.TopicSpec]:
+        prefix = self.settings.kafka.topic_prefix
+        names = {route.removeprefix(prefix) for route in self._routes}
+        names.add(ServiceStopping.EVENT_TYPE)
+        names.update(spec.name for spec in catalog.produced_by(self.service))
+        # Topics outside the catalog (tests, ad-hoc tools) are provisioned by whoever owns them.
+        return [spec for spec in catalog.TOPICS if spec.name in names]
+
+    async def _ping_mongo(self) -> None:
+        await self.db.command("ping")
+
+    def _require_not_started(self) -> None:
+        if self._started:
+            raise RuntimeError("register handlers and loops before the service starts")
+
+
+async def _supervise(name: str, factory: LoopFactory) -> None:
+    while True:
+        try:
+            await factory()
+        except Exception:
+            _log.exception("loop.crashed", loop=name, restart_in_s=_RESTART_DELAY_S)
+            await asyncio.sleep(_RESTART_DELAY_S)
+        else:
+            _log.info("loop.finished", loop=name)
+            return

@@ -1,0 +1,5 @@
+import sys
+
+from flywheel_contracts.traffic.cli import main
+
+sys.exit(main())

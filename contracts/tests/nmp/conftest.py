@@ -1,0 +1,96 @@
+"""Backends for the NMP contract tests.
+
+Every contract test runs twice: against RecordedNmp (shapes from nmp-contract.md, marker unit)
+and against the live NMP emulator of the local stack (marker integration). Both go through a
+RecordingTransport, so the same assertions about what went on the wire hold for both.
+"""
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+
+import httpx
+import pytest
+
+from flywheel_contracts.runtime.nmp import NmpClient, NmpSettings
+from flywheel_contracts.runtime.nmp.testing import RecordedNmp, RecordingTransport
+
+RECORDED = "recorded"
+LIVE = "live"
+
+
+def _probe(url: str) -> str | None:
+    """Why the emulator cannot serve the tests, or None when it answers."""
+    try:
+        response = httpx.get(f"{url}/v1/models", timeout=2.0)
+    except httpx.HTTPError as exc:
+        return f"the NMP emulator does not answer at {url}: {type(exc).__name__}: {exc}"
+    if response.status_code != 200:
+        return f"the NMP emulator at {url} answers GET /v1/models with {response.status_code}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def live_nmp_url(request: pytest.FixtureRequest) -> str:
+    try:
+        stack = request.getfixturevalue("stack")
+    except pytest.FixtureLookupError:
+        pytest.skip("no `stack` fixture: the deploy/local pytest plugin is not installed")
+    except Exception as exc:  # the stack's own tests report it; here it only means "no emulator"
+        pytest.skip(f"the local stack did not start, so there is no NMP emulator: {exc}")
+    url = str(stack.nmp_url).rstrip("/")
+    reason = _probe(url)
+    if reason:
+        pytest.skip(reason)
+    return url
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(RECORDED, marks=pytest.mark.unit),
+        pytest.param(LIVE, marks=pytest.mark.integration),
+    ]
+)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def live(backend: str) -> bool:
+    return backend == LIVE
+
+
+@pytest.fixture
+def settings(backend: str, request: pytest.FixtureRequest) -> NmpSettings:
+    if backend == RECORDED:
+        return NmpSettings(retry_backoff_s=0)
+    url = request.getfixturevalue("live_nmp_url")
+    # A fresh namespace per test keeps reruns against a long-lived emulator independent.
+    return NmpSettings(
+        nemo_base_url=url,
+        nim_base_url=url,
+        datastore_base_url=url,
+        namespace=f"ct-{uuid.uuid4().hex[:10]}",
+        retry_backoff_s=0.05,
+    )
+
+
+@pytest.fixture
+def wire(backend: str, settings: NmpSettings) -> RecordingTransport:
+    inner: httpx.AsyncBaseTransport = (
+        RecordedNmp(settings).transport() if backend == RECORDED else httpx.AsyncHTTPTransport()
+    )
+    return RecordingTransport(inner)
+
+
+@pytest.fixture
+async def nmp(settings: NmpSettings, wire: RecordingTransport) -> AsyncIterator[NmpClient]:
+    async with NmpClient(settings, transport=wire) as client:
+        yield client
+
+
+@pytest.fixture
+async def teardown() -> AsyncIterator[AsyncExitStack]:
+    """Undo what a test created (deployments hold the emulator's few GPUs), even when it fails."""
+    async with AsyncExitStack() as stack:
+        yield stack

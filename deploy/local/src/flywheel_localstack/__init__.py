@@ -1,0 +1,1 @@
+"""Flywheel local stack: real servers without Docker."""

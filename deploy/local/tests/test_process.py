@@ -1,0 +1,55 @@
+"""Pid records that survive pid reuse, process-group stops, memory readings and port checks."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from flywheel_localstack import process
+
+pytestmark = pytest.mark.unit
+
+
+def test_spawned_daemon_is_alive_until_terminated(tmp_path: Path) -> None:
+    record = process.spawn(
+        ["sleep", "30"], log_path=tmp_path / "s.log", pid_path=tmp_path / "s.pid"
+    )
+
+    assert process.PidRecord.load(tmp_path / "s.pid") == record
+    assert process.alive(record)
+    assert process.rss_bytes(record.pid) > 0
+
+    process.terminate(record, timeout_s=5)
+    assert not process.alive(record)
+
+
+def test_a_reused_pid_is_not_taken_for_ours(tmp_path: Path) -> None:
+    record = process.spawn(
+        ["sleep", "30"], log_path=tmp_path / "s.log", pid_path=tmp_path / "s.pid"
+    )
+    try:
+        impostor = process.PidRecord(record.pid, record.start_ticks + 1)
+        assert not process.alive(impostor)
+    finally:
+        process.kill_hard(record)
+    assert not process.alive(record)
+
+
+def test_missing_or_garbled_pid_files_mean_not_running(tmp_path: Path) -> None:
+    garbled = tmp_path / "garbled.pid"
+    garbled.write_text("not a pid")
+
+    assert process.PidRecord.load(tmp_path / "absent.pid") is None
+    assert process.PidRecord.load(garbled) is None
+    assert not process.alive(None)
+
+
+def test_port_in_use_sees_a_listener() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert process.port_in_use(port)
+    assert not process.port_in_use(port)

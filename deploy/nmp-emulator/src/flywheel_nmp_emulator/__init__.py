@@ -1,0 +1,1 @@
+"""NMP emulator."""

@@ -1,0 +1,60 @@
+"""The emulator's own admin API (not part of NMP): inspect state and the GPU timeline, change
+faults and timings at runtime, reset everything. Tests and demos drive the emulator here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from flywheel_nmp_emulator.api.deps import FreshEmulator, SchedulerDep
+from flywheel_nmp_emulator.config import Faults, Timings
+
+router = APIRouter(prefix="/emulator", tags=["emulator admin"])
+
+
+@router.get("/state")
+async def state(emu: FreshEmulator) -> dict[str, Any]:
+    return {
+        **emu.state.model_dump(mode="json", exclude={"timeline", "gpu"}),
+        "gpus": emu.gpus.snapshot(),
+        "served_models": emu.catalog.served_ids(),
+        "timings": emu.timings.model_dump(),
+        "faults": emu.faults.faults.model_dump(),
+    }
+
+
+@router.get("/timeline")
+async def timeline(emu: FreshEmulator, kind: str | None = None) -> dict[str, Any]:
+    events = [e.model_dump() for e in emu.state.timeline if kind is None or e.kind == kind]
+    return {"events": events}
+
+
+@router.get("/faults")
+async def get_faults(emu: FreshEmulator) -> dict[str, Any]:
+    return emu.faults.faults.model_dump()
+
+
+@router.put("/faults")
+async def put_faults(body: Faults, emu: FreshEmulator) -> dict[str, Any]:
+    emu.faults.configure(body)
+    return body.model_dump()
+
+
+@router.get("/timings")
+async def get_timings(emu: FreshEmulator) -> dict[str, Any]:
+    return emu.timings.model_dump()
+
+
+@router.put("/timings")
+async def put_timings(body: Timings, emu: FreshEmulator) -> dict[str, Any]:
+    # New values apply to transitions scheduled from now on (running jobs keep their plan).
+    emu.timings = body
+    return body.model_dump()
+
+
+@router.post("/reset")
+async def reset(emu: FreshEmulator, scheduler: SchedulerDep) -> dict[str, Any]:
+    await scheduler.evaluations.close()
+    emu.store.reset()
+    return {"message": "emulator state cleared"}

@@ -1,0 +1,102 @@
+"""The NIM proxy (nim host): served models, chat completions, embeddings (OpenAI formats)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+
+from flywheel_nmp_emulator.api.deps import FreshEmulator, json_body, parse_json
+from flywheel_nmp_emulator.models.embeddings import embed
+from flywheel_nmp_emulator.nim_format import chat_response, estimate_tokens
+
+router = APIRouter(tags=["nim proxy"])
+
+
+def _error(status: int, message: str, kind: str) -> Response:
+    # OpenAI-compatible error body, as NIM answers.
+    body = {"error": {"message": message, "type": kind, "code": status}, "detail": message}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+@router.get("/v1/models")
+async def list_models(emu: FreshEmulator) -> dict[str, Any]:
+    created = int(emu.clock())
+    return {
+        "object": "list",
+        "data": [
+            {"id": model_id, "object": "model", "created": created, "owned_by": "system"}
+            for model_id in emu.catalog.served_ids()
+        ],
+    }
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request, emu: FreshEmulator) -> Response:
+    raw = await request.body()
+    body = parse_json(raw)
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return _error(422, "body must be an object with a string 'model'", "BadRequestError")
+    messages = body.get("messages")
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(isinstance(m, dict) for m in messages)
+    ):
+        return _error(
+            422, "'messages' must be a non-empty list of message objects", "BadRequestError"
+        )
+    if body.get("stream"):
+        return _error(400, "streaming is not supported by the NMP emulator", "BadRequestError")
+    model_id: str = body["model"]
+    model = emu.catalog.chat_model(model_id)
+    if model is None:
+        return _error(404, f"The model `{model_id}` does not exist.", "NotFoundError")
+    tools = body.get("tools")
+    reply = model.respond(
+        messages, tools if isinstance(tools, list) else None, body.get("tool_choice")
+    )
+    response = chat_response(model_id, reply, len(raw))
+    latency_ms = emu.timings.token_latency_ms * response["usage"]["completion_tokens"]
+    if latency_ms > 0:
+        await asyncio.sleep(latency_ms / 1000)
+    return Response(orjson.dumps(response), media_type="application/json")
+
+
+@router.post("/v1/embeddings")
+async def embeddings(request: Request, emu: FreshEmulator) -> Response:
+    body = await json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return _error(422, "body must be an object with a string 'model'", "BadRequestError")
+    model_id: str = body["model"]
+    if not emu.catalog.is_served(model_id):
+        return _error(404, f"The model `{model_id}` does not exist.", "NotFoundError")
+    if not emu.catalog.is_embedding(model_id):
+        return _error(400, f"The model `{model_id}` is not an embedding model.", "BadRequestError")
+    raw_input = body.get("input")
+    texts = [raw_input] if isinstance(raw_input, str) else raw_input
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        return _error(422, "'input' must be a string or a list of strings", "BadRequestError")
+    vectors = embed(texts, emu.settings.embedding_dim)
+    as_base64 = body.get("encoding_format") == "base64"
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": base64.b64encode(vector.tobytes()).decode() if as_base64 else vector,
+        }
+        for i, vector in enumerate(vectors)
+    ]
+    tokens = estimate_tokens(sum(len(t) for t in texts))
+    response = {
+        "object": "list",
+        "data": data,
+        "model": model_id,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+    return Response(
+        orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )

@@ -1,0 +1,59 @@
+"""The FastAPI application: every NMP host's routes on one port, plus health and admin."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from flywheel_nmp_emulator.api import (
+    admin,
+    customizer,
+    datastore,
+    deployments,
+    entity_store,
+    evaluator,
+    health,
+    nim,
+)
+from flywheel_nmp_emulator.config import Settings
+from flywheel_nmp_emulator.faults import FaultMiddleware
+from flywheel_nmp_emulator.runtime import Emulator
+from flywheel_nmp_emulator.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, emulator: Emulator | None = None) -> FastAPI:
+    emu = emulator or Emulator(settings or Settings())
+    scheduler = Scheduler(emu)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        scheduler.start()
+        log.info(
+            "NMP emulator up: %d GPU(s), namespace %s, state %s",
+            emu.settings.gpus,
+            emu.settings.namespace,
+            emu.settings.state_file or "in memory",
+        )
+        try:
+            yield
+        finally:
+            await scheduler.stop()
+            emu.store.commit()
+
+    app = FastAPI(
+        title="NMP emulator",
+        description="NeMo Microservices Platform stand-in with a GPU inventory and CPU models",
+        lifespan=lifespan,
+    )
+    app.state.emulator = emu
+    app.state.scheduler = scheduler
+    # The NIM proxy first: routes are matched in order, and chat is the hot path.
+    for module in (nim, health, entity_store, datastore, deployments, customizer, evaluator, admin):
+        app.include_router(module.router)
+    app.add_middleware(FaultMiddleware, injector=emu.faults)
+    return app

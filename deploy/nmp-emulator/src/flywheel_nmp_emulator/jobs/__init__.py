@@ -1,0 +1,1 @@
+"""Timed state transitions and the work behind them (deploying, training, evaluating)."""

@@ -1,0 +1,130 @@
+"""Customization (LoRA) jobs: created -> [pending: NotEnoughResources] -> running -> completed |
+failed | cancelled. Training reads the uploaded training file and produces an adapter."""
+
+from __future__ import annotations
+
+import math
+
+from flywheel_nmp_emulator.jobs.files import DatasetFileError, find_file
+from flywheel_nmp_emulator.models.lora import Adapter, read_jsonl
+from flywheel_nmp_emulator.runtime import Emulator
+from flywheel_nmp_emulator.state.records import CustomizationJob, StatusLog
+
+TRAIN_FILE = "training/train_data.jsonl"
+VALIDATION_FILE = "validation/val_data.jsonl"
+NOT_ENOUGH_RESOURCES = "NotEnoughResources"
+
+
+def holder(job: CustomizationJob) -> str:
+    return f"customization:{job.id}"
+
+
+def adapter_key(job: CustomizationJob) -> str:
+    return f"adapters/{job.id}.json"
+
+
+def _log(job: CustomizationJob, now: float, message: str, detail: str = "") -> None:
+    job.status_logs.append(StatusLog(updated_at=now, message=message, detail=detail))
+
+
+def _fail(emu: Emulator, job: CustomizationJob, now: float, detail: str) -> None:
+    job.status = "failed"
+    job.finished_at = now
+    _log(job, now, "Failed", detail)
+    emu.gpus.release(holder(job))
+    emu.store.record("customization", job.id, "failed", detail)
+
+
+def _training_data(emu: Emulator, job: CustomizationJob) -> bytes:
+    data = find_file(emu.store, job.dataset_namespace, job.dataset_name, TRAIN_FILE, "training")
+    if data is None:
+        raise DatasetFileError(
+            f"no training file ({TRAIN_FILE}) in dataset {job.dataset_namespace}/{job.dataset_name}"
+        )
+    return data
+
+
+def _start(emu: Emulator, job: CustomizationJob, now: float) -> None:
+    try:
+        records = read_jsonl(_training_data(emu, job))
+    except (DatasetFileError, ValueError) as exc:
+        _fail(emu, job, now, f"Training data could not be read: {exc}")
+        return
+    batch_size = max(int(job.hyperparameters.get("batch_size") or 16), 1)
+    job.train_records = len(records)
+    job.steps_per_epoch = max(math.ceil(len(records) / batch_size), 1)
+    job.planned_seconds = job.epochs * emu.timings.training_seconds_per_epoch
+    job.status = "running"
+    job.started_at = now
+    _log(job, now, "Running", f"training on {len(records)} records, {job.gpus} GPU(s)")
+    emu.store.record("customization", job.id, "started", f"{job.gpus} GPU(s)")
+
+
+def _finish(emu: Emulator, job: CustomizationJob, now: float) -> None:
+    if emu.faults.job_fails("customization", f"{job.base_model} {job.output_model} {job.config}"):
+        _fail(emu, job, now, "Training failed: the trainer exited with an error (injected fault)")
+        return
+    try:
+        adapter = Adapter.train(read_jsonl(_training_data(emu, job)))
+        validation = find_file(
+            emu.store, job.dataset_namespace, job.dataset_name, VALIDATION_FILE, "validation"
+        )
+    except (DatasetFileError, ValueError) as exc:
+        _fail(emu, job, now, f"Training data could not be read: {exc}")
+        return
+    key = adapter_key(job)
+    emu.store.blobs.put(key, adapter.to_json())
+    model = emu.state.models.get(job.output_model)
+    if model is not None:
+        model.adapter_key = key
+        model.trained_at = now
+    accuracy = adapter.accuracy(read_jsonl(validation)) if validation else None
+    detail = f"{len(adapter.examples)} examples learned"
+    if accuracy is not None:
+        detail += f", validation function-name accuracy {accuracy:.3f}"
+    job.status = "completed"
+    job.finished_at = now
+    _log(job, now, "Completed", detail)
+    emu.gpus.release(holder(job))
+    emu.store.record("customization", job.id, "completed", detail)
+
+
+def progress(job: CustomizationJob, now: float) -> float:
+    """Fraction of the planned training time elapsed (1.0 once completed)."""
+    if job.status == "completed":
+        return 1.0
+    if job.status != "running" or job.started_at is None:
+        return 0.0
+    if job.planned_seconds <= 0:
+        return 1.0
+    return min((now - job.started_at) / job.planned_seconds, 1.0)
+
+
+def advance(emu: Emulator, now: float) -> bool:
+    changed = False
+    gpus = emu.gpus
+    for job in emu.state.customization_jobs.values():
+        if job.status in ("created", "pending"):
+            if gpus.holds(holder(job)):
+                _start(emu, job, now)
+                changed = True
+            elif job.status == "created" or (
+                job.status_logs and job.status_logs[-1].message != NOT_ENOUGH_RESOURCES
+            ):
+                job.status = "pending"
+                _log(job, now, NOT_ENOUGH_RESOURCES, gpus.waiting_message(holder(job)))
+                changed = True
+        if job.status == "running" and progress(job, now) >= 1.0:
+            _finish(emu, job, now)
+            changed = True
+    return changed
+
+
+def cancel(emu: Emulator, job: CustomizationJob, now: float) -> None:
+    if job.status in ("completed", "failed", "cancelled"):
+        return
+    job.status = "cancelled"
+    job.finished_at = now
+    _log(job, now, "Cancelled", "cancelled by request")
+    emu.gpus.release(holder(job))
+    emu.store.record("customization", job.id, "cancelled")

@@ -1,0 +1,1 @@
+"""What the emulated cluster knows, and how it survives a restart."""

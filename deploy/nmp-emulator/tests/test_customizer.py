@@ -1,0 +1,146 @@
+"""Customizer: configs, LoRA jobs and their status machine, cancel, model sync."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from flywheel_nmp_emulator.config import Faults, Settings, Timings
+from flywheel_nmp_emulator.testing import (
+    deployment_body,
+    in_process,
+    poll,
+    training_record,
+    upload_dataset,
+)
+
+pytestmark = pytest.mark.unit
+
+BASE = "meta/llama-3.2-1b-instruct"
+CONFIG = {
+    "name": "llama-3.2-1b-instruct@v1.0.0+dfw",
+    "namespace": "dfwbp",
+    "target": f"{BASE}@2.0",
+    "training_options": [
+        {"training_type": "sft", "finetuning_type": "lora", "num_gpus": 1, "num_nodes": 1}
+    ],
+    "training_precision": "bf16-mixed",
+    "max_seq_length": 8192,
+}
+
+
+async def _prepare(client: httpx.AsyncClient, traffic: list[dict[str, Any]]) -> None:
+    train = [training_record(r) for r in traffic[:64]]
+    await upload_dataset(
+        client,
+        "dfwbp",
+        "train",
+        {"training/train_data.jsonl": train, "validation/val_data.jsonl": train[:8]},
+    )
+    assert (await client.post("/v1/customization/configs", json=CONFIG)).status_code == 200
+
+
+async def _create_job(client: httpx.AsyncClient, epochs: int = 2) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/customization/jobs",
+        json={
+            "name": "customization-w-llama",
+            "output_model": "dfwbp/customized-meta-llama-3.2-1b-instruct",
+            "config": "dfwbp/llama-3.2-1b-instruct@v1.0.0+dfw",
+            "dataset": {"name": "train", "namespace": "dfwbp"},
+            "hyperparameters": {
+                "training_type": "sft",
+                "finetuning_type": "lora",
+                "epochs": epochs,
+                "batch_size": 16,
+                "learning_rate": 0.0001,
+                "lora": {"adapter_dim": 32, "adapter_dropout": 0.1},
+            },
+        },
+    )
+    # The blueprint accepts only 200 here (201 raises).
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_config_duplicate_is_409_and_delete_works(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/v1/customization/configs", json=CONFIG)).status_code == 200
+    assert (await client.post("/v1/customization/configs", json=CONFIG)).status_code == 409
+    path = "/v1/customization/configs/dfwbp/llama-3.2-1b-instruct@v1.0.0+dfw"
+    assert (await client.get(path)).json()["target"] == f"{BASE}@2.0"
+    assert (await client.delete(path)).status_code == 200
+    assert (await client.get(path)).status_code == 404
+
+
+async def test_job_progresses_through_running_to_completed(
+    router_traffic: list[dict[str, Any]],
+) -> None:
+    timings = Timings(training_seconds_per_epoch=0.4, model_sync_seconds=1.5)
+    async with in_process(Settings(timings=timings)) as client:
+        await client.post("/v1/deployment/model-deployments", json=deployment_body(BASE))
+        await _prepare(client, router_traffic)
+        job = await _create_job(client, epochs=2)
+        assert job["output_model"] == f"dfwbp/customized-meta-llama-3.2-1b-instruct@{job['id']}"
+        assert job["id"].startswith("cust-")
+        status_path = f"/v1/customization/jobs/{job['id']}/status"
+        seen: list[dict[str, Any]] = []
+
+        def record(body: dict[str, Any]) -> bool:
+            seen.append(body)
+            return bool(body["status"] == "completed")
+
+        done = await poll(client, status_path, record)
+        running = [s for s in seen if s["status"] == "running"]
+        assert running, "the job was never seen running"
+        assert all(0 <= s["percentage_done"] < 100 for s in running)
+        assert any(s["percentage_done"] > 0 for s in running)
+        assert done["percentage_done"] == 100 and done["epochs_completed"] == 2
+        assert done["steps_completed"] == 2 * 4  # 64 records / batch 16 = 4 steps per epoch
+        assert "validation function-name accuracy" in done["status_logs"][-1]["detail"]
+        # Model sync: listed by the NIM proxy only after the sync delay.
+        assert job["output_model"] not in {
+            m["id"] for m in (await client.get("/v1/models")).json()["data"]
+        }
+        await poll(
+            client, "/v1/models", lambda b: job["output_model"] in {m["id"] for m in b["data"]}
+        )
+
+
+async def test_cancel_on_both_paths(router_traffic: list[dict[str, Any]]) -> None:
+    async with in_process(Settings(timings=Timings(training_seconds_per_epoch=30))) as client:
+        await _prepare(client, router_traffic)
+        for path in ("/v1/customizations/{}/cancel", "/v1/customization/jobs/{}/cancel"):
+            job = await _create_job(client)
+            cancelled = await client.post(path.format(job["id"]))
+            assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+            # Cancelling again is harmless.
+            assert (await client.post(path.format(job["id"]))).json()["status"] == "cancelled"
+        assert (await client.get("/emulator/state")).json()["gpus"]["used"] == 0
+        assert (await client.post("/v1/customizations/cust-missing/cancel")).status_code == 404
+
+
+async def test_injected_training_failure_reports_detail(
+    router_traffic: list[dict[str, Any]],
+) -> None:
+    async with in_process(Settings(faults=Faults(fail_customizations=["llama-3.2-1b"]))) as client:
+        await _prepare(client, router_traffic)
+        job = await _create_job(client)
+        status = await poll(
+            client,
+            f"/v1/customization/jobs/{job['id']}/status",
+            lambda b: b["status"] in ("completed", "failed"),
+        )
+        assert status["status"] == "failed"
+        assert "injected fault" in status["status_logs"][-1]["detail"]
+
+
+async def test_job_needs_an_existing_config_and_dataset(client: httpx.AsyncClient) -> None:
+    body = {"config": "dfwbp/none@v1", "dataset": {"name": "train", "namespace": "dfwbp"}}
+    assert (await client.post("/v1/customization/jobs", json=body)).status_code == 404
+    await client.post("/v1/customization/configs", json={**CONFIG, "name": "c@v1"})
+    assert (
+        await client.post("/v1/customization/jobs", json={**body, "config": "dfwbp/c@v1"})
+    ).status_code == 404

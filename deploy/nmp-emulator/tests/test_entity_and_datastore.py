@@ -1,0 +1,141 @@
+"""Entity Store (namespaces, datasets, models) and Data Store (namespaces, HF subset) calls."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from flywheel_nmp_emulator.testing import upload_dataset
+
+pytestmark = pytest.mark.unit
+
+
+async def test_namespaces_conflict_on_duplicates(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/v1/namespaces", json={"id": "dfwbp"})).status_code == 201
+    assert (await client.post("/v1/namespaces", json={"id": "dfwbp"})).status_code == 409
+    # D2 is form-encoded, not JSON.
+    assert (
+        await client.post("/v1/datastore/namespaces", data={"namespace": "dfwbp"})
+    ).status_code == 201
+    assert (
+        await client.post("/v1/datastore/namespaces", data={"namespace": "dfwbp"})
+    ).status_code == 409
+    assert (
+        await client.post("/v1/datastore/namespaces", json={"namespace": "x"})
+    ).status_code == 422
+
+
+async def test_dataset_registration_get_post_patch_delete(client: httpx.AsyncClient) -> None:
+    path = "/v1/datasets/dfwbp/flywheel-eval-w-1"
+    assert (await client.get(path)).status_code == 404
+    body = {
+        "name": "flywheel-eval-w-1",
+        "namespace": "dfwbp",
+        "description": "",
+        "files_url": "hf://datasets/dfwbp/flywheel-eval-w-1",
+        "project": "flywheel",
+    }
+    created = await client.post("/v1/datasets", json=body)
+    assert created.status_code == 200 and created.json()["files_url"] == body["files_url"]
+    assert (await client.post("/v1/datasets", json=body)).status_code == 409
+    patched = await client.patch(path, json={**body, "description": "eval split"})
+    assert patched.status_code == 200 and patched.json()["description"] == "eval split"
+    assert (await client.get(path)).json()["files_url"] == "hf://datasets/dfwbp/flywheel-eval-w-1"
+    assert (await client.delete(path)).status_code == 200
+    assert (await client.get(path)).status_code == 404
+    assert (await client.delete(path)).status_code == 404
+
+
+async def test_hf_upload_download_and_delete(client: httpx.AsyncClient) -> None:
+    records: list[dict[str, Any]] = [
+        {"request": {"messages": [{"role": "user", "content": "hi"}]}},
+        {"n": 2},
+    ]
+    files_url = await upload_dataset(
+        client,
+        "dfwbp",
+        "ds",
+        {"eval_data.jsonl": records, "training/train_data.jsonl": records[:1]},
+    )
+    assert files_url == "hf://datasets/dfwbp/ds"
+    create = {"name": "ds", "organization": "dfwbp", "type": "dataset"}
+    assert (await client.post("/v1/hf/api/repos/create", json=create)).status_code == 409
+    got = await client.get("/v1/hf/datasets/dfwbp/ds/resolve/main/eval_data.jsonl")
+    assert got.status_code == 200
+    assert [json.loads(line) for line in got.content.splitlines()] == records
+    nested = await client.get("/v1/hf/datasets/dfwbp/ds/resolve/main/training/train_data.jsonl")
+    assert json.loads(nested.content) == records[0]
+    info = (await client.get("/v1/hf/api/datasets/dfwbp/ds")).json()
+    assert {s["rfilename"] for s in info["siblings"]} == {
+        "eval_data.jsonl",
+        "training/train_data.jsonl",
+    }
+    missing = await client.get("/v1/hf/datasets/dfwbp/ds/resolve/main/nope.jsonl")
+    assert missing.status_code == 404 and missing.headers["x-error-code"] == "EntryNotFound"
+    assert (
+        await client.request("DELETE", "/v1/hf/api/repos/delete", json=create)
+    ).status_code == 200
+    assert (
+        await client.get("/v1/hf/datasets/dfwbp/ds/resolve/main/eval_data.jsonl")
+    ).status_code == 404
+    assert (
+        await client.request("DELETE", "/v1/hf/api/repos/delete", json=create)
+    ).status_code == 404
+
+
+async def test_commit_rejects_bad_operations(client: httpx.AsyncClient) -> None:
+    await client.post(
+        "/v1/hf/api/repos/create", json={"name": "ds", "organization": "dfwbp", "type": "dataset"}
+    )
+    url = "/v1/hf/api/datasets/dfwbp/ds/commit/main"
+    escape = {
+        "key": "file",
+        "value": {"path": "../x", "content": base64.b64encode(b"x").decode(), "encoding": "base64"},
+    }
+    assert (await client.post(url, content=json.dumps(escape))).status_code == 422
+    lfs = {"key": "lfsFile", "value": {"path": "big.bin", "oid": "abc"}}
+    assert (await client.post(url, content=json.dumps(lfs))).status_code == 400
+    assert (
+        await client.post("/v1/hf/api/datasets/dfwbp/none/commit/main", content=b"")
+    ).status_code == 404
+    pre = await client.post(
+        "/v1/hf/api/datasets/dfwbp/ds/preupload/main",
+        json={"files": [{"path": "a.jsonl", "sample": "", "size": 1}]},
+    )
+    assert pre.json() == {
+        "files": [{"path": "a.jsonl", "uploadMode": "regular", "shouldIgnore": False, "oid": None}]
+    }
+
+
+async def test_model_ids_with_slashes_and_at_signs(client: httpx.AsyncClient) -> None:
+    await client.post(
+        "/v1/hf/api/repos/create", json={"name": "t", "organization": "dfwbp", "type": "dataset"}
+    )
+    await client.post(
+        "/v1/customization/configs",
+        json={
+            "name": "m@v1.0.0+dfw",
+            "namespace": "dfwbp",
+            "target": "meta/llama-3.2-1b-instruct@2.0",
+        },
+    )
+    job = await client.post(
+        "/v1/customization/jobs",
+        json={
+            "config": "dfwbp/m@v1.0.0+dfw",
+            "dataset": {"name": "t", "namespace": "dfwbp"},
+            "output_model": "dfwbp/customized-meta-llama-3.2-1b-instruct",
+        },
+    )
+    model_id = job.json()["output_model"]
+    assert model_id.startswith("dfwbp/customized-meta-llama-3.2-1b-instruct@cust-")
+    got = await client.get(f"/v1/models/{model_id}")
+    assert got.status_code == 200 and got.json()["id"] == model_id
+    encoded = await client.get("/v1/models/" + model_id.replace("@", "%40"))
+    assert encoded.status_code == 200
+    assert (await client.delete(f"/v1/models/{model_id}")).status_code == 200
+    assert (await client.get(f"/v1/models/{model_id}")).status_code == 404

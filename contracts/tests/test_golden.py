@@ -1,5 +1,6 @@
 """Golden examples: the committed wire bytes of one example per topic stay byte-stable."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,8 @@ def test_committed_artifacts_are_current(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_check_reports_a_stale_artifact(tmp_path: Path) -> None:
+    # Older schema versions are history the export cannot regenerate: start from the committed ones.
+    shutil.copytree(CONTRACTS_DIR / "schemas", tmp_path / "schemas")
     assert main(["--root", str(tmp_path)]) == 0
     assert main(["--check", "--root", str(tmp_path)]) == 0
     golden_path(tmp_path, "nim.down").write_bytes(b"{}")

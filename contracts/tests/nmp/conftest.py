@@ -19,30 +19,12 @@ RECORDED = "recorded"
 LIVE = "live"
 
 
-def _probe(url: str) -> str | None:
-    """Why the emulator cannot serve the tests, or None when it answers."""
-    try:
-        response = httpx.get(f"{url}/v1/models", timeout=2.0)
-    except httpx.HTTPError as exc:
-        return f"the NMP emulator does not answer at {url}: {type(exc).__name__}: {exc}"
-    if response.status_code != 200:
-        return f"the NMP emulator at {url} answers GET /v1/models with {response.status_code}"
-    return None
-
-
 @pytest.fixture(scope="session")
-def live_nmp_url(request: pytest.FixtureRequest) -> str:
-    try:
-        stack = request.getfixturevalue("stack")
-    except pytest.FixtureLookupError:
-        pytest.skip("no `stack` fixture: the deploy/local pytest plugin is not installed")
-    except Exception as exc:  # the stack's own tests report it; here it only means "no emulator"
-        pytest.skip(f"the local stack did not start, so there is no NMP emulator: {exc}")
-    url = str(stack.nmp_url).rstrip("/")
-    reason = _probe(url)
-    if reason:
-        pytest.skip(reason)
-    return url
+def live_nmp_url(nmp_url: str) -> str:
+    """The stack's emulator; a stack that does not come up fails these tests, never skips them."""
+    response = httpx.get(f"{nmp_url}/v1/models", timeout=5.0)
+    assert response.status_code == 200, f"the NMP emulator at {nmp_url} answers {response}"
+    return nmp_url.rstrip("/")
 
 
 @pytest.fixture(

@@ -8,6 +8,7 @@ from pydantic import Field
 from flywheel_contracts.payload import EventPayload, Part
 from flywheel_contracts.primitives import Count, FilesUrl, Identifier, Message
 from flywheel_contracts.run_config import RunConfig, WorkloadType
+from flywheel_contracts.upcasters import RawPayload, register
 
 
 class DatasetRef(Part):
@@ -43,6 +44,22 @@ class FilterStats(Part):
     unparsable_arguments: Count = Field(description="Dropped: tool-call arguments not JSON.")
     duplicates: Count = Field(description="Dropped: same user messages as an earlier record.")
     selected: Count = Field(description="Kept and split.")
+    near_duplicates: Count = Field(
+        default=0, description="Dropped: user messages nearly the same as a kept record's."
+    )
+    no_tool_calls: Count = Field(
+        default=0, description="Dropped (tool-calling workloads): no function tool call."
+    )
+    leaked: Count = Field(
+        default=0,
+        description="Kept out of train/val/ICL: same conversation as an evaluation record, or "
+        "an evaluation query (nearly) among its user messages.",
+    )
+    pii_redactions: Count = Field(default=0, description="Personal data replaced in the files.")
+    rules: dict[str, Count] = Field(
+        default_factory=dict,
+        description="Records dropped per rule (each counted once, under the first rule it broke).",
+    )
 
 
 class DatasetContext(Part):
@@ -57,7 +74,7 @@ class DatasetReady(EventPayload):
     """The run's datasets are uploaded and registered in NMP."""
 
     EVENT_TYPE: ClassVar[str] = "dataset.ready"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     context: DatasetContext
     counts: SplitCounts
@@ -77,8 +94,20 @@ class DatasetFailed(EventPayload):
     """No dataset could be built for the run."""
 
     EVENT_TYPE: ClassVar[str] = "dataset.failed"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     reason: DatasetFailureReason
     message: Message
     stats: FilterStats | None = Field(default=None, description="Filtering so far, if it ran.")
+
+
+# v2 added optional statistics to FilterStats (near duplicates, per-rule counts, ...): a v1
+# payload is a valid v2 one whose new counts take their defaults.
+@register(DatasetReady.EVENT_TYPE, from_version=1)
+def _dataset_ready_v1_to_v2(payload: RawPayload) -> RawPayload:
+    return payload
+
+
+@register(DatasetFailed.EVENT_TYPE, from_version=1)
+def _dataset_failed_v1_to_v2(payload: RawPayload) -> RawPayload:
+    return payload

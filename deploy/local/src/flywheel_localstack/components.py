@@ -212,20 +212,14 @@ class Elasticsearch(Component):
 
     def command(self) -> list[str]:
         s = self.settings
-        # The runner numbers nodes from 1 and adds the number to the base ports.
         return _java(
             s.elasticsearch_heap,
             self._lib,
             "-Des.distribution.flavor=default",  # the 7.14+ Python client checks it
             "-Dlog4j2.formatMsgNoLookups=true",
-            "org.codelibs.elasticsearch.runner.ElasticsearchClusterRunner",
-            "-basePath",
+            str(DEPLOY_LOCAL_DIR / "elasticsearch" / "ElasticsearchLauncher.java"),
             str(self.data_dir),
-            "-numOfNode",
-            "1",
-            "-baseHttpPort",
-            str(s.elasticsearch_port - 1),
-            "-clusterName",
+            str(s.elasticsearch_port),
             "flywheel",
         )
 

@@ -78,3 +78,26 @@ def test_data_survives_down_and_up(stack: StackHandle) -> None:
         assert client["flywheel_test"]["survivors"].find_one({"marker": marker}) is not None
     found = httpx.get(f"{stack.elasticsearch_url}/test-survivors/_doc/{marker}", timeout=30)
     assert found.json()["_source"]["marker"] == marker
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_a_failed_up_stops_what_it_started(tmp_path: Path) -> None:
+    settings = StackSettings(
+        state_dir=tmp_path,
+        mongo_port=_free_port(),
+        nmp_port=_free_port(),
+        mongo_heap="not-a-size",  # the JVM refuses to start
+    )
+    stack = Stack(settings, report=lambda _m: None)
+
+    with pytest.raises(StackError, match="mongo exited during start-up"):
+        stack.up(["mongo", "nmp-emulator"])
+
+    assert not stack.running("nmp-emulator")
+    assert not (tmp_path / "run" / "nmp-emulator.pid").exists()

@@ -70,7 +70,8 @@ class Stack:
     def up(self, names: Iterable[str] | None = None) -> list[str]:
         """Start what is not running and wait until every selected server is usable.
 
-        Returns the names this call started, so a caller can stop exactly those.
+        Returns the names this call started, so a caller can stop exactly those. When a server
+        does not come up, the ones this call started are stopped again before the error.
         """
         wanted = self._with_dependencies(self._select(names))
         self.install(c.name for c in wanted)
@@ -78,6 +79,16 @@ class Stack:
         for component in pending:
             self._refuse_taken_ports(component)
         started: list[str] = []
+        try:
+            self._start_and_wait(wanted, pending, started)
+        except BaseException:
+            self.down(started)
+            raise
+        return started
+
+    def _start_and_wait(
+        self, wanted: list[Component], pending: list[Component], started: list[str]
+    ) -> None:
         healthy = {c.name for c in wanted if c not in pending}
         deadline = time.monotonic() + self.settings.start_timeout_s
         # Topics are (re)ensured on every up: cheap, idempotent, and picks up catalog changes.
@@ -118,7 +129,6 @@ class Stack:
                     f"see {self.settings.logs_dir}"
                 )
             time.sleep(0.25)
-        return started
 
     def down(self, names: Iterable[str] | None = None) -> list[str]:
         """Stop the selected servers that this stack started, dependents first."""

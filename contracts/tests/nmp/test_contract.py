@@ -679,6 +679,20 @@ async def test_m1_deploy_and_already_exists(
     assert len(wire.since(mark)) == 1, "an existing deployment must not be retried"
 
 
+async def test_m1_to_m3_under_a_caller_given_name(
+    nmp: NmpClient, wire: RecordingTransport, teardown: AsyncExitStack
+) -> None:
+    name = "fw-run-1-llama"
+    mark = len(wire.sent)
+    assert isinstance(await nmp.deployments.create(BASE_MODEL, DEPLOY_SPEC, name=name), Created)
+    teardown.push_async_callback(nmp.deployments.delete, name)
+
+    body = _one(wire, mark).json()
+    assert isinstance(body, dict)
+    assert (body["name"], body["config"]["model"]) == (name, BASE_MODEL)
+    assert (await nmp.deployments.get(name)).status in {"pending", "ready"}
+
+
 async def test_m2_status_until_ready(
     nmp: NmpClient,
     wire: RecordingTransport,

@@ -24,10 +24,15 @@ class Deployments:
         name = segment(nmp_model_name(model_name))
         return f"/v1/deployment/model-deployments/{segment(self._ns)}/{name}"
 
-    async def create(self, model_name: str, spec: NimDeploymentSpec) -> Created | AlreadyExists:
-        """M1: POST /v1/deployment/model-deployments named after the model (``/`` -> ``-``)."""
+    async def create(
+        self, model_name: str, spec: NimDeploymentSpec, *, name: str | None = None
+    ) -> Created | AlreadyExists:
+        """M1: POST /v1/deployment/model-deployments, named after the model (``/`` -> ``-``)
+        as the blueprint does, or `name` when a caller deploys one model more than once (e.g.
+        once per run). GET and DELETE take that name in place of the model: a name without
+        ``/`` maps to itself."""
         body = {
-            "name": nmp_model_name(model_name),
+            "name": name or nmp_model_name(model_name),
             "namespace": self._ns,
             "config": {
                 "model": model_name,

@@ -1,0 +1,52 @@
+"""`create_app`: the kit, the two subscriptions, the reconciler loop and the NMP readiness check."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from flywheel_contracts.runtime import ServiceKit, create_service_app
+from flywheel_customizer.clients.events import KitEvents
+from flywheel_customizer.clients.nmp import NmpTraining
+from flywheel_customizer.config import CustomizerSettings
+from flywheel_customizer.handlers import subscribe
+from flywheel_customizer.reconciler import Reconciler, utc_now
+from flywheel_customizer.repository import MongoCustomizations, MongoLease
+from flywheel_customizer.service import CustomizerService
+
+LEASE_NAME = "reconciler"
+
+
+def create_app(settings: CustomizerSettings) -> FastAPI:
+    kit = ServiceKit(settings)
+    store = MongoCustomizations(kit.db, utc_now)
+    training = NmpTraining(settings.nmp)
+    lease = MongoLease(
+        kit.db,
+        name=LEASE_NAME,
+        owner=settings.instance_id,
+        ttl_s=settings.jobs.lease_ttl_s,
+        clock=utc_now,
+    )
+    reconciler = Reconciler(store, training, KitEvents(kit), lease, settings.jobs)
+    service = CustomizerService(store, reconciler.wake)
+    subscribe(kit, service)
+    kit.add_loop("reconciler", reconciler.run_forever)
+    kit.add_readiness_check("nmp", training.ping)
+    kit.report_in_flight_with(service.in_flight)
+    app = create_service_app(kit)
+
+    kit_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Indexes before the first event; the NMP connections closed after the kit's loops.
+        await store.ensure_indexes()
+        try:
+            async with kit_lifespan(app):
+                yield
+        finally:
+            await training.aclose()
+
+    app.router.lifespan_context = lifespan
+    return app

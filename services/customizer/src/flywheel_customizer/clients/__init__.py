@@ -1,0 +1,1 @@
+"""Adapters of the customizer's ports: NMP and the Kafka publisher."""

@@ -1,0 +1,73 @@
+"""The Mongo repository and lease on the real database (FerretDB-safe operations only)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from flywheel_customizer.jobs import CustomizationRecord, Phase
+from flywheel_customizer.repository import MongoCustomizations, MongoLease
+from flywheel_customizer.testing.events import nim_up
+from flywheel_customizer.testing.fakes import FakeClock
+from flywheel_customizer.testing.stack import Sandbox
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def db(sandbox: Sandbox) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(sandbox.mongo_url, tz_aware=True)
+    yield client[sandbox.database]
+    await client.close()
+
+
+async def test_records_are_added_once_and_saved_only_from_the_expected_phase(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    clock = FakeClock()
+    store = MongoCustomizations(db, clock)
+    await store.ensure_indexes()
+    first = CustomizationRecord.from_nim_up(nim_up(), clock())
+    clock.advance(1)
+    second = CustomizationRecord.from_nim_up(nim_up(), clock())
+    assert await store.add(first) and await store.add(second)
+    assert not await store.add(first)
+    assert await store.active() == [first, second]
+
+    training = first.model_copy(update={"phase": Phase.TRAINING, "job_id": "cust-1"})
+    assert await store.save(training, expected=Phase.REQUESTED)
+    assert not await store.save(training, expected=Phase.REQUESTED), "moved on already"
+    done = training.model_copy(update={"phase": Phase.FINISHED, "done_published": True})
+    assert await store.save(done, expected=Phase.TRAINING)
+    assert await store.active() == [second]
+
+
+async def test_cancellations_keep_the_first_reason(db: AsyncDatabase[dict[str, Any]]) -> None:
+    store = MongoCustomizations(db, FakeClock())
+    await store.cancel_run("run-a", "first")
+    await store.cancel_run("run-a", "second")
+    assert await store.cancellations(["run-a", "run-b"]) == {"run-a": "first"}
+    assert await store.cancellations([]) == {}
+
+
+async def test_lease_has_one_holder_until_it_expires_or_is_released(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    clock = FakeClock()
+    a = MongoLease(db, name="reconciler", owner="a", ttl_s=10, clock=clock)
+    b = MongoLease(db, name="reconciler", owner="b", ttl_s=10, clock=clock)
+    assert await a.acquire() and await a.acquire(), "taken, then renewed"
+    assert not await b.acquire()
+    clock.advance(9)
+    assert await a.acquire()
+    clock.advance(9)
+    assert not await b.acquire(), "renewed 9 s ago"
+    clock.advance(2)
+    assert await b.acquire(), "expired"
+    assert not await a.acquire()
+    await b.release()
+    assert await a.acquire()

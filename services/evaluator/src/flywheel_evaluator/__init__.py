@@ -1,0 +1,1 @@
+"""Flywheel evaluator: turns deployed candidates into trustworthy scores, latency and cost."""

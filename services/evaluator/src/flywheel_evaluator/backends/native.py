@@ -1,0 +1,117 @@
+"""The native backend: the evaluator sends each record to the candidate itself, with bounded
+concurrency, and scores the answers with its own metrics and the judge.
+
+Record details are saved in batches as they come, so a restarted instance resumes the
+evaluation where the last saved batch ended instead of asking the candidate everything again.
+"""
+
+import asyncio
+import math
+from collections.abc import Sequence
+
+from flywheel_contracts.events import EvalErrorKind
+from flywheel_evaluator.backends import Evaluated, JobContext
+from flywheel_evaluator.backends.records import RecordScorer
+from flywheel_evaluator.clients.chat import ChatEndpoints
+from flywheel_evaluator.clients.datasets import DatasetFiles
+from flywheel_evaluator.config import EvaluatorSettings
+from flywheel_evaluator.dataset import EvalItem
+from flywheel_evaluator.errors import EvaluationFailed
+from flywheel_evaluator.models import EvaluationJob, RecordResult
+from flywheel_evaluator.scoring import aggregate_scores, usage_stats
+
+
+class NativeBackend:
+    def __init__(
+        self, datasets: DatasetFiles, endpoints: ChatEndpoints, settings: EvaluatorSettings
+    ) -> None:
+        self._datasets = datasets
+        self._endpoints = endpoints
+        self._settings = settings
+
+    def scorer(self, job: EvaluationJob) -> RecordScorer:
+        return RecordScorer(
+            candidate=self._endpoints.get(job.base_url),
+            target_model=job.target_model,
+            judge=self._endpoints.get(self._settings.judge_base_url),
+            judge_model=job.judge_model or self._settings.judge.model,
+            workload=job.workload_type,
+            max_tokens=self._settings.chat.max_tokens,
+            decide_exact_cases=self._settings.judge.decide_exact_cases,
+        )
+
+    async def evaluate(self, ctx: JobContext) -> Evaluated:
+        job = ctx.job
+        items = await self._datasets.items(job.dataset, job.limit)
+        await ctx.started(job.id)
+        saved = {r.index: r for r in await ctx.load_records() if r.index < len(items)}
+        run = _Run(ctx, self.scorer(job), items, saved, self._settings)
+        results = await run.all()
+        scores = aggregate_scores(job.workload_type, results)
+        if not scores:
+            raise EvaluationFailed(
+                EvalErrorKind.INVALID_RESULTS, f"none of {len(results)} records could be scored"
+            )
+        return Evaluated(job.id, scores, usage_stats(results))
+
+    async def abandon(self, job: EvaluationJob) -> None:
+        """Nothing outside the evaluator: cancelling the task aborted its requests."""
+
+
+class _Run:
+    """The records still to score, a fixed pool of workers, and the failure budget."""
+
+    def __init__(
+        self,
+        ctx: JobContext,
+        scorer: RecordScorer,
+        items: Sequence[EvalItem],
+        saved: dict[int, RecordResult],
+        settings: EvaluatorSettings,
+    ) -> None:
+        self._ctx = ctx
+        self._scorer = scorer
+        self._items = items
+        self._results = dict(saved)
+        self._todo = iter([item for item in items if item.index not in saved])
+        self._unsaved: list[RecordResult] = []
+        self._batch = settings.worker.records_batch
+        self._concurrency = settings.chat.concurrency
+        self._allowed_failures = math.floor(settings.chat.max_failure_ratio * len(items))
+        self._failures = sum(not r.ok for r in saved.values())
+
+    async def all(self) -> list[RecordResult]:
+        workers = min(self._concurrency, len(self._items) - len(self._results))
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(self._work())
+        await self._save()
+        if self._failures > self._allowed_failures:
+            raise EvaluationFailed(
+                EvalErrorKind.JOB_FAILED,
+                f"{self._failures} requests failed, more than the {self._allowed_failures} "
+                f"allowed for {len(self._items)} records; last error: {self._last_error()}",
+            )
+        return [self._results[item.index] for item in self._items]
+
+    async def _work(self) -> None:
+        # Workers share one iterator: next() never awaits, so each record is taken once.
+        for item in self._todo:
+            if self._failures > self._allowed_failures:
+                return
+            result = await self._scorer.score(item)
+            self._results[item.index] = result
+            self._unsaved.append(result)
+            self._failures += not result.ok
+            if len(self._unsaved) >= self._batch:
+                await self._save()
+
+    async def _save(self) -> None:
+        batch, self._unsaved = self._unsaved, []
+        if batch:
+            await self._ctx.save_records(batch)
+        await self._ctx.progress(len(self._results), len(self._items))
+
+    def _last_error(self) -> str:
+        errors = [r.error for r in self._results.values() if r.error]
+        return errors[-1] if errors else "none"

@@ -1,0 +1,1 @@
+"""Adapters to what the evaluator talks to: chat endpoints and the NMP Data Store."""

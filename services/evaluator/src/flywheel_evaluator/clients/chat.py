@@ -1,0 +1,125 @@
+"""OpenAI-compatible chat endpoints (candidates and the judge), called with a per-attempt
+timeout and bounded retries on transient errors.
+
+The NMP client's host caller does the HTTP and the error classification (5xx, 408/429,
+timeouts and connection failures are retryable); the retry loop lives here so that each attempt
+is timed on its own: the latency reported for a candidate is what one successful request took,
+not the retries before it.
+"""
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from flywheel_contracts.runtime.nmp import ChatCompletion, NmpError, NmpRetryableError
+from flywheel_contracts.runtime.nmp.http import Call, HostCaller, RetryPolicy, Sleep, read
+from flywheel_evaluator.config import ChatSettings
+from flywheel_evaluator.errors import ChatFailed
+
+# One attempt per HostCaller.send: this module retries.
+_SINGLE_ATTEMPT = RetryPolicy(attempts=1, backoff_s=0.0, backoff_max_s=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    completion: ChatCompletion
+    latency_ms: float
+    attempts: int
+
+    @property
+    def prompt_tokens(self) -> int | None:
+        usage = self.completion.usage
+        return usage.get("prompt_tokens") if usage else None
+
+    @property
+    def completion_tokens(self) -> int | None:
+        usage = self.completion.usage
+        return usage.get("completion_tokens") if usage else None
+
+
+def openai_base_url(url: str) -> str:
+    """`http://host:port` -> `http://host:port/v1`; a URL with a path is kept as given."""
+    url = url.rstrip("/")
+    return url if urlsplit(url).path else f"{url}/v1"
+
+
+class ChatEndpoint:
+    """`POST {base_url}/chat/completions` with retries; one connection pool per endpoint."""
+
+    def __init__(
+        self,
+        base_url: str,
+        settings: ChatSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._settings = settings
+        self._sleep = sleep
+        self._client = httpx.AsyncClient(
+            base_url=openai_base_url(base_url),
+            timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
+            limits=httpx.Limits(
+                max_connections=settings.concurrency * 4,
+                max_keepalive_connections=settings.concurrency * 4,
+            ),
+            transport=transport,
+        )
+        self._caller = HostCaller(self._client, _SINGLE_ATTEMPT, sleep)
+
+    async def complete(
+        self, model: str, messages: Sequence[Mapping[str, object]], **options: object
+    ) -> ChatResult:
+        """The completion; ChatFailed once retries are spent or the error is permanent."""
+        call = Call(
+            "POST", "/chat/completions", json={**options, "model": model, "messages": messages}
+        )
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                response = await self._caller.send(call)
+                completion = read(response, ChatCompletion)
+            except NmpError as exc:
+                retry = isinstance(exc, NmpRetryableError) and attempt < self._settings.attempts
+                if not retry:
+                    raise ChatFailed(str(exc), attempts=attempt) from exc
+                delay = self._settings.backoff_s * 2 ** (attempt - 1)
+                await self._sleep(min(delay, self._settings.backoff_max_s))
+                continue
+            latency_ms = (time.perf_counter() - started) * 1000
+            if not completion.choices:
+                raise ChatFailed("the completion has no choices", attempts=attempt)
+            return ChatResult(completion, latency_ms, attempt)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class ChatEndpoints:
+    """The endpoints in use, one per base URL, shared by every evaluation against it."""
+
+    def __init__(
+        self, settings: ChatSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self._settings = settings
+        self._transport = transport
+        self._endpoints: dict[str, ChatEndpoint] = {}
+
+    def get(self, base_url: str) -> ChatEndpoint:
+        key = openai_base_url(base_url)
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            endpoint = ChatEndpoint(key, self._settings, transport=self._transport)
+            self._endpoints[key] = endpoint
+        return endpoint
+
+    async def aclose(self) -> None:
+        endpoints, self._endpoints = list(self._endpoints.values()), {}
+        for endpoint in endpoints:
+            await endpoint.aclose()

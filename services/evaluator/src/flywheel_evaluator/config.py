@@ -1,0 +1,115 @@
+"""Evaluator settings: `FLYWHEEL_EVALUATOR_*`, nested groups with `__`
+(e.g. ``FLYWHEEL_EVALUATOR_BACKEND=nmp``, ``FLYWHEEL_EVALUATOR_NATIVE__CONCURRENCY=32``,
+``FLYWHEEL_EVALUATOR_NMP__NEMO_BASE_URL=http://127.0.0.1:8700``)."""
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import SettingsConfigDict
+
+from flywheel_contracts.runtime import ServiceSettings
+from flywheel_contracts.runtime.nmp import NmpSettings
+
+
+class BackendKind(StrEnum):
+    NATIVE = "native"
+    """The evaluator calls the candidate's OpenAI-compatible endpoint and scores itself."""
+    NMP = "nmp"
+    """NeMo Evaluator jobs (nmp-contract.md 4.4) score the candidate."""
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ChatSettings(_Group):
+    """How the candidate and the judge are called (native backend, and the nmp backend's
+    latency sample)."""
+
+    concurrency: int = Field(16, ge=1, le=512, description="Records in flight per evaluation.")
+    request_timeout_s: float = Field(60.0, gt=0, description="One attempt's deadline.")
+    connect_timeout_s: float = Field(5.0, gt=0)
+    attempts: int = Field(3, ge=1, le=10, description="Attempts per request on transient errors.")
+    backoff_s: float = Field(0.2, ge=0, description="Delay before the second attempt, doubled.")
+    backoff_max_s: float = Field(5.0, ge=0)
+    max_failure_ratio: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="An evaluation with more failed requests than this share of its records "
+        "stops early and fails: its scores would describe too few records.",
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, description="Sent as max_tokens to the candidate when set."
+    )
+
+
+class JudgeSettings(_Group):
+    """The LLM judge for correctness and similarity (native backend)."""
+
+    model: str = Field(
+        "meta/llama-3.3-70b-instruct",
+        min_length=1,
+        description="Used when the run's evaluation.judge_model is unset.",
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL; default the NIM proxy (`nmp.nim_base_url`)."
+    )
+    decide_exact_cases: bool = Field(
+        True,
+        description="Apply the rubric's exact rules without asking the judge: no call or a "
+        "different function name rates 0, identical calls rate 1, an answer identical to the "
+        "reference rates 10. The judge rates only what needs judgement.",
+    )
+
+
+class NmpBackendSettings(_Group):
+    """NeMo Evaluator jobs (the `nmp` backend)."""
+
+    poll_interval_s: float = Field(2.0, gt=0)
+    usage_sample: int = Field(
+        20,
+        ge=1,
+        description="Records sent straight to the candidate to measure latency and tokens, "
+        "which NMP's results do not report.",
+    )
+    delete_finished_jobs: bool = Field(
+        True, description="Delete the NMP job once its results are stored here."
+    )
+
+
+class WorkerSettings(_Group):
+    """How evaluations are claimed and driven (one claim at a time per instance and job)."""
+
+    max_concurrent: int = Field(4, ge=1, le=64, description="Evaluations run at once.")
+    poll_interval_s: float = Field(
+        1.0, gt=0, description="How often new or orphaned jobs are looked for."
+    )
+    lease_s: float = Field(
+        30.0, gt=0, description="A job whose owner stops renewing is taken over after this."
+    )
+    max_attempts: int = Field(
+        5, ge=1, description="Claims of one job before it fails with an internal error."
+    )
+    progress_step_percent: int = Field(10, ge=1, le=50, description="eval.progress granularity.")
+    records_batch: int = Field(100, ge=1, description="Record details written per Mongo batch.")
+
+
+class EvaluatorSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_EVALUATOR_")
+
+    service_name: str = "evaluator"
+    http_port: int = Field(8104, ge=0, le=65535)
+    backend: BackendKind = BackendKind.NATIVE
+    eval_file: str = Field(
+        "eval_data.jsonl", min_length=1, description="File of the eval and ICL datasets."
+    )
+    nmp: NmpSettings = NmpSettings()
+    chat: ChatSettings = ChatSettings()
+    judge: JudgeSettings = JudgeSettings()
+    nmp_backend: NmpBackendSettings = NmpBackendSettings()
+    worker: WorkerSettings = WorkerSettings()
+
+    @property
+    def judge_base_url(self) -> str:
+        return self.judge.base_url or f"{self.nmp.nim_base_url}/v1"

@@ -1,0 +1,182 @@
+"""The evaluator's reactions to its inputs. Handlers only record jobs (the worker runs them), so
+each returns in milliseconds:
+
+- nim.up: the base (eval set) and ICL (ICL set) evaluations of the candidate;
+- customization.done: ok -> the customized evaluation (eval set, the adapter's model id);
+  failed -> that evaluation ends at once with a customization_failed (or cancelled) error;
+- run.cancelled: every live evaluation of the run ends as cancelled, its in-flight requests are
+  aborted and its NMP job deleted; a trigger arriving later is recorded as cancelled too.
+
+An evaluation id is a function of run, candidate and type, so a redelivered or repeated trigger
+finds the existing job and never runs a finished evaluation again.
+"""
+
+from typing import Any, Protocol
+from uuid import UUID
+
+import structlog
+
+from flywheel_contracts.envelope import Envelope, encode
+from flywheel_contracts.events import (
+    CustomizationDone,
+    CustomizationErrorKind,
+    DatasetContext,
+    DatasetRef,
+    DeploymentRef,
+    EvalErrorKind,
+    NimUp,
+    RunCancelled,
+)
+from flywheel_contracts.run_config import EvalType
+from flywheel_evaluator.backends import Backend
+from flywheel_evaluator.events import failed
+from flywheel_evaluator.models import Clock, EvaluationJob, JobStatus, evaluation_id, utc_now
+from flywheel_evaluator.outbox import Outbox
+from flywheel_evaluator.ports import JobStore
+
+_log = structlog.get_logger(__name__)
+
+
+class WorkerControl(Protocol):
+    def wake(self) -> None:
+        """A job was recorded: the worker looks for work now."""
+
+    async def abort_run(self, run_id: UUID) -> None:
+        """Stop this instance's evaluations of the run."""
+
+
+class EvaluatorService:
+    def __init__(
+        self,
+        repository: JobStore,
+        backend: Backend,
+        outbox: Outbox,
+        worker: WorkerControl,
+        *,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._repo = repository
+        self._backend = backend
+        self._outbox = outbox
+        self._worker = worker
+        self._clock = clock
+
+    # Triggers.
+
+    async def on_nim_up(self, event: Envelope[NimUp]) -> None:
+        up = event.payload
+        datasets = up.context.datasets
+        for eval_type, dataset in ((EvalType.BASE, datasets.eval), (EvalType.ICL, datasets.icl)):
+            if eval_type in up.context.config.evaluation.eval_types:
+                job = self._job(
+                    event, up.candidate.model_name, eval_type, up.deployment, dataset, up.context
+                )
+                await self._admit(job)
+        await self._outbox.flush(event.run_id)
+
+    async def on_customization_done(self, event: Envelope[CustomizationDone]) -> None:
+        done = event.payload
+        if EvalType.CUSTOMIZED not in done.context.config.evaluation.eval_types:
+            _log.info("evaluation.not_requested", candidate=done.candidate_model, type="customized")
+            return
+        job = self._job(
+            event,
+            done.candidate_model,
+            EvalType.CUSTOMIZED,
+            done.deployment,
+            done.context.datasets.eval,
+            done.context,
+            target_model=done.customized_model,
+        )
+        if done.error is None:
+            await self._admit(job)
+        else:
+            cancelled = done.error.kind is CustomizationErrorKind.CANCELLED
+            kind = EvalErrorKind.CANCELLED if cancelled else EvalErrorKind.CUSTOMIZATION_FAILED
+            outcome = failed(
+                job, kind, f"customization failed: {done.error.message}", self._clock()
+            )
+            await self._create_ended(job, JobStatus.FINISHED, outcome.model_dump(mode="json"))
+        await self._outbox.flush(event.run_id)
+
+    async def on_run_cancelled(self, event: Envelope[RunCancelled]) -> None:
+        run_id = _run_id(event)
+        now = self._clock()
+        await self._repo.mark_run_cancelled(run_id, now)
+        for job in await self._repo.live_jobs_of_run(run_id):
+            outcome = failed(job, EvalErrorKind.CANCELLED, event.payload.reason, now)
+            if await self._repo.cancel(job.id, outcome.model_dump(mode="json"), now):
+                _log.info("evaluation.cancelled", evaluation_id=job.id)
+                await self._release(job)
+        await self._worker.abort_run(run_id)
+        await self._outbox.flush(run_id)
+
+    # Helpers.
+
+    def _job(
+        self,
+        event: Envelope[Any],
+        candidate: str,
+        eval_type: EvalType,
+        deployment: DeploymentRef,
+        dataset: DatasetRef,
+        context: DatasetContext,
+        *,
+        target_model: str | None = None,
+    ) -> EvaluationJob:
+        run_id = _run_id(event)
+        return EvaluationJob(
+            id=evaluation_id(run_id, candidate, eval_type),
+            run_id=run_id,
+            candidate_model=candidate,
+            eval_type=eval_type,
+            target_model=target_model or deployment.model_id,
+            base_url=deployment.base_url,
+            dataset=dataset,
+            workload_type=context.workload_type,
+            judge_model=context.config.evaluation.judge_model,
+            timeout_seconds=context.config.evaluation.timeout_seconds,
+            limit=context.config.split.limit,
+            cause=encode(event).decode(),
+            created_at=self._clock(),
+        )
+
+    async def _admit(self, job: EvaluationJob) -> None:
+        """Record a new evaluation, or a cancelled one for a cancelled run; a repeat is a no-op."""
+        if await self._repo.is_run_cancelled(job.run_id):
+            outcome = failed(job, EvalErrorKind.CANCELLED, "the run was cancelled", self._clock())
+            await self._create_ended(job, JobStatus.CANCELLED, outcome.model_dump(mode="json"))
+            return
+        if await self._repo.create(job):
+            _log.info("evaluation.recorded", evaluation_id=job.id, type=job.eval_type.value)
+            if await self._repo.is_run_cancelled(job.run_id):
+                # run.cancelled (another topic, handled concurrently) came in between.
+                outcome = failed(
+                    job, EvalErrorKind.CANCELLED, "the run was cancelled", self._clock()
+                )
+                await self._repo.cancel(job.id, outcome.model_dump(mode="json"), self._clock())
+                return
+            self._worker.wake()
+        else:
+            _log.info("evaluation.exists", evaluation_id=job.id, type=job.eval_type.value)
+
+    async def _create_ended(
+        self, job: EvaluationJob, status: JobStatus, outcome: dict[str, Any]
+    ) -> None:
+        ended = job.model_copy(
+            update={"status": status, "outcome": outcome, "finished_at": self._clock()}
+        )
+        if not await self._repo.create(ended):
+            _log.info("evaluation.exists", evaluation_id=job.id, type=job.eval_type.value)
+
+    async def _release(self, job: EvaluationJob) -> None:
+        try:
+            await self._backend.abandon(job)
+        except Exception as exc:  # the janitor reclaims what is left; cancelling goes on
+            _log.warning("evaluation.abandon_failed", evaluation_id=job.id, error=str(exc))
+
+
+def _run_id(event: Envelope[Any]) -> UUID:
+    if event.run_id is None:  # every event the evaluator consumes is run-scoped
+        raise ValueError(f"{event.event_type} without a run_id")
+    return event.run_id

@@ -1,0 +1,1 @@
+"""nim-manager: the GPU-aware deployment scheduler and run conductor of Flywheel."""

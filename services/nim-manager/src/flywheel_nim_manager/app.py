@@ -1,0 +1,78 @@
+"""`create_app`: the kit, the handlers, the scheduler loop and its adapters."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+from fastapi import FastAPI
+
+from flywheel_contracts.runtime import ServiceKit, create_service_app
+from flywheel_contracts.runtime.nmp import NmpClient
+from flywheel_nim_manager.clients.deployer import NmpDeployer
+from flywheel_nim_manager.clients.outbox import KitOutbox
+from flywheel_nim_manager.config import NimManagerSettings
+from flywheel_nim_manager.handlers import scheduler_router, subscribe
+from flywheel_nim_manager.lease import MongoLease
+from flywheel_nim_manager.reconciler import Policy, Reconciler
+from flywheel_nim_manager.repository import MongoRepository
+from flywheel_nim_manager.service import NimManagerService
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: NimManagerSettings) -> FastAPI:
+    kit = ServiceKit(settings)
+    nmp = NmpClient(settings.nmp)
+    repository = MongoRepository(kit.db)
+    deployer = NmpDeployer(
+        nmp, default_image_tag=settings.default_image_tag, pvc_size=settings.pvc_size
+    )
+    lease = MongoLease(kit.db, settings.instance_id, timedelta(seconds=settings.lease_ttl_s), _now)
+    reconciler = Reconciler(
+        repository,
+        deployer,
+        KitOutbox(kit),
+        lease,
+        Policy(
+            budget=settings.gpu_budget,
+            deploy_timeout=timedelta(seconds=settings.deploy_timeout_s),
+            work_timeout=timedelta(seconds=settings.work_timeout_s),
+            namespace=settings.nmp.namespace,
+            nim_url=settings.nmp.nim_base_url,
+        ),
+        _now,
+    )
+    service = NimManagerService(
+        repository,
+        reconciler,
+        lease,
+        _now,
+        budget=settings.gpu_budget,
+        tick_interval_s=settings.tick_interval_s,
+    )
+    subscribe(kit, service)
+    kit.add_loop("scheduler", service.run_forever)
+    kit.add_readiness_check("nmp", deployer.ping)
+    kit.report_in_flight_with(service.in_flight)
+    app = create_service_app(kit, routers=[scheduler_router(service)])
+    _wrap_lifespan(app, repository, nmp)
+    return app
+
+
+def _wrap_lifespan(app: FastAPI, repository: MongoRepository, nmp: NmpClient) -> None:
+    """Indexes before the first event is handled; the NMP client closed after the kit stopped
+    (its loop uses it)."""
+    kit_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await repository.ensure_indexes()
+        try:
+            async with kit_lifespan(app):
+                yield
+        finally:
+            await nmp.aclose()
+
+    app.router.lifespan_context = lifespan

@@ -1,0 +1,1 @@
+"""Adapters of nim-manager's ports: NMP deployments and the kit's publisher."""

@@ -1,0 +1,47 @@
+"""nim-manager's settings, read from `FLYWHEEL_NIM_MANAGER_*` (nested groups with `__`)."""
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from flywheel_contracts.primitives import ServiceName
+from flywheel_contracts.runtime import ServiceSettings
+from flywheel_contracts.runtime.nmp import NmpSettings
+
+
+class NimManagerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FLYWHEEL_NIM_MANAGER_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        frozen=True,
+    )
+
+    service_name: ServiceName = "nim-manager"
+    http_port: int = Field(8103, ge=0, le=65535)
+    nmp: NmpSettings = NmpSettings()
+
+    gpu_budget: int = Field(
+        4, ge=1, description="GPUs candidate deployments may hold at once, across all runs."
+    )
+    tick_interval_s: float = Field(
+        0.5, gt=0, description="Longest pause between two passes of the scheduler."
+    )
+    lease_ttl_s: float = Field(
+        10.0,
+        gt=0,
+        description="How long the scheduler lease outlives its holder's last renewal; a standby "
+        "takes over this long after the active instance died.",
+    )
+    deploy_timeout_s: float = Field(
+        3600.0, gt=0, description="From GPU grant to ready and synced; then nim.failed."
+    )
+    work_timeout_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="How long a deployed candidate waits for its evaluations and customization "
+        "before it is removed anyway.",
+    )
+    default_image_tag: str = Field(
+        "1.8.3", min_length=1, description="NIM image tag for candidates that set none."
+    )
+    pvc_size: str = Field("25Gi", min_length=1, description="Model cache volume per deployment.")

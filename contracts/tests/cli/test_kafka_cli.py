@@ -107,3 +107,16 @@ def test_report_of_an_unknown_run(bootstrap: str) -> None:
     result = flywheel(bootstrap, "report", str(uuid4()))
     assert result.exit_code == ExitCode.ERROR
     assert "no run" in result.stderr
+
+
+def test_a_topic_prefix_namespaces_what_the_bus_publishes_and_reads(kafka_bootstrap: str) -> None:
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"cli{uuid4().hex[:8]}.")
+    asyncio.run(ensure_topics(kafka, new_topics(TOPICS, prefix=kafka.topic_prefix)))
+    bus = KafkaBus(kafka)
+    envelope = golden("run.cancelled", uuid4())
+    bus.publish(envelope)
+    key = str(envelope.run_id).encode()
+    batches = bus.read(("run.cancelled",), from_beginning=True, follow=False, key=key)
+    records = [record for batch in batches for record in batch.records]
+    assert [decode(r.value).event_id for r in records] == [envelope.event_id]
+    assert {r.topic for r in records} == {kafka.topic("run.cancelled")}

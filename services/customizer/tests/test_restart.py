@@ -19,7 +19,7 @@ from flywheel_customizer.clients.nmp import JOBS_PATH
 from flywheel_customizer.testing.events import SMALL_MODEL, nim_up
 from flywheel_customizer.testing.kafka import CUSTOMIZATION_EVENTS, EventReader
 from flywheel_customizer.testing.nmp import NmpWorkspace
-from flywheel_customizer.testing.process import CustomizerProcess
+from flywheel_customizer.testing.process import customizer_process
 from flywheel_customizer.testing.stack import Sandbox
 from flywheel_nmp_emulator.testing import emulator_process, free_port
 
@@ -51,8 +51,8 @@ async def test_killed_customizer_resumes_without_a_second_job(
     async with NmpWorkspace(box.nmp_settings()) as nmp:
         await nmp.upload_dataset(TRAIN_DATASET, training_files)
         await nmp.deploy(SMALL_MODEL)
-        first = CustomizerProcess(box.environment(), tmp_path / "customizer-1.log")
-        second = CustomizerProcess(box.environment(), tmp_path / "customizer-2.log")
+        first = customizer_process(box.environment(), tmp_path / "customizer-1.log")
+        second = customizer_process(box.environment(), tmp_path / "customizer-2.log")
         try:
             await asyncio.to_thread(first.start)
             topics = [box.topic(name) for name in CUSTOMIZATION_EVENTS]

@@ -48,7 +48,8 @@ class KafkaBus:
         self._kafka = kafka
 
     def publish(self, envelope: Envelope[Any]) -> None:
-        topic = envelope.event_type
+        # The broker-side name: FLYWHEEL_KAFKA__TOPIC_PREFIX reaches a namespaced flywheel.
+        topic = self._kafka.topic(envelope.event_type)
         config: dict[str, KafkaConfigValue] = {
             "message.timeout.ms": int(_DELIVERY_TIMEOUT_S * 1000),
             **producer_config(self._kafka, CLIENT_ID),
@@ -83,6 +84,7 @@ class KafkaBus:
         follow: bool,
         key: bytes | None = None,
     ) -> Generator[Batch, None, None]:
+        topics = tuple(self._kafka.topic(name) for name in topics)  # under the topic prefix
         broker_errors: list[KafkaError] = []
         consumer = Consumer(
             {

@@ -1,11 +1,20 @@
 """Helpers for services' integration tests against the real Kafka (no fakes here)."""
 
 import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Self
 
+import httpx
 from confluent_kafka import Consumer, Message
 
 from flywheel_contracts.runtime.kit import ServiceKit
@@ -60,3 +69,81 @@ def read_topic(
     finally:
         consumer.close()
     return messages
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ServiceProcess:
+    """A service run as `python -m <module>`, configured by `<env_prefix>*` variables, for tests
+    that crash and restart it. Its output goes to `log_path`; it listens on a free port."""
+
+    def __init__(
+        self, module: str, env_prefix: str, env: Mapping[str, str], log_path: Path
+    ) -> None:
+        self.module = module
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._env = {
+            **os.environ,
+            f"{env_prefix}HTTP_PORT": str(self.port),
+            f"{env_prefix}LOG_FORMAT": "console",
+            **env,
+        }
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, ready_within_s: float = 90.0) -> None:
+        """Start and return once `/health/ready` answers 200. A process that exits while
+        starting (a shared Kafka briefly down) is started again, as a supervisor would."""
+        deadline = time.monotonic() + ready_within_s
+        while time.monotonic() < deadline:
+            with self.log_path.open("ab") as log:
+                self._process = subprocess.Popen(
+                    [sys.executable, "-m", self.module],
+                    env=self._env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            while self.alive and time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{self.url}/health/ready", timeout=3).status_code == 200:
+                        return
+                time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"{self.module} did not get ready; see {self.log_path}")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait()
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        """SIGTERM (a graceful stop: in-flight work finishes, service.stopping is published)
+        and wait; the exit code."""
+        if self._process is None:
+            return None
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self._process.returncode
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

@@ -32,7 +32,7 @@ class StackSettings(BaseSettings):
     nmp_gpus: int = Field(16, description="the emulated cluster's GPU inventory")
 
     kafka_heap: str = "512m"
-    elasticsearch_heap: str = "512m"
+    elasticsearch_heap: str = "768m"
     mongo_heap: str = "192m"
 
     only: str = Field("", description="comma-separated components that `up` starts by default")

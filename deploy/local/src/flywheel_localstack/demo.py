@@ -1,69 +1,150 @@
-"""`make demo`: the local stack up, a day of generated agent traffic shipped into Kafka.
+"""`make demo`: the whole flywheel on the local stack, in one command.
 
-Later stages of the flywheel (ingest, datasets, deployments, evaluations) join this demo as
-their services land; today it shows the real infrastructure path from a log file to logs.raw.
+The stack comes up (Kafka, Elasticsearch, the database, the NMP emulator, the log shipper), the
+six services start as daemons on their documented ports, a day of generated agent traffic goes
+into the shipper's folder and is waited for until searchable, and a run over the tool-calling
+workload with three candidates (one LoRA-customized) is requested, followed live and ends with
+its leaderboard. The services keep running, so a second `make demo` reuses them (and the same
+traffic, which ingest recognizes as already stored); `python -m flywheel_localstack.demo --stop`
+stops them.
+
+The demo's flywheel lives under the topic prefix `demo.` (its own topics, index and databases on
+a stack other suites share); `FLYWHEEL_KAFKA__TOPIC_PREFIX=demo. flywheel watch RUN` follows one
+of its runs from another terminal.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
-from pathlib import Path
+from collections.abc import Sequence
+from uuid import UUID
 
-from confluent_kafka import Consumer, TopicPartition
+from rich.live import Live
 
-from flywheel_contracts.traffic import generate_to_file
+from flywheel_contracts.cli import render
+from flywheel_contracts.cli.kafka import KafkaBus
+from flywheel_contracts.cli.progress import RunProgress
+from flywheel_contracts.cli.requests import current_user, run_requested
+from flywheel_contracts.cli.runs import follow_run
+from flywheel_contracts.run_config import CandidateConfig, RunOverrides
+from flywheel_contracts.runtime import KafkaSettings
+from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
 from flywheel_localstack.cli import format_status
-from flywheel_localstack.components import RAW_LOGS_TOPIC
+from flywheel_localstack.services import (
+    Daemons,
+    FlywheelSetup,
+    Servers,
+    ship,
+    start_new_group_at_end,
+    wait_indexed,
+)
 from flywheel_localstack.supervisor import Stack
 
 DEMO_RECORDS = 5_000
 DEMO_SEED = 2026
-SHIP_TIMEOUT_S = 120.0
+DEMO_CLIENT = "acme-support"
+DEMO_NAME = "demo"
+INDEX_TIMEOUT_S = 180.0
+RUN_TIMEOUT_S = 600.0
+
+_SMALL = "meta/llama-3.2-1b-instruct"
+DEMO_CANDIDATES: tuple[CandidateConfig, ...] = (
+    CandidateConfig(
+        model_name=_SMALL,
+        customization_enabled=True,
+        customization_target=f"{_SMALL}@2.0",
+        price_per_1k_tokens=0.0001,
+    ),
+    CandidateConfig(model_name="meta/llama-3.2-3b-instruct", price_per_1k_tokens=0.00015),
+    CandidateConfig(model_name="meta/llama-3.1-8b-instruct", price_per_1k_tokens=0.0002),
+)
+"""Three one-GPU candidates, the smallest also LoRA-customized: they fit the default budget of
+four GPUs at once together with the training job."""
 
 
-def raw_log_count(bootstrap: str) -> int:
-    """Messages in logs.raw (sum of end offsets: the topic is never compacted)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "flywheel.demo.probe"})
-    try:
-        metadata = consumer.list_topics(RAW_LOGS_TOPIC, timeout=10)
-        return sum(
-            consumer.get_watermark_offsets(TopicPartition(RAW_LOGS_TOPIC, p), timeout=10)[1]
-            for p in metadata.topics[RAW_LOGS_TOPIC].partitions
-        )
-    finally:
-        consumer.close()
+def demo_setup(stack: Stack) -> FlywheelSetup:
+    s = stack.settings
+    servers = Servers(
+        kafka_bootstrap=s.kafka_bootstrap,
+        mongo_url=s.mongo_url,
+        elasticsearch_url=s.elasticsearch_url,
+        nmp_url=s.nmp_url,
+    )
+    return FlywheelSetup(servers, name=DEMO_NAME)
 
 
-def ship(stack: Stack, records: int, seed: int) -> tuple[Path, float]:
-    """Write generated traffic into the shipper's folder and wait until Kafka has all of it."""
+def ship_traffic(stack: Stack, setup: FlywheelSetup) -> None:
     folder = stack.settings.shipper_folder
-    before = raw_log_count(stack.settings.kafka_bootstrap)
-    staging = folder / f"demo-{seed}-{int(time.time())}.partial"
-    summary = generate_to_file(staging, records=records, seed=seed)
-    started = time.monotonic()
-    # The shipper watches *.jsonl: the rename makes the complete file appear at once.
-    target = staging.rename(staging.with_suffix(".jsonl"))
+    staged = folder / f"demo-{DEMO_SEED}-{int(time.time())}.partial"
+    config = TrafficConfig(client_ids=(DEMO_CLIENT,))
+    summary = generate_to_file(staged, records=DEMO_RECORDS, seed=DEMO_SEED, config=config)
+    target = ship(folder, staged)
     print(f"wrote {summary.records} records {summary.workloads} to {target}")
-    while raw_log_count(stack.settings.kafka_bootstrap) - before < records:
-        if time.monotonic() - started > SHIP_TIMEOUT_S:
-            raise TimeoutError(f"logs.raw did not receive {records} records in {SHIP_TIMEOUT_S}s")
-        time.sleep(0.2)
-    return target, time.monotonic() - started
+    seconds = wait_indexed(
+        setup.servers.elasticsearch_url, setup.index, DEMO_CLIENT, DEMO_RECORDS, INDEX_TIMEOUT_S
+    )
+    print(f"{DEMO_RECORDS} records searchable in index {setup.index} after {seconds:.1f}s")
 
 
-def main() -> int:
+def run_and_follow(setup: FlywheelSetup) -> RunProgress:
+    """Request the demo's run and show its progress until it ends."""
+    kafka = KafkaSettings(
+        bootstrap_servers=setup.servers.kafka_bootstrap, topic_prefix=setup.topic_prefix
+    )
+    bus = KafkaBus(kafka)
+    overrides = RunOverrides(candidates=DEMO_CANDIDATES)
+    envelope = run_requested(ROUTER, DEMO_CLIENT, overrides, requested_by=current_user())
+    bus.publish(envelope)
+    run_id: UUID | None = envelope.run_id
+    assert run_id is not None
+    print(f"\nrun {run_id} requested: workload {ROUTER}, {len(DEMO_CANDIDATES)} candidates")
+    console = render.console()
+    with Live(console=console, refresh_per_second=4) as live:
+        progress = follow_run(
+            bus,
+            run_id,
+            timeout_s=RUN_TIMEOUT_S,
+            on_change=lambda p: live.update(render.progress_view(p), refresh=True),
+            on_invalid=lambda _record, exc: print(f"skipped an invalid event: {exc}"),
+        )
+    if progress.completed is not None:
+        console.print(render.leaderboard_view(run_id, progress.completed))
+    print(render.outcome_line(progress))
+    return progress
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="flywheel-demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--stop", action="store_true", help="stop the demo's services and exit")
+    args = parser.parse_args(argv)
     stack = Stack()
+    setup = demo_setup(stack)
+    daemons = Daemons(setup, stack.settings.run_dir, stack.settings.logs_dir)
+    if args.stop:
+        stopped = daemons.stop()
+        print(f"stopped {', '.join(stopped)}" if stopped else "no demo service was running")
+        return 0
+
     started = stack.up()
     print(f"stack ready ({'started ' + ', '.join(started) if started else 'already running'})")
     print(format_status(stack.status()))
-    target, seconds = ship(stack, DEMO_RECORDS, DEMO_SEED)
+    # Ingest reads the shipper's (un-prefixed) logs.raw; a new demo starts after what other
+    # writers left there, a restarted one resumes where it stopped.
+    start_new_group_at_end(stack.settings.kafka_bootstrap, setup.group("ingest"), setup.raw_topic)
+    launched = daemons.ensure_running()
     print(
-        f"\nshipped {DEMO_RECORDS} log lines from {target.name} into {RAW_LOGS_TOPIC} "
-        f"in {seconds:.1f}s ({DEMO_RECORDS / seconds:,.0f} lines/s)"
+        f"services ready ({'started ' + ', '.join(launched) if launched else 'already running'};"
+        f" logs in {stack.settings.logs_dir}/{DEMO_NAME}-*.log)"
     )
-    print("the stack keeps running; `make stack-status` shows it, `make stack-down` stops it")
-    return 0
+    ship_traffic(stack, setup)
+    progress = run_and_follow(setup)
+    print(
+        "\nthe stack and the services keep running; `make stack-status` shows the stack, "
+        "`python -m flywheel_localstack.demo --stop` stops the services"
+    )
+    return 0 if progress.completed is not None else 1
 
 
 if __name__ == "__main__":

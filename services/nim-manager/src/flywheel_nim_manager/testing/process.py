@@ -4,11 +4,6 @@ integration tests and benchmark, and by end-to-end suites."""
 
 import asyncio
 import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -16,7 +11,6 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
@@ -31,20 +25,13 @@ from flywheel_contracts.events import NimUp, RunCompleted
 from flywheel_contracts.run_config import CandidateConfig, EvalType
 from flywheel_contracts.runtime import KafkaSettings, MongoSettings, Publisher
 from flywheel_contracts.runtime.nmp import NmpSettings
+from flywheel_contracts.runtime.testing import ServiceProcess
 from flywheel_contracts.runtime.topics import ensure_topics, new_topics
 from flywheel_nim_manager.app import create_app
 from flywheel_nim_manager.config import NimManagerSettings
 from flywheel_nim_manager.testing.fakes import customization, evaluation, ready_event
 
-_STOP_TIMEOUT_S = 30.0
 _PREFIX = "FLYWHEEL_NIM_MANAGER_"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def unique_prefix() -> str:
@@ -169,86 +156,16 @@ async def serving(settings: NimManagerSettings) -> AsyncIterator[FastAPI]:
         yield app
 
 
-class NimManagerProcess:
+class NimManagerProcess(ServiceProcess):
     """`python -m flywheel_nim_manager` with the given environment, its output in `log_path`."""
 
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._env = {
-            **os.environ,
-            f"{_PREFIX}HTTP_PORT": str(self.port),
-            f"{_PREFIX}LOG_FORMAT": "console",
-            **env,
-        }
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self, ready_timeout_s: float = 90.0) -> None:
-        """Start and wait until ready; a process that exits while starting (Kafka briefly down
-        on a shared stack) is started again, as a supervisor would."""
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            with self.log_path.open("ab") as log:
-                self._process = subprocess.Popen(
-                    [sys.executable, "-m", "flywheel_nim_manager"],
-                    env=self._env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            if self._wait_ready(deadline):
-                return
-            if time.monotonic() >= deadline:
-                self.stop()
-                raise AssertionError(f"nim-manager not ready; see {self.log_path}")
-            time.sleep(1.0)
-
-    def _wait_ready(self, deadline: float) -> bool:
-        while time.monotonic() < deadline and self.alive:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/health/ready", timeout=3).status_code == 200:
-                    return True
-            time.sleep(0.2)
-        return False
-
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        super().__init__("flywheel_nim_manager", _PREFIX, env, log_path)
 
     def scheduler(self) -> dict[str, Any]:
         """GET /scheduler: whether this instance leads."""
         body: dict[str, Any] = httpx.get(f"{self.url}/scheduler", timeout=5).json()
         return body
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGKILL)
-            self._process.wait()
-
-    def stop(self) -> int | None:
-        """SIGTERM and wait; returns the exit code."""
-        if self._process is None:
-            return None
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self._process.returncode
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 class EventTap:

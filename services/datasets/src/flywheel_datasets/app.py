@@ -1,0 +1,78 @@
+"""Wiring: the kit, the clients, the service, its subscriptions, loops and readiness checks."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from flywheel_contracts.runtime import ServiceKit, create_service_app
+from flywheel_contracts.runtime.nmp import NmpClient
+from flywheel_datasets.builder import DatasetBuilder
+from flywheel_datasets.clients.elasticsearch import ElasticsearchRecords
+from flywheel_datasets.clients.nmp import NmpDatasets, NmpEmbeddings
+from flywheel_datasets.config import DatasetsSettings
+from flywheel_datasets.handlers import subscribe
+from flywheel_datasets.repository import JobRepository
+from flywheel_datasets.run_defaults import RunDefaults
+from flywheel_datasets.service import DatasetService, ServiceOptions
+
+
+def create_service(settings: DatasetsSettings) -> tuple[ServiceKit, DatasetService]:
+    """The kit and the service, registered and ready to start (the app starts them)."""
+    defaults = RunDefaults.load(settings.defaults_file)  # an invalid file stops startup here
+    # The client logs every request at INFO: a 100k-record build would log a hundred pages.
+    logging.getLogger("elasticsearch").setLevel(logging.WARNING)
+    kit = ServiceKit(settings)
+    records = ElasticsearchRecords(settings.elasticsearch)
+    nmp = NmpClient(settings.nmp)
+    embeddings = NmpEmbeddings(
+        nmp, settings.build.embedding_model, settings.build.embedding_batch_size
+    )
+    window_days = settings.elasticsearch.window_days
+    builder = DatasetBuilder(
+        records,
+        embeddings.embed,
+        settings.build,
+        window=timedelta(days=window_days) if window_days else None,
+    )
+    service = DatasetService(
+        JobRepository(kit.db),
+        builder,
+        NmpDatasets(nmp),
+        defaults,
+        new_event=kit.new_event,
+        publish=kit.publisher.publish,
+        options=ServiceOptions(
+            owner=f"{settings.service_name}.{settings.instance_id}",
+            lease=timedelta(seconds=settings.lease_s),
+            reconcile_interval_s=settings.reconcile_interval_s,
+            max_concurrent_builds=settings.max_concurrent_builds,
+        ),
+    )
+    subscribe(kit, service)
+    kit.add_loop("reconciler", service.reconcile_forever)
+    kit.add_loop("clients", lambda: _close_on_stop(records.close, nmp.aclose))
+    kit.add_readiness_check("elasticsearch", records.ping)
+
+    async def nmp_ready() -> None:
+        await nmp.nim.list_models()
+
+    kit.add_readiness_check("nmp", nmp_ready)
+    kit.report_in_flight_with(service.in_flight)
+    return kit, service
+
+
+def create_app(settings: DatasetsSettings) -> FastAPI:
+    kit, _ = create_service(settings)
+    return create_service_app(kit)
+
+
+async def _close_on_stop(*closers: Callable[[], Awaitable[None]]) -> None:
+    """Hold the clients open until the kit stops its loops, then close them."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        for close in closers:
+            await close()

@@ -1,0 +1,231 @@
+"""One run's datasets, from the log store to the files: read, filter, deduplicate, split, pick
+ICL examples, format. No broker, no database: the service drives it and uploads the result.
+
+CPU-heavy steps run in a worker thread so the event loop keeps serving the service's other
+events and health checks while a large build is in progress.
+"""
+
+import asyncio
+import contextlib
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from flywheel_contracts.events import FilterStats, SplitCounts
+from flywheel_contracts.run_config import RunConfig, WorkloadType
+from flywheel_datasets.config import BuildSettings
+from flywheel_datasets.errors import NotEnoughRecords, ReadInterrupted
+from flywheel_datasets.formats import (
+    EVAL_FILE,
+    TRAIN_FILE,
+    VAL_FILE,
+    evaluation_record,
+    jsonl,
+    training_record,
+)
+from flywheel_datasets.icl import Embed, IclResult, example_pool, icl_records
+from flywheel_datasets.pii import Scrubber
+from flywheel_datasets.ports import RecordQuery, RecordSource
+from flywheel_datasets.records import Record
+from flywheel_datasets.rules import FORMAT_RULES, Rule
+from flywheel_datasets.selection import Collector, Selection
+from flywheel_datasets.split import Split, split_records
+
+_READ_ATTEMPTS = 3
+
+_log = structlog.get_logger("flywheel.datasets.builder")
+
+
+@dataclass(frozen=True)
+class Built:
+    """The files of the three datasets (eval, icl, train), by path, and what went into them."""
+
+    workload_type: WorkloadType
+    eval_files: dict[str, bytes]
+    icl_files: dict[str, bytes]
+    train_files: dict[str, bytes]
+    counts: SplitCounts
+    stats: FilterStats
+    stratified: bool
+
+    @property
+    def size(self) -> int:
+        """Bytes in all files."""
+        files = (self.eval_files, self.icl_files, self.train_files)
+        return sum(len(content) for group in files for content in group.values())
+
+
+class DatasetBuilder:
+    def __init__(
+        self,
+        source: RecordSource,
+        embed: Embed,
+        settings: BuildSettings,
+        window: timedelta | None = None,
+    ) -> None:
+        self._source = source
+        self._embed = embed
+        self._settings = settings
+        self._window = window
+
+    async def build(self, config: RunConfig, until: datetime) -> Built:
+        """`until` pins the newest record: rebuilding the run later reads the same records."""
+        clock = _Stopwatch()
+        selection = await self._select(config, until)
+        clock.lap("read")
+        _require_enough(config, selection, self._describe_window(until))
+        seed = config.split.random_seed or 0
+        split = await asyncio.to_thread(
+            split_records,
+            selection.candidates,
+            eval_size=config.split.eval_size,
+            val_ratio=config.split.val_ratio,
+            seed=seed,
+            near_threshold=self._settings.near_duplicate_threshold,
+        )
+        clock.lap("split")
+        scrubber = Scrubber() if self._settings.pii.enabled else None
+        prepare: Callable[[Record], Record] = scrubber.record if scrubber else _unchanged
+        pool = await asyncio.to_thread(
+            example_pool, split.train, self._settings.icl_pool_size, seed, prepare
+        )
+        evaluation = [prepare(candidate.record()) for candidate in split.eval]
+        icl = await icl_records(evaluation, pool, config.icl, selection.workload_type, self._embed)
+        clock.lap("icl")
+        eval_file, icl_file, train_file, val_file = await asyncio.to_thread(
+            _files, evaluation, icl, split, selection.workload_type, prepare
+        )
+        clock.lap("files")
+        stats = _stats(selection, split, sum(scrubber.found.values()) if scrubber else 0)
+        _log.info(
+            "dataset.built",
+            workload_type=selection.workload_type.value,
+            fetched=stats.fetched,
+            selected=stats.selected,
+            stratified=split.stratified,
+            icl_examples=icl.examples,
+            icl_short_of_minimum=icl.short_of_minimum,
+            dropped=dict(stats.rules),
+            seconds=clock.laps,
+        )
+        return Built(
+            workload_type=selection.workload_type,
+            eval_files={EVAL_FILE: eval_file},
+            icl_files={EVAL_FILE: icl_file},
+            train_files={TRAIN_FILE: train_file, VAL_FILE: val_file},
+            counts=SplitCounts(
+                eval=len(split.eval),
+                icl=len(icl.records),
+                train=len(split.train),
+                val=len(split.val),
+            ),
+            stats=stats,
+            stratified=split.stratified,
+        )
+
+    async def _select(self, config: RunConfig, until: datetime) -> Selection:
+        query = RecordQuery(
+            workload_id=config.workload_id,
+            client_id=config.client_id,
+            until=until,
+            since=until - self._window if self._window else None,
+        )
+        for attempt in range(1, _READ_ATTEMPTS + 1):
+            collector = Collector(
+                limit=config.split.limit,
+                max_fetch=math.ceil(config.split.limit * self._settings.max_scan_factor),
+                near_threshold=self._settings.near_duplicate_threshold,
+                max_tool_properties=self._settings.max_tool_properties,
+                parse_arguments=config.split.parse_function_arguments,
+            )
+            try:
+                # aclosing: stopping early must release the server-side cursor now, not at GC.
+                async with contextlib.aclosing(self._source.pages(query)) as pages:
+                    async for page in pages:
+                        await asyncio.to_thread(collector.add, page)
+                        if collector.done:
+                            break
+            except ReadInterrupted:
+                if attempt == _READ_ATTEMPTS:
+                    raise
+                _log.warning("dataset.read_restarted", attempt=attempt, read=collector.fetched)
+                continue
+            return collector.selection()
+        raise AssertionError("unreachable")
+
+    def _describe_window(self, until: datetime) -> str:
+        since = f" since {(until - self._window).isoformat()}" if self._window else ""
+        return f"{since} up to {until.isoformat()}"
+
+
+class _Stopwatch:
+    """Seconds spent per stage, for the build's log line."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.laps[stage] = round(now - self._last, 3)
+        self._last = now
+
+
+def _unchanged(record: Record) -> Record:
+    return record
+
+
+def _require_enough(config: RunConfig, selection: Selection, window: str) -> None:
+    if selection.fetched == 0:
+        raise NotEnoughRecords(
+            f"no records for workload {config.workload_id!r} and client {config.client_id!r}"
+            f"{window}"
+        )
+    usable = len(selection.candidates)
+    if usable < config.split.min_total_records:
+        dropped = ", ".join(f"{rule.value} {count}" for rule, count in selection.dropped.items())
+        raise NotEnoughRecords(
+            f"{usable} usable records out of {selection.fetched} read for workload "
+            f"{config.workload_id!r} (dropped: {dropped or 'none'}); the run needs at least "
+            f"{config.split.min_total_records}",
+            stats=_stats(selection, None, 0),
+        )
+
+
+def _files(
+    evaluation: list[Record],
+    icl: IclResult,
+    split: Split,
+    workload: WorkloadType,
+    prepare: Callable[[Record], Record],
+) -> tuple[bytes, bytes, bytes, bytes]:
+    return (
+        jsonl(evaluation_record(r) for r in evaluation),
+        jsonl(evaluation_record(r) for r in icl.records),
+        jsonl(training_record(prepare(c.record()), workload) for c in split.train),
+        jsonl(training_record(prepare(c.record()), workload) for c in split.val),
+    )
+
+
+def _stats(selection: Selection, split: Split | None, pii_redactions: int) -> FilterStats:
+    dropped: Counter[str] = Counter({rule.value: n for rule, n in selection.dropped.items()})
+    leaked = split.leaked if split else Counter()
+    dropped.update(leaked)
+    selected = len(split.eval) + len(split.train) + len(split.val) if split else 0
+    return FilterStats(
+        fetched=selection.fetched,
+        invalid_format=sum(n for rule, n in selection.dropped.items() if rule in FORMAT_RULES),
+        unparsable_arguments=selection.dropped[Rule.UNPARSABLE_ARGUMENTS],
+        duplicates=selection.dropped[Rule.DUPLICATE],
+        near_duplicates=selection.dropped[Rule.NEAR_DUPLICATE],
+        no_tool_calls=selection.dropped[Rule.NO_TOOL_CALLS],
+        leaked=sum(leaked.values()),
+        selected=selected,
+        pii_redactions=pii_redactions,
+        rules=dict(sorted(dropped.items())),
+    )

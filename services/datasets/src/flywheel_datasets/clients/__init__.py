@@ -1,0 +1,1 @@
+"""Adapters to Elasticsearch (the logged records) and NMP (Data Store, Entity Store, embeddings)."""

@@ -1,0 +1,273 @@
+"""The logged records, read from Elasticsearch newest first in constant memory.
+
+A point in time with `search_after` when the cluster has it (7.12+ with the default
+distribution); otherwise a sorted scroll, which gives the same consistent snapshot (the local
+stack's 7.10 OSS build has no point-in-time API). One page is fetched ahead while the previous
+one is processed.
+
+Tool schemas are most of a record's bytes (about 6 KB of 7.5 KB for a twelve-tool agent) and
+the same for every record of a workload. So sources come back without `request.tools`, plus a
+fingerprint of them computed in the cluster (the content hash of the parsed list and its size),
+and each distinct list is fetched once and shared by every record that logged it. A cluster
+that refuses scripts gets full sources, and the lists are interned on this side.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+import structlog
+from elasticsearch import (
+    AsyncElasticsearch,
+    ConnectionTimeout,
+    NotFoundError,
+    RequestError,
+    TransportError,
+)
+from elasticsearch import ConnectionError as EsConnectionError
+from elasticsearch.serializer import JSONSerializer
+
+from flywheel_datasets.config import ElasticsearchSettings
+from flywheel_datasets.errors import LogStoreUnavailable, ReadInterrupted
+from flywheel_datasets.ports import RecordQuery
+from flywheel_datasets.selection import LoggedRecord
+
+_TOOLS = "request.tools"
+_FINGERPRINT = "tools_fp"
+_FINGERPRINT_SCRIPT = (
+    "def request = params._source.request;"
+    "if (!(request instanceof Map)) { return null; }"
+    "def tools = request.tools;"
+    "return tools instanceof List ? tools.hashCode() + ':' + tools.size() : null;"
+)
+_RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+_HIT_FIELDS = "hits.hits._id,hits.hits._source,hits.hits.sort,hits.hits.fields"
+
+_log = structlog.get_logger("flywheel.datasets.elasticsearch")
+
+Response = dict[str, Any]
+
+
+class _OrjsonSerializer(JSONSerializer):
+    """Pages are megabytes of JSON: orjson parses them several times faster."""
+
+    def loads(self, s: str | bytes) -> Any:
+        return orjson.loads(s)
+
+
+class ElasticsearchRecords:
+    def __init__(
+        self,
+        settings: ElasticsearchSettings,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._settings = settings
+        self._sleep = sleep
+        self._client = AsyncElasticsearch(
+            settings.url.get_secret_value(),
+            serializer=_OrjsonSerializer(),
+            request_timeout=settings.request_timeout_s,
+            max_retries=0,  # retried here, with backoff, and reported as LogStoreUnavailable
+        )
+        self._fingerprints = True
+
+    async def ping(self) -> None:
+        await self._client.info()
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def pages(self, query: RecordQuery) -> AsyncGenerator[list[LoggedRecord], None]:
+        tools: dict[str, Any] = {}
+        try:
+            pit = await self._call(
+                self._client.open_point_in_time,
+                index=self._settings.index,
+                keep_alive=self._settings.keep_alive,
+            )
+        except NotFoundError:
+            return  # nothing was ever indexed
+        except RequestError:
+            responses = self._scroll(query)
+        else:
+            responses = self._point_in_time(query, pit["id"])
+        async with contextlib.aclosing(_prefetched(responses)) as batches:
+            async for hits in batches:
+                yield await self._records(hits, tools)
+
+    # Cursors.
+
+    async def _point_in_time(
+        self, query: RecordQuery, pit_id: str
+    ) -> AsyncGenerator[Response, None]:
+        after: list[Any] | None = None
+        try:
+            while True:
+                extra = {"search_after": after} if after is not None else {}
+                response = await self._search(
+                    query,
+                    pit={"id": pit_id, "keep_alive": self._settings.keep_alive},
+                    sort=[{"timestamp": "desc"}, {"_shard_doc": "desc"}],
+                    track_total_hits=False,
+                    filter_path=f"pit_id,{_HIT_FIELDS}",
+                    **extra,
+                )
+                hits = response.get("hits", {}).get("hits", [])
+                if not hits:
+                    return
+                pit_id = response.get("pit_id", pit_id)
+                after = hits[-1]["sort"]
+                yield response
+        finally:
+            await self._release(self._client.close_point_in_time, body={"id": pit_id})
+
+    async def _scroll(self, query: RecordQuery) -> AsyncGenerator[Response, None]:
+        response = await self._search(
+            query,
+            index=self._settings.index,
+            ignore_unavailable=True,  # no index yet: nothing was ever logged, so no records
+            scroll=self._settings.keep_alive,
+            sort=[{"timestamp": "desc"}],
+            filter_path=f"_scroll_id,{_HIT_FIELDS}",
+        )
+        scroll_id = response.get("_scroll_id")
+        try:
+            while response.get("hits", {}).get("hits"):
+                yield response
+                try:
+                    response = await self._call(
+                        self._client.scroll,
+                        scroll_id=scroll_id,
+                        scroll=self._settings.keep_alive,
+                        filter_path=f"_scroll_id,{_HIT_FIELDS}",
+                    )
+                except NotFoundError as exc:
+                    raise ReadInterrupted(f"the scroll was lost: {exc}") from exc
+                scroll_id = response.get("_scroll_id", scroll_id)
+        finally:
+            if scroll_id:
+                await self._release(self._client.clear_scroll, scroll_id=scroll_id)
+
+    async def _search(self, query: RecordQuery, **kwargs: Any) -> Response:
+        if self._fingerprints:
+            try:
+                response: Response = await self._call(
+                    self._client.search,
+                    query=_query(query),
+                    size=self._settings.page_size,
+                    _source_excludes=[_TOOLS],
+                    script_fields={_FINGERPRINT: {"script": {"source": _FINGERPRINT_SCRIPT}}},
+                    **kwargs,
+                )
+            except RequestError as exc:
+                if "script" not in str(exc):
+                    raise
+                _log.warning("elasticsearch.scripts_refused", error=str(exc)[:300])
+                self._fingerprints = False
+            else:
+                return response
+        response = await self._call(
+            self._client.search, query=_query(query), size=self._settings.page_size, **kwargs
+        )
+        return response
+
+    # Tool schemas.
+
+    async def _records(self, hits: list[Response], tools: dict[str, Any]) -> list[LoggedRecord]:
+        records = []
+        for hit in hits:
+            source = hit["_source"]
+            request = source.get("request")
+            if isinstance(request, dict):
+                key = _fingerprint(hit, request)
+                if key is not None:
+                    if key not in tools:
+                        tools[key] = await self._tools_of(hit["_id"], request)
+                    request["tools"] = tools[key]
+            records.append(LoggedRecord(hit["_id"], source))
+        return records
+
+    async def _tools_of(self, doc_id: str, request: dict[str, Any]) -> Any:
+        if "tools" in request:  # a full source, when fingerprints are off
+            return request["tools"]
+        document = await self._call(
+            self._client.get, index=self._settings.index, id=doc_id, _source_includes=[_TOOLS]
+        )
+        return document.get("_source", {}).get("request", {}).get("tools")
+
+    # Calls.
+
+    async def _call(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> Any:
+        delay = self._settings.retry_backoff_s
+        for attempt in range(1, self._settings.retry_attempts + 1):
+            try:
+                return await method(**kwargs)
+            except (EsConnectionError, ConnectionTimeout) as exc:
+                error: Exception = exc
+            except TransportError as exc:
+                if exc.status_code not in _RETRYABLE_STATUS:
+                    raise
+                error = exc
+            if attempt == self._settings.retry_attempts:
+                raise LogStoreUnavailable(
+                    f"Elasticsearch (index {self._settings.index}) did not answer after "
+                    f"{attempt} attempts: {error}"
+                ) from error
+            _log.warning("elasticsearch.retrying", attempt=attempt, delay_s=delay, error=str(error))
+            await self._sleep(delay)
+            delay = min(delay * 2, self._settings.retry_backoff_max_s)
+        raise AssertionError("unreachable")
+
+    async def _release(self, method: Callable[..., Awaitable[Any]], **kwargs: Any) -> None:
+        """Free a cursor early; the keep-alive frees it anyway, so failures only get logged."""
+        try:
+            await method(**kwargs)
+        except Exception as exc:
+            _log.info("elasticsearch.release_failed", error=str(exc)[:300])
+
+
+def _fingerprint(hit: Response, request: dict[str, Any]) -> str | None:
+    if "tools" in request:
+        tools = request["tools"]
+        return hashlib.blake2b(orjson.dumps(tools, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    values = hit.get("fields", {}).get(_FINGERPRINT)
+    return str(values[0]) if values else None
+
+
+def _query(query: RecordQuery) -> dict[str, Any]:
+    window: dict[str, str] = {"lte": _iso(query.until)}
+    if query.since is not None:
+        window["gte"] = _iso(query.since)
+    return {
+        "bool": {
+            "filter": [
+                {"term": {"workload_id": query.workload_id}},
+                {"term": {"client_id": query.client_id}},
+                {"range": {"timestamp": window}},
+            ]
+        }
+    }
+
+
+def _iso(instant: datetime) -> str:
+    return instant.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def _prefetched(
+    responses: AsyncGenerator[Response, None],
+) -> AsyncGenerator[list[Response], None]:
+    """The hits of each response, with the next response already requested; closing it closes
+    `responses` (releasing the cursor)."""
+    pending = asyncio.ensure_future(anext(responses, None))
+    try:
+        while (response := await pending) is not None:
+            pending = asyncio.ensure_future(anext(responses, None))
+            yield response["hits"]["hits"]
+    finally:
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+        await responses.aclose()

@@ -1,0 +1,10 @@
+"""Subscriptions: the kit decodes each event; the service records or cancels the run's job."""
+
+from flywheel_contracts.events import RunCancelled, RunRequested
+from flywheel_contracts.runtime import ServiceKit
+from flywheel_datasets.service import DatasetService
+
+
+def subscribe(kit: ServiceKit, service: DatasetService) -> None:
+    kit.subscribe(RunRequested, service.on_run_requested)
+    kit.subscribe(RunCancelled, service.on_run_cancelled)

@@ -1,0 +1,305 @@
+"""The datasets service: records a job per requested run, builds it in the background, publishes
+`dataset.ready` or `dataset.failed`, and honours `run.cancelled`.
+
+Handlers only touch Mongo. A reconciler loop claims jobs under a lease (renewed while the build
+runs), so a build whose instance died is taken over once the lease runs out, and a restarted
+instance resumes from Mongo. The outcome is stored in the job before it is published (an
+outbox): a crash between the two publishes it later, with the same event id, derived from the
+request. Dataset names derive from the run id, so a repeated build reuses its datasets.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+import structlog
+
+from flywheel_contracts.envelope import Envelope, decode, encode
+from flywheel_contracts.events import (
+    DatasetContext,
+    DatasetFailed,
+    DatasetFailureReason,
+    DatasetReady,
+    DatasetRefs,
+    InFlightWork,
+    RunCancelled,
+    RunRequested,
+)
+from flywheel_contracts.ids import deterministic_name
+from flywheel_contracts.payload import EventPayload
+from flywheel_contracts.primitives import MESSAGE_MAX
+from flywheel_contracts.run_config import RunConfig
+from flywheel_contracts.runtime.nmp.names import DatasetKind, dataset_name
+from flywheel_datasets.builder import Built
+from flywheel_datasets.errors import BuildFailed
+from flywheel_datasets.ports import DatasetStore
+from flywheel_datasets.repository import Job, JobStatus, JobStore
+from flywheel_datasets.run_defaults import RunDefaults
+
+NewEvent = Callable[..., Envelope[Any]]
+Publish = Callable[[Envelope[Any]], Awaitable[None]]
+
+_KINDS: tuple[DatasetKind, ...] = ("eval", "icl", "train")
+_STAMP_LEN = 12
+
+_log = structlog.get_logger("flywheel.datasets")
+
+
+class Builder(Protocol):
+    async def build(self, config: RunConfig, until: datetime) -> Built: ...
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    owner: str
+    lease: timedelta
+    reconcile_interval_s: float
+    max_concurrent_builds: int
+
+
+def dataset_names(workload_id: str, run_id: UUID) -> dict[DatasetKind, str]:
+    """The run's dataset names: `flywheel-{kind}-{workload}-{run id head}`, NMP-safe."""
+    stamp = run_id.hex[:_STAMP_LEN]
+    return {kind: deterministic_name(dataset_name(kind, workload_id, stamp)) for kind in _KINDS}
+
+
+class DatasetService:
+    def __init__(
+        self,
+        repository: JobStore,
+        builder: Builder,
+        store: DatasetStore,
+        defaults: RunDefaults,
+        *,
+        new_event: NewEvent,
+        publish: Publish,
+        options: ServiceOptions,
+    ) -> None:
+        self._jobs = repository
+        self._builder = builder
+        self._store = store
+        self._defaults = defaults
+        self._new_event = new_event
+        self._publish = publish
+        self._options = options
+        self._builds: dict[UUID, asyncio.Task[None]] = {}
+        self._cancelling: set[UUID] = set()
+        self._wake = asyncio.Event()
+
+    # Handlers.
+
+    async def on_run_requested(self, event: Envelope[RunRequested]) -> None:
+        run_id = _run_id(event)
+        log = _log.bind(run_id=str(run_id))
+        request = encode(event).decode()
+        try:
+            config = self._defaults.resolve(event.payload, run_id)
+        except BuildFailed as exc:
+            log.warning("dataset.invalid_config", error=str(exc))
+            outcome = self._failure(event, exc.reason, str(exc))
+            created = await self._jobs.create(run_id, request=request, config=None, outcome=outcome)
+        else:
+            created = await self._jobs.create(
+                run_id, request=request, config=config.model_dump(mode="json")
+            )
+        if created is not None:
+            log.info("dataset.job_recorded", status=created.status.value)
+            self._wake.set()
+            return
+        cancelled = self._failure(event, DatasetFailureReason.CANCELLED, "the run was cancelled")
+        if await self._jobs.settle_tombstone(run_id, request=request, outcome=cancelled):
+            log.info("dataset.request_after_cancel")
+            self._wake.set()
+        else:
+            log.info(
+                "dataset.request_repeated", note="the run already has its job; nothing rebuilt"
+            )
+
+    async def on_run_cancelled(self, event: Envelope[RunCancelled]) -> None:
+        run_id = _run_id(event)
+        log = _log.bind(run_id=str(run_id))
+        job = await self._jobs.get(run_id)
+        if job is None:
+            await self._jobs.tombstone(run_id)
+            log.info("dataset.cancelled_before_request")
+            return
+        if job.request is None or job.status not in (JobStatus.PENDING, JobStatus.BUILDING):
+            log.info("dataset.cancel_ignored", status=job.status.value)
+            return
+        outcome = self._failure(
+            decode(job.request.encode()),
+            DatasetFailureReason.CANCELLED,
+            f"the run was cancelled: {event.payload.reason}",
+        )
+        if await self._jobs.cancel(run_id, outcome):
+            log.info("dataset.cancelled", reason=event.payload.reason)
+            self._stop_build(run_id)
+            self._wake.set()
+
+    # Background work.
+
+    async def reconcile_forever(self) -> None:
+        await self._jobs.ensure_indexes()
+        try:
+            while True:
+                self._wake.clear()
+                await self.reconcile_once()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._options.reconcile_interval_s)
+        finally:
+            await self._abandon_builds()
+
+    async def reconcile_once(self) -> None:
+        """Publish stored outcomes, then start builds while there is room."""
+        await self._publish_outcomes()
+        while len(self._builds) < self._options.max_concurrent_builds:
+            job = await self._jobs.claim(self._options.owner, self._options.lease)
+            if job is None:
+                return
+            self._builds[job.run_id] = asyncio.create_task(
+                self._build(job), name=f"dataset-build-{job.run_id}"
+            )
+
+    async def in_flight(self) -> Sequence[InFlightWork]:
+        return [InFlightWork(run_id=run_id, kind="dataset_build") for run_id in self._builds]
+
+    async def _build(self, job: Job) -> None:
+        run_id = job.run_id
+        log = _log.bind(run_id=str(run_id), attempt=job.attempts)
+        assert job.request is not None and job.config is not None
+        request: Envelope[RunRequested] = decode(job.request.encode())
+        config = RunConfig.model_validate(job.config)
+        keeper = asyncio.create_task(self._keep_lease(run_id))
+        status, outcome = JobStatus.FAILED, ""
+        try:
+            log.info("dataset.build_started", workload_id=config.workload_id)
+            status, payload = await self._outcome(request, config)
+            outcome = encode(self._new_event(payload, run_id=run_id, cause=request)).decode()
+        except asyncio.CancelledError:
+            if run_id not in self._cancelling:
+                raise  # shutting down: the job is handed back in _abandon_builds
+        finally:
+            keeper.cancel()
+            self._builds.pop(run_id, None)
+        if run_id in self._cancelling or not await self._jobs.finish(
+            run_id, self._options.owner, status, outcome
+        ):
+            self._cancelling.discard(run_id)
+            current = await self._jobs.get(run_id)
+            cancelled = current is not None and current.status is JobStatus.CANCELLED
+            log.info("dataset.build_discarded", reason="cancelled" if cancelled else "taken over")
+            if cancelled:  # a job taken over by another instance keeps its datasets
+                await self._delete_datasets(config.workload_id, run_id)
+            return
+        log.info("dataset.build_finished", status=status.value)
+        self._wake.set()
+
+    async def _outcome(
+        self, request: Envelope[RunRequested], config: RunConfig
+    ) -> tuple[JobStatus, EventPayload]:
+        run_id = _run_id(request)
+        try:
+            built = await self._builder.build(config, until=request.occurred_at)
+            uploading = time.perf_counter()
+            refs = await self._upload(config, run_id, built)
+            _log.info(
+                "dataset.uploaded",
+                run_id=str(run_id),
+                seconds=round(time.perf_counter() - uploading, 3),
+                megabytes=round(built.size / 1e6, 1),
+            )
+        except BuildFailed as exc:
+            _log.warning(
+                "dataset.build_failed", run_id=str(run_id), reason=exc.reason.value, error=str(exc)
+            )
+            return JobStatus.FAILED, DatasetFailed(
+                reason=exc.reason, message=_message(str(exc)), stats=exc.stats
+            )
+        except Exception as exc:
+            # A bug, not bad input: fail the run loudly instead of retrying it forever.
+            _log.exception("dataset.build_crashed", run_id=str(run_id))
+            return JobStatus.FAILED, DatasetFailed(
+                reason=DatasetFailureReason.INTERNAL_ERROR,
+                message=_message(f"{type(exc).__name__}: {exc}"),
+            )
+        context = DatasetContext(datasets=refs, workload_type=built.workload_type, config=config)
+        return JobStatus.DONE, DatasetReady(context=context, counts=built.counts, stats=built.stats)
+
+    async def _upload(self, config: RunConfig, run_id: UUID, built: Built) -> DatasetRefs:
+        names = dataset_names(config.workload_id, run_id)
+        files: dict[DatasetKind, dict[str, bytes]] = {
+            "eval": built.eval_files,
+            "icl": built.icl_files,
+            "train": built.train_files,
+        }
+        refs = {kind: await self._store.publish(names[kind], files[kind]) for kind in _KINDS}
+        return DatasetRefs(eval=refs["eval"], icl=refs["icl"], train=refs["train"])
+
+    async def _keep_lease(self, run_id: UUID) -> None:
+        """Renew the lease; a job that is no longer ours (cancelled elsewhere) stops the build."""
+        while True:
+            await asyncio.sleep(self._options.lease.total_seconds() / 3)
+            try:
+                ours = await self._jobs.renew(run_id, self._options.owner, self._options.lease)
+            except Exception as exc:  # Mongo briefly away: try again at the next beat
+                _log.warning("dataset.lease_renewal_failed", run_id=str(run_id), error=str(exc))
+                continue
+            if not ours:  # cancelled, or taken over after this instance stalled
+                _log.info("dataset.lease_lost", run_id=str(run_id))
+                self._stop_build(run_id)
+                return
+
+    def _stop_build(self, run_id: UUID) -> None:
+        task = self._builds.get(run_id)
+        if task is not None:
+            self._cancelling.add(run_id)
+            task.cancel()
+
+    async def _abandon_builds(self) -> None:
+        """On shutdown: stop the builds and hand their jobs back for another instance."""
+        builds = dict(self._builds)
+        for task in builds.values():
+            task.cancel()
+        await asyncio.gather(*builds.values(), return_exceptions=True)
+        for run_id in builds:
+            with contextlib.suppress(Exception):
+                await self._jobs.release(run_id, self._options.owner)
+
+    async def _delete_datasets(self, workload_id: str, run_id: UUID) -> None:
+        for name in dataset_names(workload_id, run_id).values():
+            try:
+                await self._store.delete(name)
+            except Exception as exc:  # the janitor's sweep is the backstop
+                _log.warning(
+                    "dataset.cleanup_failed", run_id=str(run_id), name=name, error=str(exc)
+                )
+
+    async def _publish_outcomes(self) -> None:
+        for job in await self._jobs.unpublished():
+            if job.outcome is None:
+                continue
+            try:
+                await self._publish(decode(job.outcome.encode()))
+            except Exception as exc:  # Kafka away: the outcome stays stored, retried next round
+                _log.warning("dataset.publish_failed", run_id=str(job.run_id), error=str(exc))
+                return
+            await self._jobs.mark_published(job.run_id)
+            _log.info("dataset.outcome_published", run_id=str(job.run_id), status=job.status.value)
+
+    def _failure(self, request: Envelope[Any], reason: DatasetFailureReason, message: str) -> str:
+        payload = DatasetFailed(reason=reason, message=_message(message))
+        return encode(self._new_event(payload, run_id=_run_id(request), cause=request)).decode()
+
+
+def _run_id(event: Envelope[Any]) -> UUID:
+    assert event.run_id is not None, "run events always carry a run id"
+    return event.run_id
+
+
+def _message(text: str) -> str:
+    return text[:MESSAGE_MAX] or "no details"

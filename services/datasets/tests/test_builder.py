@@ -1,0 +1,147 @@
+"""The whole build against fake ports: files, counts, statistics and the failures."""
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import orjson
+import pytest
+
+from flywheel_contracts.events import RunRequested
+from flywheel_contracts.run_config import RunConfig, RunOverrides, WorkloadType
+from flywheel_datasets.builder import Built, DatasetBuilder
+from flywheel_datasets.config import BuildSettings, PiiSettings
+from flywheel_datasets.errors import NotEnoughRecords
+from flywheel_datasets.formats import EVAL_FILE, TRAIN_FILE, VAL_FILE
+from flywheel_datasets.records import Record
+from flywheel_datasets.run_defaults import RunDefaults
+from services.datasets.tests.factories import FakeEmbedder, FakeSource, record
+
+pytestmark = pytest.mark.unit
+
+UNTIL = datetime(2025, 2, 1, tzinfo=UTC)
+TOOL_NAMES = ("get_order_status", "cancel_order", "track_shipment")
+
+
+def _config(**overrides: object) -> RunConfig:
+    request = RunRequested(
+        workload_id="order-tools",
+        client_id="acme",
+        overrides=RunOverrides.model_validate(overrides),
+    )
+    return RunDefaults.load().resolve(request, UUID(int=7))
+
+
+def _traffic(n: int) -> list[Record]:
+    return [
+        record(
+            f"Question {i}: what about order ORD-{i:06d} placed {i % 17} days ago, ref {i * 7919 % 99991}?",
+            tool=TOOL_NAMES[i % 3],
+            conversation=f"conv-{i // 2}",
+        )
+        for i in range(n)
+    ]
+
+
+def _lines(data: bytes) -> list[Record]:
+    return [orjson.loads(line) for line in data.split(b"\n")] if data else []
+
+
+async def _build(
+    source: FakeSource, settings: BuildSettings | None = None, **overrides: object
+) -> Built:
+    builder = DatasetBuilder(source, FakeEmbedder().embed, settings or BuildSettings())
+    return await builder.build(_config(**overrides), UNTIL)
+
+
+async def test_the_files_match_the_counts_and_the_statistics_add_up() -> None:
+    traffic = _traffic(300)
+    traffic[10] = record(traffic[10]["request"]["messages"][-1]["content"], tool=None)
+    traffic.insert(20, orjson.loads(orjson.dumps(traffic[30])))  # an exact duplicate
+    built = await _build(FakeSource(traffic), eval_size=20)
+
+    assert built.workload_type is WorkloadType.TOOL_CALLING
+    counts, stats = built.counts, built.stats
+    assert len(_lines(built.eval_files[EVAL_FILE])) == counts.eval == 20
+    assert len(_lines(built.icl_files[EVAL_FILE])) == counts.icl == 20
+    assert len(_lines(built.train_files[TRAIN_FILE])) == counts.train
+    assert len(_lines(built.train_files[VAL_FILE])) == counts.val
+    assert stats.selected == counts.eval + counts.train + counts.val
+    assert stats.fetched == 301
+    assert (stats.duplicates, stats.no_tool_calls) == (1, 1)
+    # Conversations hold two records, so nearly every evaluation record leaves a sibling out.
+    assert stats.leaked == stats.rules["same_conversation_as_eval"] >= 18
+    assert stats.fetched == sum(stats.rules.values()) + stats.selected
+    assert counts.val == pytest.approx(0.1 * (counts.train + counts.val), abs=2)
+    assert built.stratified
+
+
+async def test_the_icl_file_is_the_eval_file_with_examples() -> None:
+    built = await _build(FakeSource(_traffic(200)), eval_size=10)
+    evaluation, icl = _lines(built.eval_files[EVAL_FILE]), _lines(built.icl_files[EVAL_FILE])
+    for plain, injected in zip(evaluation, icl, strict=True):
+        assert plain["response"] == injected["response"]
+        system = injected["request"]["messages"][0]["content"]
+        assert system.count("For example, if the conversation looks like this:") == 3
+        assert system.endswith(plain["request"]["messages"][0]["content"])
+
+
+async def test_reading_stops_once_the_limit_is_reached() -> None:
+    source = FakeSource(_traffic(1000), page_size=100)
+    built = await _build(source, limit=250, eval_size=20)
+    assert built.stats.fetched == 250
+    assert source.pages_read == 3
+    (query,) = source.queries
+    assert (query.workload_id, query.client_id, query.until, query.since) == (
+        "order-tools",
+        "acme",
+        UNTIL,
+        None,
+    )
+
+
+async def test_a_time_window_bounds_the_query() -> None:
+    source = FakeSource(_traffic(100))
+    builder = DatasetBuilder(
+        source, FakeEmbedder().embed, BuildSettings(), window=timedelta(days=3)
+    )
+    await builder.build(_config(), UNTIL)
+    assert source.queries[0].since == UNTIL - timedelta(days=3)
+
+
+async def test_no_records_for_the_workload_says_so() -> None:
+    with pytest.raises(
+        NotEnoughRecords, match="no records for workload 'order-tools' and client 'acme'"
+    ):
+        await _build(FakeSource([]))
+
+
+async def test_too_few_usable_records_fail_with_the_numbers() -> None:
+    traffic = _traffic(40) + [record("Where is ORD-1?") for _ in range(30)]
+    with pytest.raises(
+        NotEnoughRecords, match=r"41 usable records out of 70 read .*duplicate 29.*at least 50"
+    ) as caught:
+        await _build(FakeSource(traffic))
+    assert caught.value.stats is not None
+    assert caught.value.stats.duplicates == 29
+
+
+async def test_pii_is_scrubbed_from_every_file_when_enabled() -> None:
+    traffic = _traffic(200)
+    for i, source in enumerate(traffic):
+        source["request"]["messages"][-1]["content"] += f" Mail me at customer{i}@example.com"
+    settings = BuildSettings(pii=PiiSettings(enabled=True))
+    built = await _build(FakeSource(traffic), settings, eval_size=10)
+    every_file = b"".join(
+        [*built.eval_files.values(), *built.icl_files.values(), *built.train_files.values()]
+    )
+    assert b"@example.com" not in every_file
+    assert b"[REDACTED_EMAIL]" in every_file
+    assert built.stats.pii_redactions >= built.stats.selected
+
+
+async def test_the_same_seed_rebuilds_the_same_files() -> None:
+    traffic = _traffic(200)
+    first = await _build(FakeSource(traffic), random_seed=5)
+    again = await _build(FakeSource(traffic), random_seed=5)
+    assert first.eval_files == again.eval_files
+    assert first.train_files == again.train_files

@@ -1,0 +1,92 @@
+"""Publishing datasets and embedding texts through the NMP client, against RecordedNmp."""
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from flywheel_contracts.runtime.nmp import NmpClient, NmpSettings
+from flywheel_contracts.runtime.nmp.testing import RecordedNmp, RecordingTransport
+from flywheel_datasets.clients.nmp import NmpDatasets, NmpEmbeddings
+from flywheel_datasets.errors import EmbeddingUnavailable, UploadFailed
+
+pytestmark = pytest.mark.unit
+
+FILES = {"training/train_data.jsonl": b'{"a":1}\n{"a":2}', "validation/val_data.jsonl": b'{"a":3}'}
+
+
+async def _no_wait(_: float) -> None:
+    return None
+
+
+@pytest.fixture
+def nmp() -> RecordedNmp:
+    return RecordedNmp()
+
+
+@pytest.fixture
+async def client(nmp: RecordedNmp) -> AsyncIterator[NmpClient]:
+    async with NmpClient(NmpSettings(), transport=nmp.transport(), sleep=_no_wait) as client:
+        yield client
+
+
+async def test_a_dataset_is_uploaded_registered_and_can_be_read_back(
+    nmp: RecordedNmp, client: NmpClient
+) -> None:
+    ref = await NmpDatasets(client).publish("flywheel-train-w-1", FILES)
+    assert (ref.namespace, ref.name) == ("dfwbp", "flywheel-train-w-1")
+    assert ref.files_url == "hf://datasets/dfwbp/flywheel-train-w-1"
+    assert nmp.state.repos["dfwbp/flywheel-train-w-1"] == FILES
+    assert "dfwbp/flywheel-train-w-1" in nmp.state.datasets
+    for path, content in FILES.items():
+        assert await client.data_store.download_file("flywheel-train-w-1", path) == content
+
+
+async def test_publishing_again_reuses_the_dataset(nmp: RecordedNmp, client: NmpClient) -> None:
+    datasets = NmpDatasets(client)
+    first = await datasets.publish("flywheel-eval-w-1", {"eval_data.jsonl": b"{}"})
+    again = await datasets.publish("flywheel-eval-w-1", {"eval_data.jsonl": b"{}"})
+    assert first == again
+    assert list(nmp.state.repos) == ["dfwbp/flywheel-eval-w-1"]
+
+
+async def test_delete_removes_files_and_registration_and_tolerates_absence(
+    nmp: RecordedNmp, client: NmpClient
+) -> None:
+    datasets = NmpDatasets(client)
+    await datasets.publish("flywheel-eval-w-1", {"eval_data.jsonl": b"{}"})
+    await datasets.delete("flywheel-eval-w-1")
+    await datasets.delete("flywheel-eval-w-1")
+    assert not nmp.state.repos
+    assert not nmp.state.datasets
+
+
+async def test_a_refused_upload_is_an_upload_failure(nmp: RecordedNmp) -> None:
+    def refuse_commits(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/commit/main"):
+            return httpx.Response(413, json={"detail": "payload too large"})
+        return nmp.handle(request)
+
+    transport = RecordingTransport(httpx.MockTransport(refuse_commits))
+    async with NmpClient(NmpSettings(), transport=transport, sleep=_no_wait) as client:
+        with pytest.raises(UploadFailed, match=r"flywheel-eval-w-1 could not be published.*413"):
+            await NmpDatasets(client).publish("flywheel-eval-w-1", {"eval_data.jsonl": b"{}"})
+    assert "dfwbp/flywheel-eval-w-1" not in nmp.state.datasets
+
+
+async def test_embeddings_come_in_batches_in_order(client: NmpClient) -> None:
+    embeddings = NmpEmbeddings(client, "nvidia/llama-3.2-nv-embedqa-1b-v2", batch_size=2)
+    vectors = await embeddings.embed(["a", "b", "c"])
+    assert len(vectors) == 3
+    assert vectors[0] != vectors[1]
+
+
+async def test_an_unavailable_embeddings_endpoint_is_an_embedding_failure() -> None:
+    def down(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"detail": "down"})
+
+    async with NmpClient(
+        NmpSettings(), transport=httpx.MockTransport(down), sleep=_no_wait
+    ) as client:
+        with pytest.raises(EmbeddingUnavailable, match=r"embeddings from m failed"):
+            await NmpEmbeddings(client, "m", batch_size=8).embed(["a"])

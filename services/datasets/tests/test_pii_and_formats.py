@@ -1,0 +1,108 @@
+"""PII scrubbing and the dataset file formats."""
+
+import orjson
+import pytest
+
+from flywheel_contracts.run_config import WorkloadType
+from flywheel_datasets.formats import evaluation_record, jsonl, training_record
+from flywheel_datasets.pii import Scrubber, luhn_valid
+from services.datasets.tests.factories import TOOLS, record
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "kind"),
+    [
+        ("mail me at jane.doe+shop@example.co.uk now", "mail me at [REDACTED_EMAIL] now", "email"),
+        ("card 4111 1111 1111 1111 please", "card [REDACTED_CARD_NUMBER] please", "card_number"),
+        ("my SSN is 123-45-6789.", "my SSN is [REDACTED_SSN].", "ssn"),
+        ("call +1 415-555-0132 today", "call [REDACTED_PHONE] today", "phone"),
+        ("call (415) 555-0132", "call [REDACTED_PHONE]", "phone"),
+        ("from 192.168.10.4 yesterday", "from [REDACTED_IP_ADDRESS] yesterday", "ip_address"),
+    ],
+)
+def test_each_kind_of_personal_data_is_redacted(text: str, expected: str, kind: str) -> None:
+    scrubber = Scrubber()
+    assert scrubber.text(text) == expected
+    assert scrubber.found == {kind: 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order ORD-123456 of 2025-01-06 costs 129.99",
+        "card 4111 1111 1111 1112 fails the checksum",
+        "version 1.2.3.4567 and 999.1.1.1",
+        "epoch 1736154000123",
+    ],
+)
+def test_look_alikes_stay_readable(text: str) -> None:
+    scrubber = Scrubber()
+    assert scrubber.text(text) == text
+    assert not scrubber.found
+
+
+def test_luhn() -> None:
+    assert luhn_valid("4111111111111111")
+    assert not luhn_valid("4111111111111112")
+
+
+def test_a_record_is_scrubbed_everywhere_but_ids_and_tool_schemas() -> None:
+    source = record("Send it to bob@example.com", arguments={"email": "bob@example.com"})
+    source["request"]["tools"] = [
+        {"type": "function", "function": {"name": "x", "description": "a@b.io"}}
+    ]
+    scrubber = Scrubber()
+    scrubbed = scrubber.record(source)
+    assert scrubbed["request"]["messages"][-1]["content"] == "Send it to [REDACTED_EMAIL]"
+    call = scrubbed["response"]["choices"][0]["message"]["tool_calls"][0]
+    assert call["function"]["arguments"] == {"email": "[REDACTED_EMAIL]"}
+    assert scrubbed["request"]["tools"] == source["request"]["tools"]
+    assert scrubbed["workload_id"] == source["workload_id"]
+    assert scrubber.found == {"email": 2}
+    assert source["request"]["messages"][-1]["content"] == "Send it to bob@example.com"
+
+
+def test_evaluation_records_stringify_history_arguments_only() -> None:
+    source = record("Where is ORD-1?")
+    source["request"]["messages"].insert(
+        1,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"type": "function", "function": {"name": "f", "arguments": {"a": 1}}}],
+        },
+    )
+    formatted = evaluation_record(source)
+    history = formatted["request"]["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert history == '{"a":1}'
+    answer = formatted["response"]["choices"][0]["message"]["tool_calls"][0]["function"]
+    assert answer["arguments"] == {"order_id": "ORD-1"}
+    assert source["request"]["messages"][1]["tool_calls"][0]["function"]["arguments"] == {"a": 1}
+
+
+def test_training_records_for_tool_calling_and_generic_workloads() -> None:
+    tool_record = training_record(record(["Hi", "Where is ORD-1?"]), WorkloadType.TOOL_CALLING)
+    assert tool_record["tools"] == TOOLS
+    assert tool_record["messages"][-1]["content"] == ""
+    assert tool_record["messages"][-1]["tool_calls"][0]["function"]["name"] == "get_order_status"
+    assert [m["role"] for m in tool_record["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+    ]
+    generic = training_record(
+        record("Opening hours?", tool=None, answer="9 to 5"), WorkloadType.GENERIC
+    )
+    assert "tools" not in generic
+    assert generic["messages"][-1] == {"role": "assistant", "content": "9 to 5"}
+
+
+def test_jsonl_has_no_trailing_newline() -> None:
+    data = jsonl([{"a": 1}, {"b": 2}])
+    assert data == b'{"a":1}\n{"b":2}'
+    assert [orjson.loads(line) for line in data.split(b"\n")] == [{"a": 1}, {"b": 2}]
+    assert jsonl([]) == b""

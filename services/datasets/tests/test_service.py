@@ -1,0 +1,361 @@
+"""The service's job lifecycle with fakes: request, build, publish once; failures; cancellation
+before, during and after a build; a repeated request; an outcome that could not be published."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from flywheel_contracts.envelope import Envelope, decode, new_event
+from flywheel_contracts.events import (
+    DatasetFailed,
+    DatasetFailureReason,
+    DatasetReady,
+    DatasetRef,
+    FilterStats,
+    RunCancelled,
+    RunRequested,
+    SplitCounts,
+)
+from flywheel_contracts.ids import derive_event_id
+from flywheel_contracts.run_config import RunConfig, RunOverrides, WorkloadType
+from flywheel_contracts.runtime.testing import eventually
+from flywheel_datasets.builder import Built
+from flywheel_datasets.errors import NotEnoughRecords
+from flywheel_datasets.repository import Job, JobStatus
+from flywheel_datasets.run_defaults import RunDefaults
+from flywheel_datasets.service import DatasetService, ServiceOptions, dataset_names
+
+pytestmark = pytest.mark.unit
+
+OWNER = "datasets.test"
+STATS = FilterStats(fetched=3, invalid_format=0, unparsable_arguments=0, duplicates=0, selected=3)
+BUILT = Built(
+    workload_type=WorkloadType.TOOL_CALLING,
+    eval_files={"eval_data.jsonl": b"{}"},
+    icl_files={"eval_data.jsonl": b"{}"},
+    train_files={"training/train_data.jsonl": b"{}", "validation/val_data.jsonl": b"{}"},
+    counts=SplitCounts(eval=1, icl=1, train=1, val=1),
+    stats=STATS,
+    stratified=False,
+)
+
+
+class MemoryJobs:
+    """JobStore in memory, with the repository's conditional updates."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[UUID, dict[str, Any]] = {}
+
+    async def ensure_indexes(self) -> None:
+        return None
+
+    def _job(self, run_id: UUID) -> Job:
+        return Job.of({"_id": str(run_id), **self.jobs[run_id]})
+
+    async def get(self, run_id: UUID) -> Job | None:
+        return self._job(run_id) if run_id in self.jobs else None
+
+    async def create(
+        self,
+        run_id: UUID,
+        *,
+        request: str,
+        config: dict[str, Any] | None,
+        outcome: str | None = None,
+    ) -> Job | None:
+        if run_id in self.jobs:
+            return None
+        status = JobStatus.FAILED if outcome else JobStatus.PENDING
+        self.jobs[run_id] = {
+            "status": status.value,
+            "request": request,
+            "config": config,
+            "attempts": 0,
+            "owner": None,
+            "outcome": outcome,
+            "published": outcome is None,
+        }
+        return self._job(run_id)
+
+    async def tombstone(self, run_id: UUID) -> bool:
+        if run_id in self.jobs:
+            return False
+        self.jobs[run_id] = {
+            "status": "cancelled",
+            "request": None,
+            "outcome": None,
+            "published": True,
+        }
+        return True
+
+    async def settle_tombstone(self, run_id: UUID, *, request: str, outcome: str) -> bool:
+        job = self.jobs.get(run_id)
+        if job is None or job["request"] is not None:
+            return False
+        job.update(request=request, outcome=outcome, published=False)
+        return True
+
+    async def claim(self, owner: str, lease: timedelta) -> Job | None:
+        for run_id, job in self.jobs.items():
+            if job["status"] == "pending":
+                job.update(status="building", owner=owner, attempts=job["attempts"] + 1)
+                return self._job(run_id)
+        return None
+
+    async def renew(self, run_id: UUID, owner: str, lease: timedelta) -> bool:
+        job = self.jobs[run_id]
+        return bool(job["status"] == "building" and job["owner"] == owner)
+
+    async def finish(self, run_id: UUID, owner: str, status: JobStatus, outcome: str) -> bool:
+        job = self.jobs[run_id]
+        if job["status"] != "building" or job["owner"] != owner:
+            return False
+        job.update(status=status.value, outcome=outcome, published=False, owner=None)
+        return True
+
+    async def release(self, run_id: UUID, owner: str) -> None:
+        job = self.jobs[run_id]
+        if job["status"] == "building" and job["owner"] == owner:
+            job.update(status="pending", owner=None)
+
+    async def cancel(self, run_id: UUID, outcome: str) -> bool:
+        job = self.jobs[run_id]
+        if job["status"] not in ("pending", "building"):
+            return False
+        job.update(status="cancelled", outcome=outcome, published=False)
+        return True
+
+    async def unpublished(self) -> list[Job]:
+        return [self._job(run_id) for run_id, job in self.jobs.items() if not job["published"]]
+
+    async def mark_published(self, run_id: UUID) -> None:
+        self.jobs[run_id]["published"] = True
+
+
+class GatedBuilder:
+    """Builds `BUILT` (or raises `failure`) once `gate` is open; counts its builds."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.started = asyncio.Event()
+        self.builds: list[RunConfig] = []
+        self.failure: Exception | None = None
+
+    async def build(self, config: RunConfig, until: datetime) -> Built:
+        self.builds.append(config)
+        self.started.set()
+        await self.gate.wait()
+        if self.failure is not None:
+            raise self.failure
+        return BUILT
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.published: dict[str, Mapping[str, bytes]] = {}
+        self.deleted: list[str] = []
+
+    async def publish(self, name: str, files: Mapping[str, bytes]) -> DatasetRef:
+        self.published[name] = files
+        return DatasetRef(namespace="ns", name=name, files_url=f"hf://datasets/ns/{name}")
+
+    async def delete(self, name: str) -> None:
+        self.deleted.append(name)
+
+
+class FakeKafka:
+    """Keeps what is published; refuses the next `failures` publishes."""
+
+    def __init__(self) -> None:
+        self.published: list[Envelope[Any]] = []
+        self.failures = 0
+
+    async def publish(self, envelope: Envelope[Any]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("kafka away")
+        self.published.append(decode(envelope.model_dump_json().encode()))
+
+
+@dataclass
+class Harness:
+    service: DatasetService
+    jobs: MemoryJobs
+    builder: GatedBuilder
+    store: MemoryStore
+    kafka: FakeKafka
+
+    def outcomes(self, run_id: UUID) -> list[Envelope[Any]]:
+        return [e for e in self.kafka.published if e.run_id == run_id]
+
+    async def outcome(self, run_id: UUID) -> Envelope[Any]:
+        await eventually(lambda: bool(self.outcomes(run_id)), timeout_s=5)
+        (envelope,) = self.outcomes(run_id)
+        return envelope
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    jobs, builder, store, kafka = MemoryJobs(), GatedBuilder(), MemoryStore(), FakeKafka()
+    service = DatasetService(
+        jobs,
+        builder,
+        store,
+        RunDefaults.load(),
+        new_event=lambda payload, **kw: new_event(payload, producer="datasets", **kw),
+        publish=kafka.publish,
+        options=ServiceOptions(
+            owner=OWNER,
+            lease=timedelta(seconds=30),
+            reconcile_interval_s=0.01,
+            max_concurrent_builds=1,
+        ),
+    )
+    loop = asyncio.create_task(service.reconcile_forever())
+    yield Harness(service, jobs, builder, store, kafka)
+    loop.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await loop
+
+
+def _request(run_id: UUID | None = None, **overrides: Any) -> Envelope[RunRequested]:
+    payload = RunRequested(
+        workload_id="order-tools",
+        client_id="acme",
+        overrides=RunOverrides.model_validate(overrides),
+    )
+    return new_event(payload, producer="cli", run_id=run_id or uuid4())
+
+
+def _cancel(run_id: UUID) -> Envelope[RunCancelled]:
+    return new_event(RunCancelled(reason="changed my mind"), producer="cli", run_id=run_id)
+
+
+async def test_a_request_is_built_uploaded_and_announced_once(harness: Harness) -> None:
+    request = _request()
+    assert request.run_id is not None
+    await harness.service.on_run_requested(request)
+    envelope = await harness.outcome(request.run_id)
+    assert envelope.event_id == derive_event_id(request.event_id, "dataset.ready")
+    assert envelope.causation_id == request.event_id
+    ready = envelope.payload
+    assert isinstance(ready, DatasetReady)
+    names = dataset_names("order-tools", request.run_id)
+    assert ready.context.datasets.eval.name == names["eval"]
+    assert set(harness.store.published) == set(names.values())
+    assert harness.store.published[names["train"]] == BUILT.train_files
+    assert ready.context.config.split.random_seed is not None
+    assert ready.counts == BUILT.counts
+    assert harness.jobs.jobs[request.run_id]["status"] == "done"
+
+
+async def test_a_repeated_request_for_the_run_builds_nothing(harness: Harness) -> None:
+    request = _request()
+    assert request.run_id is not None
+    await harness.service.on_run_requested(request)
+    await harness.outcome(request.run_id)
+    await harness.service.on_run_requested(_request(request.run_id))
+    await asyncio.sleep(0.1)
+    assert len(harness.builder.builds) == 1
+    assert len(harness.outcomes(request.run_id)) == 1
+
+
+async def test_invalid_overrides_fail_the_run_without_building(harness: Harness) -> None:
+    request = _request(eval_size=50, limit=50)
+    assert request.run_id is not None
+    await harness.service.on_run_requested(request)
+    failed = (await harness.outcome(request.run_id)).payload
+    assert isinstance(failed, DatasetFailed)
+    assert failed.reason is DatasetFailureReason.INVALID_CONFIG
+    assert "eval_size must be below limit" in failed.message
+    assert not harness.builder.builds
+
+
+async def test_a_build_failure_is_announced_with_its_reason_and_stats(harness: Harness) -> None:
+    harness.builder.failure = NotEnoughRecords("12 usable records, need 50", stats=STATS)
+    request = _request()
+    assert request.run_id is not None
+    await harness.service.on_run_requested(request)
+    failed = (await harness.outcome(request.run_id)).payload
+    assert isinstance(failed, DatasetFailed)
+    assert (failed.reason, failed.message, failed.stats) == (
+        DatasetFailureReason.NOT_ENOUGH_RECORDS,
+        "12 usable records, need 50",
+        STATS,
+    )
+    assert not harness.store.published
+
+
+async def test_a_cancellation_during_the_build_stops_it_and_removes_its_datasets(
+    harness: Harness,
+) -> None:
+    harness.builder.gate.clear()
+    request = _request()
+    assert request.run_id is not None
+    await harness.service.on_run_requested(request)
+    await asyncio.wait_for(harness.builder.started.wait(), 5)
+    assert [w.run_id for w in await harness.service.in_flight()] == [request.run_id]
+    await harness.service.on_run_cancelled(_cancel(request.run_id))
+    failed = (await harness.outcome(request.run_id)).payload
+    assert isinstance(failed, DatasetFailed)
+    assert failed.reason is DatasetFailureReason.CANCELLED
+    assert "changed my mind" in failed.message
+    await eventually(lambda: len(harness.store.deleted) == 3, timeout_s=5)
+    assert set(harness.store.deleted) == set(dataset_names("order-tools", request.run_id).values())
+    assert not await harness.service.in_flight()
+
+
+async def test_a_cancellation_before_the_request_wins(harness: Harness) -> None:
+    run_id = uuid4()
+    await harness.service.on_run_cancelled(_cancel(run_id))
+    await harness.service.on_run_requested(_request(run_id))
+    failed = (await harness.outcome(run_id)).payload
+    assert isinstance(failed, DatasetFailed)
+    assert failed.reason is DatasetFailureReason.CANCELLED
+    assert not harness.builder.builds
+
+
+async def test_a_cancellation_after_the_datasets_are_ready_changes_nothing(
+    harness: Harness,
+) -> None:
+    request = _request()
+    assert request.run_id is not None
+    await harness.service.on_run_requested(request)
+    await harness.outcome(request.run_id)
+    await harness.service.on_run_cancelled(_cancel(request.run_id))
+    await asyncio.sleep(0.1)
+    assert [type(e.payload) for e in harness.outcomes(request.run_id)] == [DatasetReady]
+    assert not harness.store.deleted
+
+
+async def test_an_outcome_kafka_refused_is_published_later(harness: Harness) -> None:
+    harness.kafka.failures = 2
+    request = _request()
+    assert request.run_id is not None
+    await harness.service.on_run_requested(request)
+    envelope = await harness.outcome(request.run_id)
+    assert isinstance(envelope.payload, DatasetReady)
+    assert harness.jobs.jobs[request.run_id]["published"]
+
+
+def test_dataset_names_are_deterministic_and_nmp_safe() -> None:
+    run_id = UUID("0123456789abcdef0123456789abcdef")
+    names = dataset_names("Customer/Router@v2", run_id)
+    assert names == {
+        "eval": "flywheel-eval-customer-router-v2-0123456789ab",
+        "icl": "flywheel-icl-customer-router-v2-0123456789ab",
+        "train": "flywheel-train-customer-router-v2-0123456789ab",
+    }
+    assert dataset_names("Customer/Router@v2", run_id) == names
+    long_names = dataset_names("w" * 100, run_id)
+    assert all(len(name) <= 63 for name in long_names.values())
+    assert len(set(long_names.values())) == 3

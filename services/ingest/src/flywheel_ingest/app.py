@@ -1,0 +1,63 @@
+"""`create_app`: the kit, the ingest pipeline as a kit loop, the store and the HTTP intake."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from flywheel_contracts.runtime import ServiceKit, create_service_app
+from flywheel_ingest.clients.kafka_source import KafkaSource
+from flywheel_ingest.clients.outbox import KafkaOutbox
+from flywheel_ingest.clients.raw_topic import KafkaRawTopic
+from flywheel_ingest.config import IngestSettings
+from flywheel_ingest.handlers import intake_router
+from flywheel_ingest.indexer import ElasticsearchStore
+from flywheel_ingest.intake import LogIntake
+from flywheel_ingest.pii import Redactor
+from flywheel_ingest.pipeline import Pipeline
+from flywheel_ingest.service import IngestService
+
+
+def create_app(settings: IngestSettings) -> FastAPI:
+    # The client logs every request, and every failed one with a traceback; the service logs
+    # one line per batch outcome instead.
+    logging.getLogger("elasticsearch").setLevel(logging.ERROR)
+    kit = ServiceKit(settings)
+    store = ElasticsearchStore(settings.elasticsearch)
+    service = IngestService(
+        store,
+        KafkaOutbox(kit, group=settings.consumer_group),
+        Redactor(settings.pii),
+        max_line_bytes=settings.max_line_bytes,
+        retry=settings.retry,
+    )
+    pipeline = Pipeline(
+        lambda: KafkaSource(settings),
+        service,
+        settings.batch,
+        settings.retry,
+        drain_timeout_s=settings.shutdown_timeout_s,
+    )
+    kit.add_loop("ingest", pipeline.run)
+    kit.add_readiness_check("elasticsearch", store.ping)
+    raw_topic = KafkaRawTopic(kit.publisher, settings.kafka.topic(settings.source_topic))
+    intake = LogIntake(raw_topic, settings.intake)
+    app = create_service_app(kit, routers=[intake_router(intake, token=settings.intake.token)])
+    _close_on_shutdown(app, store)
+    return app
+
+
+def _close_on_shutdown(app: FastAPI, store: ElasticsearchStore) -> None:
+    """Close the store's HTTP session after the kit stopped (its loops use the store)."""
+    kit_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            async with kit_lifespan(app):
+                yield
+        finally:
+            await store.close()
+
+    app.router.lifespan_context = lifespan

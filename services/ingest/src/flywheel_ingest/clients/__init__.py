@@ -1,0 +1,1 @@
+"""Adapters from ingest's ports to Kafka (source topic, logs.rejected, records.ingested)."""

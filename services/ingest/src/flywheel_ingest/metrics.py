@@ -1,0 +1,49 @@
+"""Ingest's Prometheus metrics (default registry, next to the kit's delivery metrics)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from flywheel_contracts.events.records import RejectReason
+from flywheel_ingest.config import PiiKind
+
+RECORDS = Counter(
+    "flywheel_ingest_records_total",
+    "Lines read from the source topic, by outcome: indexed, duplicate (already stored), rejected.",
+    ["outcome"],
+)
+REJECTED = Counter(
+    "flywheel_ingest_rejected_total", "Lines sent to logs.rejected, by reason.", ["reason"]
+)
+PII_REDACTED = Counter(
+    "flywheel_ingest_pii_redacted_total", "PII occurrences replaced before indexing.", ["kind"]
+)
+STORE_RETRIES = Counter(
+    "flywheel_ingest_store_retries_total",
+    "Bulk requests (or parts of them) retried because Elasticsearch could not take them.",
+)
+OUTBOX_RETRIES = Counter(
+    "flywheel_ingest_outbox_retries_total",
+    "Publishes to logs.rejected or records.ingested retried because Kafka did not acknowledge.",
+)
+PAUSED = Gauge(
+    "flywheel_ingest_consumption_paused", "1 while consumption is paused for a slow dependency."
+)
+BATCH_SECONDS = Histogram(
+    "flywheel_ingest_batch_seconds",
+    "From a batch being read to all its effects acknowledged (retries included).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+BATCH_RECORDS = Histogram(
+    "flywheel_ingest_batch_records",
+    "Lines per batch.",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
+)
+INTAKE_LINES = Counter(
+    "flywheel_ingest_intake_lines_total", "Lines put on the source topic by POST /v1/logs."
+)
+
+for _outcome in ("indexed", "duplicate", "rejected"):
+    RECORDS.labels(_outcome)
+for _reason in RejectReason:
+    REJECTED.labels(_reason.value)
+for _kind in PiiKind:
+    PII_REDACTED.labels(_kind.value)

@@ -1,0 +1,145 @@
+"""The whole flywheel for the end-to-end suite: the six services as real processes on the local
+stack, a private NMP emulator (so counts of deployments and jobs are exact), generated traffic
+shipped and indexed, and a tap on the flywheel's topics.
+
+Traffic goes the real way: a *.jsonl file in the shipper's folder, which rsyslog ships into the
+un-prefixed `logs.raw`. Ingest runs without the topic prefix (`FlywheelSetup.ingest_reads_shipper`:
+no flywheel service consumes what it publishes) and reads that `logs.raw` with a consumer group
+of its own that starts at the topic's end: it skips the history other suites shipped, and whatever
+they ship meanwhile lands in this flywheel's private index under other client ids, which its runs
+never ask for. Without a shipper folder (external stacks), the lines are produced directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import Producer
+from pymongo import MongoClient
+
+from flywheel_contracts.runtime import KafkaSettings
+from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
+from flywheel_ingest.testing import delete_index
+from flywheel_localstack.pytest_plugin import StackHandle
+from flywheel_localstack.services import (
+    SERVICES,
+    Flywheel,
+    FlywheelSetup,
+    Servers,
+    ship,
+    start_new_group_at_end,
+    wait_indexed,
+)
+from flywheel_nim_manager.testing.process import EventTap
+from flywheel_nmp_emulator.testing import emulator_process, free_port
+
+RECORDS = 400
+SEED = 11
+# Enough for three one-GPU deployments and a one-GPU training job at once, with room to spare:
+# the GPU budget of nim-manager, not the emulator, is what limits a run here.
+EMULATOR_GPUS = 8
+INDEX_TIMEOUT_S = 120.0
+TAPPED = (
+    "dataset.ready",
+    "dataset.failed",
+    "nim.up",
+    "nim.failed",
+    "nim.down",
+    "customization.started",
+    "customization.done",
+    "eval.started",
+    "eval.done",
+    "run.completed",
+    "run.failed",
+    "resources.reclaimed",
+)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A private emulator with zero timings; tests change its timings through the admin API."""
+    state = tmp_path_factory.mktemp("nmp") / "state.json"
+    with emulator_process(state, free_port(), gpus=EMULATOR_GPUS) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def setup(stack: StackHandle, emulator: httpx.Client) -> FlywheelSetup:
+    servers = Servers(
+        kafka_bootstrap=stack.kafka_bootstrap,
+        mongo_url=stack.mongo_url,
+        elasticsearch_url=stack.elasticsearch_url,
+        nmp_url=str(emulator.base_url).rstrip("/"),
+    )
+    return FlywheelSetup(servers, gpu_budget=4)
+
+
+@pytest.fixture(scope="module")
+def flywheel(setup: FlywheelSetup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flywheel]:
+    start_new_group_at_end(setup.servers.kafka_bootstrap, setup.group("ingest"), setup.raw_topic)
+    log_dir = tmp_path_factory.mktemp("services")
+    with Flywheel(setup, log_dir) as running:
+        yield running
+    delete_index(setup.servers.elasticsearch_url, setup.index)
+    mongo: MongoClient[dict[str, Any]]
+    with MongoClient(setup.servers.mongo_url) as mongo:
+        for service in SERVICES:
+            mongo.drop_database(setup.database(service))
+
+
+@dataclass(frozen=True)
+class Traffic:
+    client_id: str
+    records: int
+    workloads: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+def traffic(
+    stack: StackHandle,
+    setup: FlywheelSetup,
+    flywheel: Flywheel,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Traffic]:
+    """Generated agent traffic of a client of its own, shipped and indexed."""
+    client_id = setup.name
+    staged = tmp_path_factory.mktemp("traffic") / f"{client_id}.partial"
+    summary = generate_to_file(staged, RECORDS, SEED, TrafficConfig(client_ids=(client_id,)))
+    assert summary.workloads.get(ROUTER, 0) >= 100, "too little tool-calling traffic"
+    if stack.shipper_dir is not None:
+        shipped: Path | None = ship(stack.shipper_dir, staged)
+    else:
+        _produce_lines(setup.servers.kafka_bootstrap, setup.raw_topic, staged)
+        shipped = None
+    try:
+        seconds = wait_indexed(
+            setup.servers.elasticsearch_url, setup.index, client_id, RECORDS, INDEX_TIMEOUT_S
+        )
+        print(f"{RECORDS} records shipped and searchable in {seconds:.1f}s")
+        yield Traffic(client_id, RECORDS, summary.workloads)
+    finally:
+        if shipped is not None:
+            shipped.unlink(missing_ok=True)
+
+
+def _produce_lines(bootstrap: str, topic: str, path: Path) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    with path.open("rb") as lines:
+        for line in lines:
+            producer.produce(topic, line.rstrip(b"\n"), key=str(path).encode())
+            producer.poll(0)
+    assert producer.flush(30) == 0, "logs.raw did not take every line"
+
+
+@pytest.fixture(scope="module")
+async def tap(setup: FlywheelSetup) -> AsyncIterator[EventTap]:
+    kafka = KafkaSettings(
+        bootstrap_servers=setup.servers.kafka_bootstrap, topic_prefix=setup.topic_prefix
+    )
+    async with EventTap(kafka, TAPPED) as events:
+        yield events

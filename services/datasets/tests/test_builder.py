@@ -135,7 +135,7 @@ async def test_pii_is_scrubbed_from_every_file_when_enabled() -> None:
         [*built.eval_files.values(), *built.icl_files.values(), *built.train_files.values()]
     )
     assert b"@example.com" not in every_file
-    assert b"[REDACTED_EMAIL]" in every_file
+    assert b"[REDACTED:email]" in every_file
     assert built.stats.pii_redactions >= built.stats.selected
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from flywheel_ingest.config import IngestSettings, PiiKind
+from flywheel_contracts.pii import PiiKind
+from flywheel_ingest.config import IngestSettings
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +43,7 @@ def test_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("FLYWHEEL_INGEST_ELASTICSEARCH__INDEX", "Upper-Case"),
         ("FLYWHEEL_INGEST_RETRY__BACKOFF_MAX_S", "0.01"),
-        ("FLYWHEEL_INGEST_PII__KINDS", '["ssn"]'),
+        ("FLYWHEEL_INGEST_PII__KINDS", '["passport_number"]'),
     ],
 )
 def test_invalid_settings_are_refused(

@@ -12,9 +12,10 @@ import pytest
 from prometheus_client import REGISTRY
 
 from flywheel_contracts.events.records import RejectReason
+from flywheel_contracts.pii import PiiKind
 from flywheel_contracts.traffic import TrafficConfig, generate_lines, malformed_lines
 from flywheel_ingest import service as service_module
-from flywheel_ingest.config import PiiKind, PiiSettings, RetrySettings
+from flywheel_ingest.config import PiiSettings, RetrySettings
 from flywheel_ingest.pii import Redactor
 from flywheel_ingest.service import IngestService
 

@@ -3,7 +3,7 @@
 from prometheus_client import Counter, Gauge, Histogram
 
 from flywheel_contracts.events.records import RejectReason
-from flywheel_ingest.config import PiiKind
+from flywheel_contracts.pii import PiiKind
 
 RECORDS = Counter(
     "flywheel_ingest_records_total",

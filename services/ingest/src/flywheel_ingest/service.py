@@ -21,8 +21,9 @@ from flywheel_contracts.events.records import (
     RejectReason,
     WorkloadCount,
 )
+from flywheel_contracts.pii import PiiKind
 from flywheel_ingest import metrics
-from flywheel_ingest.config import PiiKind, RetrySettings
+from flywheel_ingest.config import RetrySettings
 from flywheel_ingest.documents import Document, RawLine, canonical_json, document_id
 from flywheel_ingest.errors import OutboxUnavailable, StoreUnavailable
 from flywheel_ingest.pii import Redactor

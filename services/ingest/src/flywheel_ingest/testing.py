@@ -1,128 +1,37 @@
 """Helpers for tests and benchmarks that run ingest as a real process against real servers
 (ingest's own suites, and end-to-end suites that need a running ingest)."""
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 import httpx
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from flywheel_contracts.envelope import decode
 from flywheel_contracts.events.records import RecordsIngested, RejectedRecord
+from flywheel_contracts.runtime.testing import ServiceProcess
 from flywheel_ingest.clients.outbox import HEADER_BY, REJECTED_TOPIC
 from flywheel_ingest.config import ElasticsearchSettings
 
-_STOP_TIMEOUT_S = 30.0
-
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-class IngestProcess:
+class IngestProcess(ServiceProcess):
     """`python -m flywheel_ingest` with `FLYWHEEL_INGEST_*` settings, its output in `log_path`."""
 
     def __init__(self, settings: Mapping[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._env = {
-            **os.environ,
-            "FLYWHEEL_INGEST_HTTP_PORT": str(self.port),
-            "FLYWHEEL_INGEST_LOG_FORMAT": "console",
-            **settings,
-        }
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self, ready_timeout_s: float = 90.0) -> None:
-        """Start and wait until ready. A process that exits while starting (the kit refuses to
-        start without Kafka, which a shared stack may be restarting) is started again, as a
-        supervisor would."""
-        deadline = time.monotonic() + ready_timeout_s
-        while True:
-            self._spawn()
-            if self._wait_ready(deadline):
-                return
-            if time.monotonic() >= deadline:
-                self.stop()
-                raise AssertionError(f"ingest not ready in {ready_timeout_s}s; see {self.log_path}")
-            time.sleep(1.0)
-
-    def _spawn(self) -> None:
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(
-                [sys.executable, "-m", "flywheel_ingest"],
-                env=self._env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def _wait_ready(self, deadline: float) -> bool:
-        """True once ready; False if the process exited or the deadline passed."""
-        while time.monotonic() < deadline and self.alive:
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=2).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        return False
-
-    @property
-    def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        if self._process is not None:
-            self._process.send_signal(signal.SIGKILL)
-            self._process.wait()
-
-    def stop(self) -> int | None:
-        """SIGTERM and wait; returns the exit code."""
-        if self._process is None:
-            return None
-        if self._process.poll() is None:
-            self._process.send_signal(signal.SIGTERM)
-            try:
-                self._process.wait(_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self._process.returncode
+        super().__init__("flywheel_ingest", "FLYWHEEL_INGEST_", settings, log_path)
 
     def metrics(self) -> str:
         return httpx.get(f"{self.url}/metrics", timeout=5).text
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def end_offsets(bootstrap: str, topic: str, timeout_s: float = 60.0) -> dict[int, int]:

@@ -63,6 +63,9 @@ class NmpClient:
             client(settings.datastore_base_url, datastore_headers, follow=True),
         )
         nemo, nim, datastore = (HostCaller(c, policy, sleep) for c in self._clients)
+        # The ingress host, with this client's timeouts and retries, for NMP calls outside
+        # nmp-contract.md (e.g. the list endpoints the janitor and customizer page through).
+        self.nemo = nemo
         namespace = settings.namespace
         self.entity_store = EntityStore(nemo, namespace)
         self.data_store = DataStore(datastore, namespace, transfer)

@@ -1,7 +1,6 @@
 """The `Training` port on NMP: the shared client's C1, C2, C3, C7 and C8, plus the one call it
 lacks, listing customization jobs, which finds a job by its deterministic name after a crash."""
 
-import asyncio
 from urllib.parse import urlencode
 
 import httpx
@@ -18,7 +17,7 @@ from flywheel_contracts.runtime.nmp import (
     NmpRetryableError,
     NmpSettings,
 )
-from flywheel_contracts.runtime.nmp.http import Call, HostCaller, RetryPolicy, read
+from flywheel_contracts.runtime.nmp.http import Call, read
 from flywheel_customizer.ports import JobRequest, SubmittedJob
 
 JOBS_PATH = "/v1/customization/jobs"
@@ -55,19 +54,9 @@ class NmpTraining:
         self, settings: NmpSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self._nmp = NmpClient(settings, transport=transport)
-        self._listing_client = httpx.AsyncClient(
-            base_url=settings.nemo_base_url,
-            timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
-            transport=transport,
-        )
-        policy = RetryPolicy(
-            settings.retry_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s
-        )
-        self._listing = HostCaller(self._listing_client, policy, asyncio.sleep)
 
     async def aclose(self) -> None:
         await self._nmp.aclose()
-        await self._listing_client.aclose()
 
     async def ping(self) -> None:
         """Readiness: the Customizer answers."""
@@ -139,4 +128,4 @@ class NmpTraining:
 
     async def _page(self, number: int, *, page_size: int) -> _JobPage:
         query = urlencode({"page": number, "page_size": page_size})
-        return read(await self._listing.send(Call("GET", f"{JOBS_PATH}?{query}")), _JobPage)
+        return read(await self._nmp.nemo.send(Call("GET", f"{JOBS_PATH}?{query}")), _JobPage)

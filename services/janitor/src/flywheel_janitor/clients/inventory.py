@@ -7,15 +7,14 @@ them (`page`, `page_size`, a `pagination` object in the answer); the emulator an
 everything and no `pagination`. Only this adapter knows; the sweep sees the `Inventory` port.
 """
 
-import asyncio
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict
 
 from flywheel_contracts.events import ResourceKind
-from flywheel_contracts.runtime.nmp import NmpSettings
-from flywheel_contracts.runtime.nmp.http import Call, HostCaller, RetryPolicy, read
+from flywheel_contracts.runtime.nmp import NmpClient, NmpSettings
+from flywheel_contracts.runtime.nmp.http import Call, read
 from flywheel_janitor.clients.nmp import FINISHED_JOB_STATES
 from flywheel_janitor.ledger import Target
 
@@ -52,18 +51,11 @@ class NmpInventory:
     ) -> None:
         self._namespace = settings.namespace
         self._page_size = page_size
-        self._client = httpx.AsyncClient(
-            base_url=settings.nemo_base_url,
-            timeout=httpx.Timeout(settings.request_timeout_s, connect=settings.connect_timeout_s),
-            transport=transport,
-        )
-        policy = RetryPolicy(
-            settings.retry_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s
-        )
-        self._http = HostCaller(self._client, policy, asyncio.sleep)
+        self._nmp = NmpClient(settings, transport=transport)
+        self._http = self._nmp.nemo
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._nmp.aclose()
 
     async def ping(self) -> None:
         """Readiness: Deployment Management answers a one-item list."""

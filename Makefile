@@ -7,13 +7,14 @@ PYTEST_ARGS ?=
 SOURCES := $(wildcard contracts/src deploy/*/src services/*/src)
 TEST_DIRS := $(wildcard contracts/tests deploy/*/tests services/*/tests) tests
 
-.PHONY: help env demo test test-unit bench lint format stack-up stack-down stack-status stack-reset topics
+.PHONY: help env demo test test-unit bench chaos lint format stack-up stack-down stack-status stack-reset topics
 
 help:
 	@echo "make demo          run the demo on the local stack"
 	@echo "make test          install everything, start the stack, run all tests, stop what it started"
 	@echo "make test-unit     only the tests that need no server"
 	@echo "make bench         benchmarks (print figures)"
+	@echo "make chaos         the chaos suite CHAOS_PASSES times in a row (default 3) on a stack of its own"
 	@echo "make lint          ruff + mypy"
 	@echo "make stack-up | stack-down | stack-status | stack-reset | topics"
 
@@ -23,14 +24,37 @@ env:
 demo: env
 	@$(RUN) python -m flywheel_localstack.demo
 
+# Chaos scenarios restart Kafka and Elasticsearch, which would break whoever shares the stack:
+# they only run through `make chaos`.
 test: env
-	$(RUN) pytest -m "not benchmark" $(PYTEST_ARGS)
+	$(RUN) pytest -m "not benchmark and not chaos" $(PYTEST_ARGS)
 
 test-unit: env
 	$(RUN) pytest -m unit $(PYTEST_ARGS)
 
 bench: env
 	$(RUN) pytest -m benchmark -s $(PYTEST_ARGS)
+
+# The chaos suite restarts Kafka and Elasticsearch, so it gets a stack of its own (another state
+# directory and other ports; FLYWHEEL_STACK_* in the environment still win), started once for all
+# passes and stopped after them. Each pass draws a new seed; FLYWHEEL_CHAOS_SEED repeats one.
+CHAOS_PASSES ?= 3
+chaos: export FLYWHEEL_STACK_STATE_DIR ?= $(CURDIR)/.stack/chaos
+chaos: export FLYWHEEL_STACK_KAFKA_PORT ?= 29092
+chaos: export FLYWHEEL_STACK_KAFKA_CONTROLLER_PORT ?= 29093
+chaos: export FLYWHEEL_STACK_ELASTICSEARCH_PORT ?= 29200
+chaos: export FLYWHEEL_STACK_ELASTICSEARCH_TRANSPORT_PORT ?= 29300
+chaos: export FLYWHEEL_STACK_MONGO_PORT ?= 47017
+chaos: export FLYWHEEL_STACK_NMP_PORT ?= 28700
+chaos: env
+	@$(RUN) flywheel-stack up
+	@status=0; for pass in $$(seq 1 $(CHAOS_PASSES)); do \
+		started=$$(date +%s); \
+		if $(RUN) pytest tests/chaos -m chaos $(PYTEST_ARGS); then result=passed; else result=FAILED; status=1; fi; \
+		echo "chaos pass $$pass of $(CHAOS_PASSES): $$result in $$(( $$(date +%s) - started ))s (load $$(cut -d' ' -f1-3 /proc/loadavg))"; \
+		[ $$status -eq 0 ] || break; \
+	done; \
+	$(RUN) flywheel-stack down; exit $$status
 
 lint: env
 	$(RUN) ruff check .

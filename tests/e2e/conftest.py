@@ -15,81 +15,38 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from confluent_kafka import Producer
-from pymongo import MongoClient
 
-from flywheel_contracts.runtime import KafkaSettings
-from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
-from flywheel_ingest.testing import delete_index
+from flywheel_contracts.traffic import CHAT, ROUTER, TrafficConfig, generate_to_file
 from flywheel_localstack.pytest_plugin import StackHandle
-from flywheel_localstack.services import (
-    SERVICES,
-    Flywheel,
-    FlywheelSetup,
-    Servers,
-    ship,
-    start_new_group_at_end,
-    wait_indexed,
-)
+from flywheel_localstack.services import Flywheel, FlywheelSetup, ship, wait_indexed
 from flywheel_nim_manager.testing.process import EventTap
-from flywheel_nmp_emulator.testing import emulator_process, free_port
+from tests.support.world import event_tap, flywheel_setup, private_emulator, running_flywheel
 
 RECORDS = 400
 SEED = 11
-# Enough for three one-GPU deployments and a one-GPU training job at once, with room to spare:
-# the GPU budget of nim-manager, not the emulator, is what limits a run here.
-EMULATOR_GPUS = 8
 INDEX_TIMEOUT_S = 120.0
-TAPPED = (
-    "dataset.ready",
-    "dataset.failed",
-    "nim.up",
-    "nim.failed",
-    "nim.down",
-    "customization.started",
-    "customization.done",
-    "eval.started",
-    "eval.done",
-    "run.completed",
-    "run.failed",
-    "resources.reclaimed",
-)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A private emulator with zero timings; tests change its timings through the admin API."""
-    state = tmp_path_factory.mktemp("nmp") / "state.json"
-    with emulator_process(state, free_port(), gpus=EMULATOR_GPUS) as client:
+    with private_emulator(tmp_path_factory.mktemp("nmp")) as client:
         yield client
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def setup(stack: StackHandle, emulator: httpx.Client) -> FlywheelSetup:
-    servers = Servers(
-        kafka_bootstrap=stack.kafka_bootstrap,
-        mongo_url=stack.mongo_url,
-        elasticsearch_url=stack.elasticsearch_url,
-        nmp_url=str(emulator.base_url).rstrip("/"),
-    )
-    return FlywheelSetup(servers, gpu_budget=4)
+    return flywheel_setup(stack, emulator, "e2e")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def flywheel(setup: FlywheelSetup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flywheel]:
-    start_new_group_at_end(setup.servers.kafka_bootstrap, setup.group("ingest"), setup.raw_topic)
-    log_dir = tmp_path_factory.mktemp("services")
-    with Flywheel(setup, log_dir) as running:
+    with running_flywheel(setup, tmp_path_factory.mktemp("services")) as running:
         yield running
-    delete_index(setup.servers.elasticsearch_url, setup.index)
-    mongo: MongoClient[dict[str, Any]]
-    with MongoClient(setup.servers.mongo_url) as mongo:
-        for service in SERVICES:
-            mongo.drop_database(setup.database(service))
 
 
 @dataclass(frozen=True)
@@ -99,7 +56,7 @@ class Traffic:
     workloads: dict[str, int]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def traffic(
     stack: StackHandle,
     setup: FlywheelSetup,
@@ -111,6 +68,7 @@ def traffic(
     staged = tmp_path_factory.mktemp("traffic") / f"{client_id}.partial"
     summary = generate_to_file(staged, RECORDS, SEED, TrafficConfig(client_ids=(client_id,)))
     assert summary.workloads.get(ROUTER, 0) >= 100, "too little tool-calling traffic"
+    assert summary.workloads.get(CHAT, 0) >= 100, "too little generic chat traffic"
     if stack.shipper_dir is not None:
         shipped: Path | None = ship(stack.shipper_dir, staged)
     else:
@@ -136,10 +94,7 @@ def _produce_lines(bootstrap: str, topic: str, path: Path) -> None:
     assert producer.flush(30) == 0, "logs.raw did not take every line"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 async def tap(setup: FlywheelSetup) -> AsyncIterator[EventTap]:
-    kafka = KafkaSettings(
-        bootstrap_servers=setup.servers.kafka_bootstrap, topic_prefix=setup.topic_prefix
-    )
-    async with EventTap(kafka, TAPPED) as events:
+    async with event_tap(setup) as events:
         yield events

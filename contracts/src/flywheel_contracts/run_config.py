@@ -205,6 +205,21 @@ class RunConfig(Part):
         return RunConfig.model_validate(merged)
 
 
+_DEMO_SMALL = "meta/llama-3.2-1b-instruct"
+DEMO_CANDIDATES: tuple[CandidateConfig, ...] = (
+    CandidateConfig(
+        model_name=_DEMO_SMALL,
+        customization_enabled=True,
+        customization_target=f"{_DEMO_SMALL}@2.0",
+        price_per_1k_tokens=0.0001,
+    ),
+    CandidateConfig(model_name="meta/llama-3.2-3b-instruct", price_per_1k_tokens=0.00015),
+    CandidateConfig(model_name="meta/llama-3.1-8b-instruct", price_per_1k_tokens=0.0002),
+)
+"""The demo's candidates (also the sample run's and the test suites'): three one-GPU models, the
+smallest also LoRA-customized, which fit a budget of four GPUs at once with the training job."""
+
+
 class RunOverrides(Part):
     """The knobs a client may turn per run; unset fields keep the deployment's defaults."""
 

@@ -1,7 +1,10 @@
 """Retries, timeouts and error classification of the NMP client."""
 
 import asyncio
+import base64
+import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -311,6 +314,54 @@ async def test_preupload_verdicts_that_stop_an_upload(
     with pytest.raises(error):
         await h.client.data_store.upload_file("repo", "f.jsonl", b"{}")
     assert len(h.requests) == 1, "nothing may be committed"
+
+
+def _upload_answers(*commit_statuses: int) -> Handler:
+    """Preupload says "regular"; commits answer `commit_statuses` in turn, then 200."""
+    statuses = list(commit_statuses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/preupload/main"):
+            path = json.loads(request.content)["files"][0]["path"]
+            return httpx.Response(200, json={"files": [{"path": path, "uploadMode": "regular"}]})
+        status = statuses.pop(0) if statuses else 200
+        return httpx.Response(status, json={"commitUrl": "u", "commitOid": "o"})
+
+    return handler
+
+
+async def test_a_file_on_disk_is_committed_exactly_like_its_bytes(tmp_path: Path) -> None:
+    # Over one read piece, and not a multiple of 3: the streamed base64 must still concatenate.
+    content = bytes(range(256)) * 30_000 + b"tail"
+    source = tmp_path / "train_data.jsonl"
+    source.write_bytes(content)
+    h = Harness(_upload_answers())
+    await h.client.data_store.upload_file("repo", "training/train_data.jsonl", content)
+    await h.client.data_store.upload_file("repo", "training/train_data.jsonl", source)
+    from_bytes, from_file = h.requests[1], h.requests[3]
+    assert from_file.content == from_bytes.content
+    assert h.requests[2].content == h.requests[0].content  # the preupload: sample and size
+    assert from_file.headers["content-length"] == str(len(from_file.content))
+    header, file_line = (json.loads(line) for line in from_file.content.splitlines())
+    assert header["key"] == "header"
+    assert file_line == {
+        "key": "file",
+        "value": {
+            "content": base64.b64encode(content).decode(),
+            "path": "training/train_data.jsonl",
+            "encoding": "base64",
+        },
+    }
+
+
+async def test_a_retried_commit_sends_the_whole_file_again(tmp_path: Path) -> None:
+    source = tmp_path / "eval_data.jsonl"
+    source.write_bytes(b'{"n": 1}\n' * 1000)
+    h = Harness(_upload_answers(503))
+    await h.client.data_store.upload_file("repo", "eval_data.jsonl", source)
+    first, second = h.requests[1:]
+    assert first.content == second.content
+    assert base64.b64encode(source.read_bytes()).decode() in second.content.decode()
 
 
 async def test_embeddings_must_answer_one_vector_per_text() -> None:

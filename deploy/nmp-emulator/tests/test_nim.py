@@ -153,6 +153,20 @@ async def test_judge_validation_ping(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"]
 
 
+async def test_usage_counts_answered_chat_completions_per_model(
+    client: httpx.AsyncClient,
+) -> None:
+    await _deploy(client)
+    before = (await client.get("/emulator/usage")).json()
+    question = {"messages": [{"role": "user", "content": "Where is ORD-654321?"}], "tools": TOOLS}
+    for model in (MODEL, MODEL, "meta/llama-3.3-70b-instruct", "meta/unknown-1b"):
+        await client.post("/v1/chat/completions", json={"model": model, **question})
+    after = (await client.get("/emulator/usage")).json()
+    assert after["chat_completions"] == {MODEL: 2, "meta/llama-3.3-70b-instruct": 1}
+    assert before["chat_completions"] == {}
+    assert after["cpu_seconds"] > before["cpu_seconds"] >= 0
+
+
 async def test_embeddings_shape_stability_and_meaning(client: httpx.AsyncClient) -> None:
     texts = [
         "Where is my order? It has not arrived yet.",

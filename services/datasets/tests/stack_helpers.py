@@ -5,13 +5,11 @@ reading the service's outcome events."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from confluent_kafka import Consumer
 from elasticsearch import AsyncElasticsearch, TransportError
 from elasticsearch import ConnectionError as EsConnectionError
@@ -24,19 +22,12 @@ from flywheel_contracts.runtime import KafkaSettings, MongoSettings
 from flywheel_contracts.runtime.nmp import NmpSettings
 from flywheel_contracts.runtime.publisher import Publisher
 from flywheel_datasets.config import DatasetsSettings, ElasticsearchSettings
+from flywheel_ingest.config import ElasticsearchSettings as IngestElasticsearchSettings
+from flywheel_ingest.documents import canonical_json, document_id, stored_body
+from flywheel_ingest.indexer import index_template
 
-# What ingest's index template maps (services/ingest): ids and time searchable, the OpenAI
-# request and response kept in _source only.
-MAPPING: dict[str, Any] = {
-    "dynamic": False,
-    "properties": {
-        "workload_id": {"type": "keyword"},
-        "client_id": {"type": "keyword"},
-        "timestamp": {"type": "date", "format": "strict_date_optional_time"},
-        "request": {"type": "object", "enabled": False},
-        "response": {"type": "object", "enabled": False},
-    },
-}
+# Ingest's mappings: ids and time searchable, the OpenAI request and response in _source only.
+MAPPING: dict[str, Any] = index_template(IngestElasticsearchSettings())["template"]["mappings"]
 _CREATED = 201
 _CONFLICT = 409
 _TOO_MANY_REQUESTS = 429
@@ -47,21 +38,27 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
 
 
-async def index_records(es_url: str, index: str, records: Iterable[dict[str, Any]]) -> int:
-    """Bulk-create `records` (already in ingest's normalized shape) under content ids."""
+async def index_records(
+    es_url: str, index: str, records: Iterable[dict[str, Any]], *, fingerprinted: bool = True
+) -> int:
+    """Bulk-create `records` (already in ingest's normalized shape) under content ids, stored
+    as ingest stores them (`fingerprinted=False`: as it did before it stored tool
+    fingerprints)."""
     es = AsyncElasticsearch(es_url, request_timeout=120)
     try:
         await _wait_for(es)
-        await es.indices.create(
-            index=index,
-            settings={"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"},
-            mappings=MAPPING,
-        )
+        if not await es.indices.exists(index=index):
+            await es.indices.create(
+                index=index,
+                settings={"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1"},
+                mappings=MAPPING,
+            )
         count = 0
         lines: list[bytes] = []
         for record in records:
-            body = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-            doc_id = hashlib.sha256(body).hexdigest()
+            logged = canonical_json(record)
+            doc_id = document_id(logged)
+            body = stored_body(record) if fingerprinted else logged
             lines += [b'{"create":{"_id":"%s"}}' % doc_id.encode(), body]
             count += 1
             if len(lines) >= 2 * _BULK_RECORDS:

@@ -1,6 +1,10 @@
 """Acceptance 4: time from `run.requested` to `dataset.ready` over 100,000 indexed records, and
 the service's peak memory. Target: 30 s.
 
+Each figure comes with the machine's load average and the stages the service logged (wall and
+CPU seconds of read, split, ICL, files; then the upload), so a slow run can be told apart from
+a busy machine.
+
 The records are the router workload's (twelve tools, ~7.5 KB each, the heaviest of the generated
 traffic). Two runs over the same index, each by a fresh `python -m flywheel_datasets` process so
 its peak resident set (VmHWM) is its own, against a private emulator (the uploads are large):
@@ -11,6 +15,7 @@ its peak resident set (VmHWM) is its own, against a private emulator (the upload
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -106,6 +111,33 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _stages(log: Path, offset: int) -> str:
+    """The build's stages, from the service's JSON log lines written after `offset`."""
+    with log.open("rb") as lines:
+        lines.seek(offset)
+        events = {}
+        for line in lines:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("event") in (
+                "dataset.built",
+                "dataset.uploaded",
+            ):
+                events[entry["event"]] = entry
+    built, uploaded = events.get("dataset.built", {}), events.get("dataset.uploaded", {})
+    wall, cpu = built.get("seconds", {}), built.get("cpu_seconds", {})
+    parts = [f"{stage} {wall[stage]:.1f}s (cpu {cpu.get(stage, 0):.1f}s)" for stage in wall]
+    if uploaded:
+        parts.append(f"upload {uploaded['seconds']:.1f}s ({uploaded['megabytes']:.0f} MB)")
+    return ", ".join(parts) or "no stage log found"
+
+
+def _load() -> str:
+    return "load average " + " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
 async def _measure(
     settings: DatasetsSettings, log: Path, overrides: dict[str, Any]
 ) -> tuple[float, float, DatasetReady]:
@@ -143,7 +175,8 @@ async def test_run_requested_to_dataset_ready_for_100k_records(
         )
         indexed = await index_records(stack.elasticsearch_url, index, traffic)
         print(
-            f"\ndatasets benchmark: {indexed} {ROUTER} records indexed in {time.perf_counter() - started:.1f}s"
+            f"\ndatasets benchmark: {indexed} {ROUTER} records indexed in "
+            f"{time.perf_counter() - started:.1f}s ({_load()})"
         )
         with emulator_process(tmp_path / "nmp.json", port):
             nmp_url = f"http://127.0.0.1:{port}"
@@ -157,17 +190,18 @@ async def test_run_requested_to_dataset_ready_for_100k_records(
                 database=database,
                 namespace="bench",
             )
+            log = tmp_path / "datasets.log"
             for name, overrides in SCENARIOS:
-                elapsed, peak, ready = await _measure(
-                    settings, tmp_path / "datasets.log", overrides
-                )
+                offset = log.stat().st_size if log.exists() else 0
+                elapsed, peak, ready = await _measure(settings, log, overrides)
                 verdict = "met" if elapsed <= TARGET_S else "MISSED"
                 print(
                     f"datasets benchmark [{name}]: run.requested -> dataset.ready {elapsed:.1f}s "
                     f"(target {TARGET_S:.0f}s: {verdict}); fetched {ready.stats.fetched}, "
                     f"selected {ready.stats.selected} (eval {ready.counts.eval}, "
                     f"train {ready.counts.train}, val {ready.counts.val}); "
-                    f"service peak RSS {peak:.0f} MiB"
+                    f"service peak RSS {peak:.0f} MiB; {_load()}\n"
+                    f"  stages: {_stages(log, offset)}"
                 )
     finally:
         await delete_index(stack.elasticsearch_url, index)

@@ -1,6 +1,7 @@
 """The whole build against fake ports: files, counts, statistics and the failures."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from uuid import UUID
 
 import orjson
@@ -42,22 +43,35 @@ def _traffic(n: int) -> list[Record]:
     ]
 
 
-def _lines(data: bytes) -> list[Record]:
+def _lines(path: Path) -> list[Record]:
+    data = path.read_bytes()
     return [orjson.loads(line) for line in data.split(b"\n")] if data else []
 
 
+def _contents(built: Built) -> dict[str, bytes]:
+    groups = {"eval": built.eval_files, "icl": built.icl_files, "train": built.train_files}
+    return {
+        f"{kind}/{name}": path.read_bytes()
+        for kind, files in groups.items()
+        for name, path in files.items()
+    }
+
+
 async def _build(
-    source: FakeSource, settings: BuildSettings | None = None, **overrides: object
+    source: FakeSource,
+    directory: Path,
+    settings: BuildSettings | None = None,
+    **overrides: object,
 ) -> Built:
     builder = DatasetBuilder(source, FakeEmbedder().embed, settings or BuildSettings())
-    return await builder.build(_config(**overrides), UNTIL)
+    return await builder.build(_config(**overrides), UNTIL, directory)
 
 
-async def test_the_files_match_the_counts_and_the_statistics_add_up() -> None:
+async def test_the_files_match_the_counts_and_the_statistics_add_up(tmp_path: Path) -> None:
     traffic = _traffic(300)
     traffic[10] = record(traffic[10]["request"]["messages"][-1]["content"], tool=None)
     traffic.insert(20, orjson.loads(orjson.dumps(traffic[30])))  # an exact duplicate
-    built = await _build(FakeSource(traffic), eval_size=20)
+    built = await _build(FakeSource(traffic), tmp_path, eval_size=20)
 
     assert built.workload_type is WorkloadType.TOOL_CALLING
     counts, stats = built.counts, built.stats
@@ -75,8 +89,8 @@ async def test_the_files_match_the_counts_and_the_statistics_add_up() -> None:
     assert built.stratified
 
 
-async def test_the_icl_file_is_the_eval_file_with_examples() -> None:
-    built = await _build(FakeSource(_traffic(200)), eval_size=10)
+async def test_the_icl_file_is_the_eval_file_with_examples(tmp_path: Path) -> None:
+    built = await _build(FakeSource(_traffic(200)), tmp_path, eval_size=10)
     evaluation, icl = _lines(built.eval_files[EVAL_FILE]), _lines(built.icl_files[EVAL_FILE])
     for plain, injected in zip(evaluation, icl, strict=True):
         assert plain["response"] == injected["response"]
@@ -85,9 +99,9 @@ async def test_the_icl_file_is_the_eval_file_with_examples() -> None:
         assert system.endswith(plain["request"]["messages"][0]["content"])
 
 
-async def test_reading_stops_once_the_limit_is_reached() -> None:
+async def test_reading_stops_once_the_limit_is_reached(tmp_path: Path) -> None:
     source = FakeSource(_traffic(1000), page_size=100)
-    built = await _build(source, limit=250, eval_size=20)
+    built = await _build(source, tmp_path, limit=250, eval_size=20)
     assert built.stats.fetched == 250
     assert source.pages_read == 3
     (query,) = source.queries
@@ -99,49 +113,47 @@ async def test_reading_stops_once_the_limit_is_reached() -> None:
     )
 
 
-async def test_a_time_window_bounds_the_query() -> None:
+async def test_a_time_window_bounds_the_query(tmp_path: Path) -> None:
     source = FakeSource(_traffic(100))
     builder = DatasetBuilder(
         source, FakeEmbedder().embed, BuildSettings(), window=timedelta(days=3)
     )
-    await builder.build(_config(), UNTIL)
+    await builder.build(_config(), UNTIL, tmp_path)
     assert source.queries[0].since == UNTIL - timedelta(days=3)
 
 
-async def test_no_records_for_the_workload_says_so() -> None:
+async def test_no_records_for_the_workload_says_so(tmp_path: Path) -> None:
     with pytest.raises(
         NotEnoughRecords, match="no records for workload 'order-tools' and client 'acme'"
     ):
-        await _build(FakeSource([]))
+        await _build(FakeSource([]), tmp_path)
 
 
-async def test_too_few_usable_records_fail_with_the_numbers() -> None:
+async def test_too_few_usable_records_fail_with_the_numbers(tmp_path: Path) -> None:
     traffic = _traffic(40) + [record("Where is ORD-1?") for _ in range(30)]
     with pytest.raises(
         NotEnoughRecords, match=r"41 usable records out of 70 read .*duplicate 29.*at least 50"
     ) as caught:
-        await _build(FakeSource(traffic))
+        await _build(FakeSource(traffic), tmp_path)
     assert caught.value.stats is not None
     assert caught.value.stats.duplicates == 29
 
 
-async def test_pii_is_scrubbed_from_every_file_when_enabled() -> None:
+async def test_pii_is_scrubbed_from_every_file_when_enabled(tmp_path: Path) -> None:
     traffic = _traffic(200)
     for i, source in enumerate(traffic):
         source["request"]["messages"][-1]["content"] += f" Mail me at customer{i}@example.com"
     settings = BuildSettings(pii=PiiSettings(enabled=True))
-    built = await _build(FakeSource(traffic), settings, eval_size=10)
-    every_file = b"".join(
-        [*built.eval_files.values(), *built.icl_files.values(), *built.train_files.values()]
-    )
+    built = await _build(FakeSource(traffic), tmp_path, settings, eval_size=10)
+    every_file = b"".join(_contents(built).values())
     assert b"@example.com" not in every_file
     assert b"[REDACTED:email]" in every_file
     assert built.stats.pii_redactions >= built.stats.selected
 
 
-async def test_the_same_seed_rebuilds_the_same_files() -> None:
+async def test_the_same_seed_rebuilds_the_same_files(tmp_path: Path) -> None:
     traffic = _traffic(200)
-    first = await _build(FakeSource(traffic), random_seed=5)
-    again = await _build(FakeSource(traffic), random_seed=5)
-    assert first.eval_files == again.eval_files
-    assert first.train_files == again.train_files
+    first = await _build(FakeSource(traffic), tmp_path / "first", random_seed=5)
+    again = await _build(FakeSource(traffic), tmp_path / "again", random_seed=5)
+    assert _contents(first) == _contents(again)
+    assert len(_contents(first)) == 4

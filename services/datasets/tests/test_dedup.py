@@ -76,3 +76,23 @@ def test_the_index_respects_its_threshold() -> None:
     strict.add(base)
     assert loose.find(typo) == 0
     assert strict.find(typo) is None
+
+
+def test_a_batch_lookup_answers_like_single_lookups() -> None:
+    index = NearDuplicateIndex(0.8)
+    for text in [BASE, "please cancel my subscription to the monthly coffee box"]:
+        (sketch,) = sketches([normalize(text)])
+        index.add(sketch)
+    texts = [
+        normalize(text)
+        for text in [
+            BASE.replace("arrived", "arived"),
+            "completely unrelated words about the weather in lisbon",
+            "Please cancel my subscription to the monthly coffee box!",
+            BASE.replace("ORD-123456", "ORD-987654").replace("blue", "red"),
+        ]
+    ]
+    expected = [index.find(sketch) for sketch in sketches(texts)]
+    assert index.find_many(texts) == expected
+    assert expected[0] == 0 and expected[2] == 1 and expected[1] is None
+    assert NearDuplicateIndex(0.8).find_many(texts) == [None] * len(texts)

@@ -5,14 +5,17 @@ import socket
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
+from elasticsearch import RequestError
 from pydantic import SecretStr
 
 from flywheel_datasets.clients.elasticsearch import ElasticsearchRecords
 from flywheel_datasets.config import ElasticsearchSettings
 from flywheel_datasets.errors import LogStoreUnavailable
 from flywheel_datasets.ports import RecordQuery
-from services.datasets.tests.factories import record
+from flywheel_datasets.selection import LoggedRecord
+from services.datasets.tests.factories import TOOLS, record
 
 pytestmark = pytest.mark.unit
 
@@ -48,37 +51,61 @@ async def test_an_unreachable_log_store_is_retried_then_reported() -> None:
 
 
 class FakePitCluster:
-    """Answers the point-in-time calls of a 7.12+ cluster from a list of sources (newest
-    first); tools come back only through `get`, as with the fingerprint script."""
+    """The point-in-time calls of a 7.12+ cluster over stored documents (newest first): a
+    search leaves `request.tools` out of the sources, a search by ids runs the fingerprint
+    script (unless scripts are refused), `get` and `mget` give only the tools."""
 
-    def __init__(self, sources: list[dict[str, Any]], tools: list[Any]) -> None:
-        self.sources = sources
-        self.tools = tools
+    def __init__(self, documents: list[dict[str, Any]], *, scripts: bool = True) -> None:
+        self.documents = documents
+        self.scripts = scripts
         self.searches: list[dict[str, Any]] = []
+        self.scripted: list[list[str]] = []
         self.gets: list[str] = []
+        self.mgets: list[list[str]] = []
         self.closed: list[str] = []
 
     async def open_point_in_time(self, **_: Any) -> dict[str, Any]:
         return {"id": "pit-1"}
 
     async def search(self, **kwargs: Any) -> dict[str, Any]:
+        if "script_fields" in kwargs:
+            return self._scripted(kwargs["query"]["ids"]["values"])
+        assert kwargs["_source_excludes"] == ["request.tools"]
         self.searches.append(kwargs)
         start = kwargs.get("search_after", [-1])[0] + 1
-        chunk = self.sources[start : start + kwargs["size"]]
-        hits = [
-            {
-                "_id": f"doc-{start + i}",
-                "_source": source,
-                "sort": [start + i],
-                "fields": {"tools_fp": ["h:3"]},
-            }
-            for i, source in enumerate(chunk)
-        ]
+        chunk = self.documents[start : start + kwargs["size"]]
+        hits = []
+        for i, document in enumerate(chunk, start):
+            source = orjson.loads(orjson.dumps(document))
+            source["request"].pop("tools", None)
+            hits.append({"_id": f"doc-{i}", "_source": source, "sort": [i]})
         return {"pit_id": "pit-2", "hits": {"hits": hits}}
+
+    def _scripted(self, doc_ids: list[str]) -> dict[str, Any]:
+        self.scripted.append(doc_ids)
+        if not self.scripts:
+            reason = {"error": {"root_cause": [{"reason": "cannot execute [inline] scripts"}]}}
+            raise RequestError(400, "illegal_argument_exception", reason)
+        hits = []
+        for doc_id in doc_ids:
+            tools = self._tools_of(doc_id).get("request", {}).get("tools")
+            fingerprint = f"{len(orjson.dumps(tools))}:{len(tools)}" if tools else None
+            hits.append({"_id": doc_id, "fields": {"tools_fingerprint": [fingerprint]}})
+        return {"hits": {"hits": hits}}
 
     async def get(self, **kwargs: Any) -> dict[str, Any]:
         self.gets.append(kwargs["id"])
-        return {"_source": {"request": {"tools": self.tools}}}
+        return {"_id": kwargs["id"], "_source": self._tools_of(kwargs["id"])}
+
+    async def mget(self, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        assert kwargs["_source_includes"] == ["request.tools"]
+        self.mgets.append(body["ids"])
+        return {"docs": [{"_id": i, "_source": self._tools_of(i)} for i in body["ids"]]}
+
+    def _tools_of(self, doc_id: str) -> dict[str, Any]:
+        request = self.documents[int(doc_id.removeprefix("doc-"))]["request"]
+        tools = {"request": {"tools": request["tools"]}} if "tools" in request else {}
+        return dict(orjson.loads(orjson.dumps(tools)))  # fresh objects, as off the wire
 
     async def close_point_in_time(self, body: dict[str, Any]) -> None:
         self.closed.append(body["id"])
@@ -87,28 +114,65 @@ class FakePitCluster:
         return None
 
 
-async def test_a_point_in_time_is_paged_with_search_after_and_tools_fetched_once() -> None:
-    sources = [record(f"Where is ORD-{i}?") for i in range(25)]
-    tools = sources[0]["request"]["tools"]
-    for source in sources:
-        del source["request"]["tools"]
-    cluster = FakePitCluster(sources, tools)
-    records = ElasticsearchRecords(ElasticsearchSettings(page_size=10))
-    records._client = cluster  # type: ignore[assignment]
-    query = RecordQuery(workload_id="w", client_id="c", until=datetime.now(UTC))
-    pages = [page async for page in records.pages(query)]
+async def test_a_point_in_time_is_paged_and_fingerprinted_tools_fetched_once() -> None:
+    logged = [record(f"Where is ORD-{i}?") for i in range(25)]
+    cluster = FakePitCluster([{**source, "tools_fingerprint": "fp-a"} for source in logged])
+    pages = await _pages(cluster, page_size=10)
     assert [len(page) for page in pages] == [10, 10, 5]
     assert [search.get("search_after") for search in cluster.searches] == [None, [9], [19], [24]]
     assert all(search["pit"]["id"] in ("pit-1", "pit-2") for search in cluster.searches)
-    assert cluster.gets == ["doc-0"]
+    assert (cluster.gets, cluster.mgets) == (["doc-0"], [])
+    assert [logged.source for page in pages for logged in page] == logged
     shared = {id(logged.source["request"]["tools"]) for page in pages for logged in page}
     assert len(shared) == 1
-    assert pages[0][0].source["request"]["tools"] == tools
     assert cluster.closed == ["pit-2"]
 
 
+def _mixed() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Twelve records as logged, and as stored: two tool lists, every third record without
+    tools, only the tenth stored with ingest's fingerprint."""
+    logged = [
+        record(f"Where is ORD-{i}?", tool=None if i % 3 == 2 else "get_order_status")
+        for i in range(12)
+    ]
+    for source in logged[1::3]:
+        source["request"]["tools"] = TOOLS[1:]
+    stored = [dict(source) for source in logged]
+    stored[9]["tools_fingerprint"] = "fp-a"
+    return logged, stored
+
+
+@pytest.mark.parametrize("scripts", [True, False])
+async def test_records_stored_without_a_fingerprint_get_theirs_from_the_cluster(
+    scripts: bool,
+) -> None:
+    logged, stored = _mixed()
+    cluster = FakePitCluster(stored, scripts=scripts)
+    pages = await _pages(cluster, page_size=10)
+    read = [logged.source for page in pages for logged in page]
+    assert read == logged
+    unmarked = [[f"doc-{i}" for i in range(10) if i != 9], ["doc-10", "doc-11"]]
+    if scripts:
+        assert (cluster.scripted, cluster.mgets) == (unmarked, [])
+        assert cluster.gets == ["doc-0", "doc-1", "doc-9"]
+    else:
+        assert (cluster.scripted, cluster.mgets) == (unmarked[:1], unmarked)
+        assert cluster.gets == ["doc-9"]
+    tools = [source["request"].get("tools") for source in read]
+    assert tools[0] is tools[3] is tools[6] and tools[1] is tools[4] is tools[10]
+    assert tools[0] is not tools[9] and tools[0] == tools[9]
+    assert not any("tools" in source["request"] for source in read[2::3])
+
+
+async def _pages(cluster: FakePitCluster, page_size: int) -> list[list[LoggedRecord]]:
+    records = ElasticsearchRecords(ElasticsearchSettings(page_size=page_size))
+    records._client = cluster  # type: ignore[assignment]
+    query = RecordQuery(workload_id="w", client_id="c", until=datetime.now(UTC))
+    return [page async for page in records.pages(query)]
+
+
 async def test_stopping_early_releases_the_point_in_time() -> None:
-    cluster = FakePitCluster([record(f"Where is ORD-{i}?") for i in range(50)], [])
+    cluster = FakePitCluster([record(f"Where is ORD-{i}?") for i in range(50)])
     records = ElasticsearchRecords(ElasticsearchSettings(page_size=10))
     records._client = cluster  # type: ignore[assignment]
     query = RecordQuery(workload_id="w", client_id="c", until=datetime.now(UTC))

@@ -36,7 +36,9 @@ from flywheel_datasets.config import DatasetsSettings, ElasticsearchSettings
 from flywheel_datasets.formats import EVAL_FILE, TRAIN_FILE, VAL_FILE
 from flywheel_datasets.ports import RecordQuery
 from flywheel_datasets.repository import COLLECTION
+from flywheel_datasets.selection import LoggedRecord
 from flywheel_datasets.service import dataset_names
+from flywheel_ingest.documents import canonical_json, document_id
 from flywheel_localstack.pytest_plugin import StackHandle
 from services.datasets.tests.stack_helpers import (
     Outcomes,
@@ -212,3 +214,33 @@ async def test_an_index_nobody_wrote_to_reads_as_no_records(stack: StackHandle) 
         assert [page async for page in records.pages(query)] == []
     finally:
         await records.close()
+
+
+async def test_records_stored_with_or_without_a_tools_fingerprint_read_back_as_logged(
+    stack: StackHandle,
+) -> None:
+    index = unique("t-datasets-mixed-")
+    traffic = list(generate_records(300, 7, TrafficConfig(timestamp_format="iso")))
+    records = ElasticsearchRecords(
+        ElasticsearchSettings(url=SecretStr(stack.elasticsearch_url), index=index, page_size=40)
+    )
+    try:
+        # One index, as after an upgrade: records ingest stored before and after fingerprints.
+        await index_records(stack.elasticsearch_url, index, traffic[::2])
+        await index_records(stack.elasticsearch_url, index, traffic[1::2], fingerprinted=False)
+        read: dict[str, dict[str, Any]] = {}
+        for workload in {record["workload_id"] for record in traffic}:
+            query = RecordQuery(workload, traffic[0]["client_id"], until=datetime.now(UTC))
+            read |= {logged.doc_id: logged.source async for logged in _each(records, query)}
+    finally:
+        await records.close()
+        await delete_index(stack.elasticsearch_url, index)
+    assert any("tools" in record["request"] for record in traffic)
+    assert any("tools" not in record["request"] for record in traffic)
+    assert read == {document_id(canonical_json(record)): record for record in traffic}
+
+
+async def _each(records: ElasticsearchRecords, query: RecordQuery) -> AsyncIterator[LoggedRecord]:
+    async for page in records.pages(query):
+        for logged in page:
+            yield logged

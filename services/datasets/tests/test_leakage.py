@@ -5,6 +5,7 @@ the ICL examples, checked by brute force on the files the build writes."""
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID
 
 import orjson
@@ -86,7 +87,7 @@ def _icl_example_queries(system: str) -> list[str]:
 
 
 @pytest.mark.parametrize("seed", [11, 12])
-async def test_no_evaluation_query_crosses_into_another_pool(seed: int) -> None:
+async def test_no_evaluation_query_crosses_into_another_pool(seed: int, tmp_path: Path) -> None:
     request = RunRequested(
         workload_id=ORDER_TOOLS,
         client_id="acme-support",
@@ -96,10 +97,10 @@ async def test_no_evaluation_query_crosses_into_another_pool(seed: int) -> None:
     builder = DatasetBuilder(
         FakeSource(_planted_traffic(seed)), FakeEmbedder().embed, BuildSettings()
     )
-    built = await builder.build(config, datetime.now(UTC))
+    built = await builder.build(config, datetime.now(UTC), tmp_path)
 
-    def lines(data: bytes) -> list[Record]:
-        return [orjson.loads(line) for line in data.split(b"\n")]
+    def lines(path: Path) -> list[Record]:
+        return [orjson.loads(line) for line in path.read_bytes().split(b"\n")]
 
     evaluation = lines(built.eval_files[EVAL_FILE])
     queries = [_user_text(r["request"]["messages"]) for r in evaluation]

@@ -1,11 +1,13 @@
 """PII scrubbing of dataset records (the patterns are tested in contracts) and the file formats."""
 
+from pathlib import Path
+
 import orjson
 import pytest
 
 from flywheel_contracts.pii import PiiKind
 from flywheel_contracts.run_config import WorkloadType
-from flywheel_datasets.formats import evaluation_record, jsonl, training_record
+from flywheel_datasets.formats import evaluation_record, training_record, write_jsonl
 from flywheel_datasets.pii import Scrubber
 from services.datasets.tests.factories import TOOLS, record
 
@@ -67,8 +69,11 @@ def test_training_records_for_tool_calling_and_generic_workloads() -> None:
     assert generic["messages"][-1] == {"role": "assistant", "content": "9 to 5"}
 
 
-def test_jsonl_has_no_trailing_newline() -> None:
-    data = jsonl([{"a": 1}, {"b": 2}])
+def test_jsonl_has_no_trailing_newline(tmp_path: Path) -> None:
+    path = tmp_path / "train_data.jsonl"
+    write_jsonl(path, iter([{"a": 1}, {"b": 2}]))
+    data = path.read_bytes()
     assert data == b'{"a":1}\n{"b":2}'
     assert [orjson.loads(line) for line in data.split(b"\n")] == [{"a": 1}, {"b": 2}]
-    assert jsonl([]) == b""
+    write_jsonl(path, [])
+    assert path.read_bytes() == b""

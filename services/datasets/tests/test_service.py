@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -37,15 +38,31 @@ pytestmark = pytest.mark.unit
 
 OWNER = "datasets.test"
 STATS = FilterStats(fetched=3, invalid_format=0, unparsable_arguments=0, duplicates=0, selected=3)
-BUILT = Built(
-    workload_type=WorkloadType.TOOL_CALLING,
-    eval_files={"eval_data.jsonl": b"{}"},
-    icl_files={"eval_data.jsonl": b"{}"},
-    train_files={"training/train_data.jsonl": b"{}", "validation/val_data.jsonl": b"{}"},
-    counts=SplitCounts(eval=1, icl=1, train=1, val=1),
-    stats=STATS,
-    stratified=False,
-)
+COUNTS = SplitCounts(eval=1, icl=1, train=1, val=1)
+
+
+def built_in(directory: Path) -> Built:
+    """What a build leaves: one-record files under `directory` (which must exist)."""
+    paths = {
+        "eval": {"eval_data.jsonl": directory / "eval.jsonl"},
+        "icl": {"eval_data.jsonl": directory / "icl.jsonl"},
+        "train": {
+            "training/train_data.jsonl": directory / "train.jsonl",
+            "validation/val_data.jsonl": directory / "val.jsonl",
+        },
+    }
+    for files in paths.values():
+        for path in files.values():
+            path.write_bytes(b"{}")
+    return Built(
+        workload_type=WorkloadType.TOOL_CALLING,
+        eval_files=paths["eval"],
+        icl_files=paths["icl"],
+        train_files=paths["train"],
+        counts=COUNTS,
+        stats=STATS,
+        stratified=False,
+    )
 
 
 class MemoryJobs:
@@ -141,30 +158,32 @@ class MemoryJobs:
 
 
 class GatedBuilder:
-    """Builds `BUILT` (or raises `failure`) once `gate` is open; counts its builds."""
+    """Builds `built_in` its directory (or raises `failure`) once `gate` is open; counts its builds."""
 
     def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.gate.set()
         self.started = asyncio.Event()
         self.builds: list[RunConfig] = []
+        self.directories: list[Path] = []
         self.failure: Exception | None = None
 
-    async def build(self, config: RunConfig, until: datetime) -> Built:
+    async def build(self, config: RunConfig, until: datetime, directory: Path) -> Built:
+        self.directories.append(directory)
         self.builds.append(config)
         self.started.set()
         await self.gate.wait()
         if self.failure is not None:
             raise self.failure
-        return BUILT
+        return built_in(directory)
 
 
 class MemoryStore:
     def __init__(self) -> None:
-        self.published: dict[str, Mapping[str, bytes]] = {}
+        self.published: dict[str, Mapping[str, Path]] = {}
         self.deleted: list[str] = []
 
-    async def publish(self, name: str, files: Mapping[str, bytes]) -> DatasetRef:
+    async def publish(self, name: str, files: Mapping[str, Path]) -> DatasetRef:
         self.published[name] = files
         return DatasetRef(namespace="ns", name=name, files_url=f"hf://datasets/ns/{name}")
 
@@ -252,9 +271,14 @@ async def test_a_request_is_built_uploaded_and_announced_once(harness: Harness) 
     names = dataset_names("order-tools", request.run_id)
     assert ready.context.datasets.eval.name == names["eval"]
     assert set(harness.store.published) == set(names.values())
-    assert harness.store.published[names["train"]] == BUILT.train_files
+    (directory,) = harness.builder.directories
+    assert harness.store.published[names["train"]] == {
+        "training/train_data.jsonl": directory / "train.jsonl",
+        "validation/val_data.jsonl": directory / "val.jsonl",
+    }
+    assert not directory.exists(), "the files outlive the upload"
     assert ready.context.config.split.random_seed is not None
-    assert ready.counts == BUILT.counts
+    assert ready.counts == COUNTS
     assert harness.jobs.jobs[request.run_id]["status"] == "done"
 
 

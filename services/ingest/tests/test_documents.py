@@ -1,14 +1,22 @@
-"""Document ids: derived from content, blind to key order, spacing and argument form."""
+"""Document ids: derived from content, blind to key order, spacing and argument form; the
+stored body: the record plus the fingerprint of its tools."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import orjson
 import pytest
 
 from flywheel_contracts.traffic import generate_lines
-from flywheel_ingest.documents import canonical_json, document_id
+from flywheel_ingest.documents import (
+    TOOLS_FINGERPRINT,
+    canonical_json,
+    document_id,
+    stored_body,
+    tools_fingerprint,
+)
 from flywheel_ingest.validation import LogRecord, validate
 
 pytestmark = pytest.mark.unit
@@ -58,6 +66,55 @@ def test_canonical_json_sorts_keys_and_drops_whitespace() -> None:
     assert canonical_json({"b": [1, {"d": 1, "c": 2}], "a": "é"}) == (
         '{"a":"é","b":[1,{"c":2,"d":1}]}'.encode()
     )
+
+
+def _with_tools(tools: Any) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(next(generate_lines(1, seed=3)))
+    record["request"]["tools"] = tools
+    return record
+
+
+_TOOL = {"type": "function", "function": {"name": "find_order", "parameters": {"type": "object"}}}
+_OTHER = {"type": "function", "function": {"name": "refund", "parameters": {"type": "object"}}}
+
+
+def test_the_same_tools_in_any_key_order_share_a_fingerprint() -> None:
+    reordered = json.loads(json.dumps(_TOOL), object_pairs_hook=lambda p: dict(reversed(p)))
+    assert list(reordered) != list(_TOOL)
+    fingerprint = tools_fingerprint(_with_tools([_TOOL, _OTHER]))
+    assert fingerprint == tools_fingerprint(_with_tools([reordered, _OTHER]))
+    assert fingerprint is not None and len(fingerprint) == 32 and int(fingerprint, 16) >= 0
+
+
+def test_different_tools_get_different_fingerprints() -> None:
+    fingerprints = {
+        tools_fingerprint(_with_tools(tools))
+        for tools in ([_TOOL], [_OTHER], [_TOOL, _OTHER], [_OTHER, _TOOL], [])
+    }
+    assert len(fingerprints) == 5 and None not in fingerprints
+
+
+def test_the_stored_body_carries_the_fingerprint_of_its_tools() -> None:
+    record = _with_tools([_TOOL])
+    stored = orjson.loads(stored_body(record))
+    assert stored.pop(TOOLS_FINGERPRINT) == tools_fingerprint(record)
+    assert stored == record
+
+
+def test_a_record_without_a_tools_list_has_no_fingerprint() -> None:
+    without = _with_tools(None)
+    del without["request"]["tools"]
+    for record in (without, _with_tools(None)):
+        assert tools_fingerprint(record) is None
+        assert orjson.loads(stored_body(record)) == record
+
+
+def test_a_logged_field_of_that_name_never_passes_for_the_fingerprint() -> None:
+    forged = {**_with_tools(None), TOOLS_FINGERPRINT: "forged"}
+    assert TOOLS_FINGERPRINT not in orjson.loads(stored_body(forged))
+    forged = {**_with_tools([_TOOL]), TOOLS_FINGERPRINT: "forged"}
+    assert orjson.loads(stored_body(forged))[TOOLS_FINGERPRINT] == tools_fingerprint(forged)
+    assert TOOLS_FINGERPRINT in forged  # the record itself is left as logged
 
 
 def _tool_call(record: dict[str, Any]) -> Any:

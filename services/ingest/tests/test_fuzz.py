@@ -27,7 +27,12 @@ from hypothesis import strategies as st
 from flywheel_contracts.events.records import RecordsIngested, RejectReason
 from flywheel_contracts.traffic import TrafficConfig, generate_lines, malformed_lines
 from flywheel_ingest.clients.outbox import REJECTED_TOPIC
-from flywheel_ingest.documents import canonical_json, document_id
+from flywheel_ingest.documents import (
+    TOOLS_FINGERPRINT,
+    canonical_json,
+    document_id,
+    tools_fingerprint,
+)
 from flywheel_ingest.testing import (
     IngestProcess,
     count_documents,
@@ -315,14 +320,18 @@ def test_ndjson_posted_over_http_is_ingested_like_shipped_lines(fuzz_ingest: Fuz
         announced.update({c.workload_id: c.records for c in batch.counts if c.client_id == client})
     assert announced == Counter(json.loads(line)["workload_id"] for line in valid)
 
-    # Stored as normalized, under the id of its content.
-    first = validate(valid[0].encode(), LIMIT)
+    # Stored as normalized, with its tools' fingerprint, under the id of its content.
+    with_tools = next(line for line in valid if "tools" in json.loads(line)["request"])
+    first = validate(with_tools.encode(), LIMIT)
     assert isinstance(first, LogRecord)
     canonical = canonical_json(first.fields)
     stored = httpx.get(
         f"{stack.elasticsearch_url}/{fuzz_ingest.index}/_doc/{document_id(canonical)}", timeout=30
     ).json()
-    assert stored["_source"] == orjson.loads(canonical)
+    assert stored["_source"] == {
+        **orjson.loads(canonical),
+        TOOLS_FINGERPRINT: tools_fingerprint(first.fields),
+    }
 
 
 @pytest.mark.integration

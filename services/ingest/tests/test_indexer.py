@@ -62,4 +62,5 @@ def test_template_keeps_request_and_response_unindexed_and_is_configurable() -> 
     assert mappings["properties"]["timestamp"]["type"] == "date"
     assert mappings["properties"]["request"] == {"type": "object", "enabled": False}
     assert mappings["properties"]["response"] == {"type": "object", "enabled": False}
+    assert mappings["properties"]["tools_fingerprint"]["type"] == "keyword"
     assert ElasticsearchSettings().replicas == 0

@@ -16,6 +16,12 @@ from flywheel_contracts.pii import PiiKind
 from flywheel_contracts.traffic import TrafficConfig, generate_lines, malformed_lines
 from flywheel_ingest import service as service_module
 from flywheel_ingest.config import PiiSettings, RetrySettings
+from flywheel_ingest.documents import (
+    TOOLS_FINGERPRINT,
+    canonical_json,
+    document_id,
+    tools_fingerprint,
+)
 from flywheel_ingest.pii import Redactor
 from flywheel_ingest.service import IngestService
 
@@ -150,6 +156,21 @@ async def test_redaction_changes_the_stored_body_but_not_the_id(
     )
     assert scrubbed.pii == Counter({PiiKind.EMAIL: 1, PiiKind.PHONE: 1})
     assert _metric("flywheel_ingest_pii_redacted_total", kind="email") == emails + 1
+
+
+def test_stored_documents_carry_the_tools_fingerprint_and_keep_their_ids(
+    service: IngestService, lines_of: Any
+) -> None:
+    logged = [json.loads(line) for line in _traffic(40)]
+    batch = service.prepare(lines_of([json.dumps(record) for record in logged]))
+    for record, document in zip(logged, batch.documents, strict=True):
+        stored = orjson.loads(document.body)
+        fingerprint = stored.pop(TOOLS_FINGERPRINT, None)
+        assert (fingerprint is None) == ("tools" not in record["request"])
+        assert fingerprint == tools_fingerprint(stored)
+        assert document.id == document_id(canonical_json(stored))
+    assert any(TOOLS_FINGERPRINT in orjson.loads(d.body) for d in batch.documents)
+    assert not all(TOOLS_FINGERPRINT in orjson.loads(d.body) for d in batch.documents)
 
 
 def test_a_line_that_breaks_validation_is_refused_not_dropped(

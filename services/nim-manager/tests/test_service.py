@@ -96,6 +96,28 @@ async def test_customization_keeps_the_candidate_up_until_its_evaluation(world: 
     assert world.outbox.of("run.completed", run_id)
 
 
+async def test_a_training_job_takes_its_gpus_from_the_budget_until_it_is_done() -> None:
+    world = World(budget=2)
+    run_id, _ = await world.ready([candidate("org/a-1b", customization_enabled=True), THREE[1]])
+    await world.tick(2)
+    [up] = world.ups(run_id)
+    assert up.candidate.model_name == "org/a-1b"
+    assert len(world.deployer.creates) == 1, "1 GPU deployed + 1 training: the budget is full"
+    await world.service.on_customization_done(customization_done(run_id, up))
+    await world.tick(2)
+    assert [u.candidate.model_name for u in world.ups(run_id)] == ["org/a-1b", "org/b-1b"]
+
+
+async def test_a_candidate_whose_training_does_not_fit_the_budget_fails_at_once() -> None:
+    world = World(budget=1)
+    run_id, _ = await world.ready([candidate("org/a-1b", customization_enabled=True)])
+    await world.tick()
+    [failed] = [e.payload for e in world.outbox.of("nim.failed", run_id)]
+    assert isinstance(failed, NimFailed)
+    assert failed.reason is NimFailureReason.INSUFFICIENT_GPUS
+    assert world.deployer.creates == []
+
+
 async def test_a_failed_customization_expects_no_customized_evaluation(world: World) -> None:
     run_id, _ = await world.ready(
         [candidate("org/a-1b", customization_enabled=True)],

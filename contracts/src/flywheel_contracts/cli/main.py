@@ -4,6 +4,7 @@ import contextlib
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -24,11 +25,12 @@ from flywheel_contracts.cli.errors import (
 from flywheel_contracts.cli.kafka import KafkaBus
 from flywheel_contracts.cli.overrides import build_overrides, override_options
 from flywheel_contracts.cli.progress import RunProgress
-from flywheel_contracts.cli.runs import follow_run, load_run
+from flywheel_contracts.cli.runs import OUTCOME_TOPICS, RUN_TOPICS, follow_run, read_run_events
 from flywheel_contracts.cli.settings import BOOTSTRAP_ENV, kafka_settings
 from flywheel_contracts.cli.tail import tail_lines
 from flywheel_contracts.envelope import encode
 from flywheel_contracts.errors import InvalidEvent
+from flywheel_contracts.report import write_report
 from flywheel_contracts.runtime.settings import KafkaSettings
 from flywheel_contracts.traffic import cli as traffic_cli
 
@@ -181,10 +183,21 @@ def watch(session: Session, run_id: UUID, timeout: float | None) -> None:
 @cli.command()
 @_run_argument
 @click.option("--json", "as_json", is_flag=True, help="Print the final event as JSON.")
+@click.option(
+    "--html",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    metavar="PATH",
+    help="Also write the HTML report (charts, timeline, leaderboard) to PATH.",
+)
 @click.pass_obj
-def report(session: Session, run_id: UUID, as_json: bool) -> None:
+def report(session: Session, run_id: UUID, as_json: bool, html: Path | None) -> None:
     """Print a finished run's leaderboard, or why it failed (exit 3)."""
-    progress = load_run(session.bus(), run_id, _warn_invalid)
+    bus = session.bus()
+    # The HTML report's timeline needs every stage's events; the text report only the outcome.
+    events = read_run_events(bus, run_id, _warn_invalid, RUN_TOPICS if html else OUTCOME_TOPICS)
+    progress = RunProgress(run_id)
+    for envelope in events:
+        progress.apply(envelope)
     if progress.outcome is None:
         if progress.requested is None:
             raise CliError(f"no run {run_id} was requested")
@@ -194,6 +207,13 @@ def report(session: Session, run_id: UUID, as_json: bool) -> None:
         click.echo(encode(progress.outcome).decode())
     elif progress.completed is not None:
         render.console().print(render.leaderboard_view(run_id, progress.completed))
+    if html is not None:
+        try:
+            write_report(run_id, events, html)
+        except OSError as exc:
+            raise CliError(f"cannot write the report: {exc}") from None
+        # On stderr: stdout stays the leaderboard or the JSON a script reads.
+        click.echo(f"HTML report written to {html}", err=True)
     if progress.failed is not None:
         raise RunFailedError(render.outcome_line(progress))
 

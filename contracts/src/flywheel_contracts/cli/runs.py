@@ -49,17 +49,16 @@ def run_events(
     return (e for e in decode_records(records, on_invalid) if e.run_id == run_id)
 
 
-def load_run(
-    bus: Bus, run_id: UUID, on_invalid: InvalidHandler, topics: tuple[str, ...] = OUTCOME_TOPICS
-) -> RunProgress:
-    """The run as far as `topics` tell it now."""
-    progress = RunProgress(run_id)
+def read_run_events(
+    bus: Bus, run_id: UUID, on_invalid: InvalidHandler, topics: tuple[str, ...] = RUN_TOPICS
+) -> list[Envelope[Any]]:
+    """The run's events that `topics` hold now, topic by topic as the bus reads them."""
+    found: list[Envelope[Any]] = []
     batches = bus.read(topics, from_beginning=True, follow=False, key=run_key(run_id))
     with closing(batches):
         for batch in batches:
-            for envelope in run_events(batch.records, run_id, on_invalid):
-                progress.apply(envelope)
-    return progress
+            found.extend(run_events(batch.records, run_id, on_invalid))
+    return found
 
 
 def follow_run(
@@ -69,18 +68,24 @@ def follow_run(
     timeout_s: float | None,
     on_change: Callable[[RunProgress], None],
     on_invalid: InvalidHandler,
+    on_event: Callable[[Envelope[Any]], None] | None = None,
 ) -> RunProgress:
     """Read the run from its first event until it finishes or `timeout_s` passes.
 
     `on_change` also sees the first read, so a view can show the run before its first event.
-    The returned progress is unfinished only on timeout.
+    `on_event` sees every event of the run as read (a redelivered one again), e.g. to keep them
+    for a report. The returned progress is unfinished only on timeout.
     """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     progress = RunProgress(run_id)
     batches = bus.read(RUN_TOPICS, from_beginning=True, follow=True, key=run_key(run_id))
     with closing(batches):
         for reads, batch in enumerate(batches):
-            changed = [progress.apply(e) for e in run_events(batch.records, run_id, on_invalid)]
+            events = list(run_events(batch.records, run_id, on_invalid))
+            if on_event is not None:
+                for envelope in events:
+                    on_event(envelope)
+            changed = [progress.apply(e) for e in events]
             if any(changed) or reads == 0:
                 on_change(progress)
             # The ending may be read before other stages' events, which sit on other topics:

@@ -24,21 +24,57 @@ PermanentError to dead-letter its input at once; it awaits the events it publish
 acknowledged before its input's offset is committed.
 """
 
-from flywheel_contracts.runtime.app import create_service_app
-from flywheel_contracts.runtime.delivery import Outcome, Reason, RetryPolicy
-from flywheel_contracts.runtime.dispatcher import Handler
-from flywheel_contracts.runtime.health import ReadinessCheck
-from flywheel_contracts.runtime.kit import InFlightReporter, LoopFactory, ServiceKit
-from flywheel_contracts.runtime.logging import configure_logging
-from flywheel_contracts.runtime.publisher import Publisher
-from flywheel_contracts.runtime.runner import run_service
-from flywheel_contracts.runtime.settings import (
-    DeliverySettings,
-    IdempotencySettings,
-    KafkaSettings,
-    MongoSettings,
-    ServiceSettings,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flywheel_contracts.runtime.app import create_service_app
+    from flywheel_contracts.runtime.delivery import Outcome, Reason, RetryPolicy
+    from flywheel_contracts.runtime.dispatcher import Handler
+    from flywheel_contracts.runtime.health import ReadinessCheck
+    from flywheel_contracts.runtime.kit import InFlightReporter, LoopFactory, ServiceKit
+    from flywheel_contracts.runtime.logging import configure_logging
+    from flywheel_contracts.runtime.publisher import Publisher
+    from flywheel_contracts.runtime.runner import run_service
+    from flywheel_contracts.runtime.settings import (
+        DeliverySettings,
+        IdempotencySettings,
+        KafkaSettings,
+        MongoSettings,
+        ServiceSettings,
+    )
+
+# Imported on first use: the service app pulls in FastAPI and the kit, which the CLI and the
+# test helpers (that only need settings or a publisher) should not pay for at start-up.
+_HOMES = {
+    "create_service_app": "app",
+    "Outcome": "delivery",
+    "Reason": "delivery",
+    "RetryPolicy": "delivery",
+    "Handler": "dispatcher",
+    "ReadinessCheck": "health",
+    "InFlightReporter": "kit",
+    "LoopFactory": "kit",
+    "ServiceKit": "kit",
+    "configure_logging": "logging",
+    "Publisher": "publisher",
+    "run_service": "runner",
+    "DeliverySettings": "settings",
+    "IdempotencySettings": "settings",
+    "KafkaSettings": "settings",
+    "MongoSettings": "settings",
+    "ServiceSettings": "settings",
+}
+
+
+if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any name from here
+
+    def __getattr__(name: str) -> Any:
+        home = _HOMES.get(name)
+        if home is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return getattr(import_module(f"{__name__}.{home}"), name)
+
 
 __all__ = [
     "DeliverySettings",

@@ -53,6 +53,11 @@ class StackSettings(BaseSettings):
         return self.state_dir / "run"
 
     @property
+    def reports_dir(self) -> Path:
+        """HTML run reports and their screenshots."""
+        return self.state_dir / "reports"
+
+    @property
     def shipper_folder(self) -> Path:
         return self.shipper_dir or self.state_dir / "shipper"
 

@@ -4,9 +4,10 @@ The stack comes up (Kafka, Elasticsearch, the database, the NMP emulator, the lo
 six services start as daemons on their documented ports, a day of generated agent traffic goes
 into the shipper's folder and is waited for until searchable, and a run over the tool-calling
 workload with three candidates (one LoRA-customized) is requested, followed live and ends with
-its leaderboard. The services keep running, so a second `make demo` reuses them (and the same
-traffic, which ingest recognizes as already stored); `python -m flywheel_localstack.demo --stop`
-stops them.
+its leaderboard and an HTML report (.stack/reports/RUN.html: scores with confidence intervals,
+estimated cost against accuracy, the run's timeline). The services keep running, so a second
+`make demo` reuses them (and the same traffic, which ingest recognizes as already stored);
+`python -m flywheel_localstack.demo --stop` stops them.
 
 The demo's flywheel lives under the topic prefix `demo.` (its own topics, index and databases on
 a stack other suites share); `FLYWHEEL_KAFKA__TOPIC_PREFIX=demo. flywheel watch RUN` follows one
@@ -19,6 +20,8 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from rich.live import Live
@@ -28,10 +31,12 @@ from flywheel_contracts.cli.kafka import KafkaBus
 from flywheel_contracts.cli.progress import RunProgress
 from flywheel_contracts.cli.requests import current_user, run_requested
 from flywheel_contracts.cli.runs import follow_run
-from flywheel_contracts.run_config import CandidateConfig, RunOverrides
+from flywheel_contracts.envelope import Envelope
+from flywheel_contracts.run_config import DEMO_CANDIDATES, RunOverrides
 from flywheel_contracts.runtime import KafkaSettings
 from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
 from flywheel_localstack.cli import format_status
+from flywheel_localstack.reports import write_run_report
 from flywheel_localstack.services import (
     Daemons,
     FlywheelSetup,
@@ -49,19 +54,22 @@ DEMO_NAME = "demo"
 INDEX_TIMEOUT_S = 180.0
 RUN_TIMEOUT_S = 600.0
 
-_SMALL = "meta/llama-3.2-1b-instruct"
-DEMO_CANDIDATES: tuple[CandidateConfig, ...] = (
-    CandidateConfig(
-        model_name=_SMALL,
-        customization_enabled=True,
-        customization_target=f"{_SMALL}@2.0",
-        price_per_1k_tokens=0.0001,
-    ),
-    CandidateConfig(model_name="meta/llama-3.2-3b-instruct", price_per_1k_tokens=0.00015),
-    CandidateConfig(model_name="meta/llama-3.1-8b-instruct", price_per_1k_tokens=0.0002),
-)
-"""Three one-GPU candidates, the smallest also LoRA-customized: they fit the default budget of
-four GPUs at once together with the training job."""
+
+class Stopwatch:
+    """Where the demo's time goes, phase by phase (its budget: 3 minutes with warm caches)."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.monotonic()
+        self.laps: list[tuple[str, float]] = []
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.laps.append((phase, now - self.last))
+        self.last = now
+
+    def summary(self) -> str:
+        phases = ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in self.laps)
+        return f"demo took {self.last - self.start:.1f}s ({phases})"
 
 
 def demo_setup(stack: Stack) -> FlywheelSetup:
@@ -88,8 +96,9 @@ def ship_traffic(stack: Stack, setup: FlywheelSetup) -> None:
     print(f"{DEMO_RECORDS} records searchable in index {setup.index} after {seconds:.1f}s")
 
 
-def run_and_follow(setup: FlywheelSetup) -> RunProgress:
-    """Request the demo's run and show its progress until it ends."""
+def run_and_follow(setup: FlywheelSetup, reports_dir: Path) -> RunProgress:
+    """Request the demo's run, show its progress until it ends, then its leaderboard and the
+    path of its HTML report."""
     kafka = KafkaSettings(
         bootstrap_servers=setup.servers.kafka_bootstrap, topic_prefix=setup.topic_prefix
     )
@@ -101,6 +110,7 @@ def run_and_follow(setup: FlywheelSetup) -> RunProgress:
     assert run_id is not None
     print(f"\nrun {run_id} requested: workload {ROUTER}, {len(DEMO_CANDIDATES)} candidates")
     console = render.console()
+    events: list[Envelope[Any]] = []
     with Live(console=console, refresh_per_second=4) as live:
         progress = follow_run(
             bus,
@@ -108,10 +118,14 @@ def run_and_follow(setup: FlywheelSetup) -> RunProgress:
             timeout_s=RUN_TIMEOUT_S,
             on_change=lambda p: live.update(render.progress_view(p), refresh=True),
             on_invalid=lambda _record, exc: print(f"skipped an invalid event: {exc}"),
+            on_event=events.append,
         )
     if progress.completed is not None:
         console.print(render.leaderboard_view(run_id, progress.completed))
     print(render.outcome_line(progress))
+    # Written whatever the outcome: the timeline shows where a failed run stopped.
+    report = write_run_report(run_id, events, reports_dir)
+    print(f"\nHTML report (charts, timeline, leaderboard): {report}")
     return progress
 
 
@@ -127,23 +141,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"stopped {', '.join(stopped)}" if stopped else "no demo service was running")
         return 0
 
+    watch = Stopwatch()
     started = stack.up()
+    watch.lap("stack")
     print(f"stack ready ({'started ' + ', '.join(started) if started else 'already running'})")
     print(format_status(stack.status()))
     # Ingest reads the shipper's (un-prefixed) logs.raw; a new demo starts after what other
     # writers left there, a restarted one resumes where it stopped.
     start_new_group_at_end(stack.settings.kafka_bootstrap, setup.group("ingest"), setup.raw_topic)
     launched = daemons.ensure_running()
+    watch.lap("services")
     print(
         f"services ready ({'started ' + ', '.join(launched) if launched else 'already running'};"
         f" logs in {stack.settings.logs_dir}/{DEMO_NAME}-*.log)"
     )
     ship_traffic(stack, setup)
-    progress = run_and_follow(setup)
+    watch.lap("traffic")
+    progress = run_and_follow(setup, stack.settings.reports_dir)
+    watch.lap("run")
     print(
         "\nthe stack and the services keep running; `make stack-status` shows the stack, "
         "`python -m flywheel_localstack.demo --stop` stops the services"
     )
+    print(watch.summary())
     return 0 if progress.completed is not None else 1
 
 

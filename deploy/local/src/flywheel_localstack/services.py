@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Self
 
 import httpx
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from flywheel_contracts.runtime.testing import ServiceProcess
 from flywheel_localstack import process as daemons
@@ -279,10 +279,26 @@ class Daemons:
         return stopped
 
 
-def start_new_group_at_end(bootstrap: str, group: str, topic: str) -> bool:
+def start_new_group_at_end(
+    bootstrap: str, group: str, topic: str, retry_for_s: float = 60.0
+) -> bool:
     """Commit the end of `topic` for `group` unless the group has committed offsets already,
     so a new ingest skips the history other writers left on a shared `logs.raw` while a
-    restarted one resumes where it stopped. True if the group was new."""
+    restarted one resumes where it stopped. True if the group was new.
+
+    Retriable broker errors are retried for `retry_for_s`: a fresh or just restarted Kafka
+    answers NOT_COORDINATOR until its group coordinator has loaded."""
+    deadline = time.monotonic() + retry_for_s
+    while True:
+        try:
+            return _start_new_group_at_end(bootstrap, group, topic)
+        except KafkaException as exc:
+            if not exc.args[0].retriable() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _start_new_group_at_end(bootstrap: str, group: str, topic: str) -> bool:
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from flywheel_nmp_emulator.config import Settings, Timings
@@ -23,6 +24,8 @@ class Emulator:
         self.faults = FaultInjector(settings.faults)
         self.kit = ModelKit()
         self.catalog = ModelCatalog(self)
+        # Chat completions answered per model id since the process started (/emulator/usage).
+        self.chat_completions: Counter[str] = Counter()
 
     @property
     def state(self) -> EmulatorState:

@@ -1,6 +1,7 @@
 """Wiring: the kit, the clients, the service, its subscriptions, loops and readiness checks."""
 
 import asyncio
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -18,10 +19,15 @@ from flywheel_datasets.repository import JobRepository
 from flywheel_datasets.run_defaults import RunDefaults
 from flywheel_datasets.service import DatasetService, ServiceOptions
 
+# A build makes millions of short-lived objects while it holds a sample of a hundred thousand
+# records: with the default thresholds (700, 10, 10) a fifth of its CPU goes to collections.
+_GC_THRESHOLDS = (20_000, 50, 100)
+
 
 def create_service(settings: DatasetsSettings) -> tuple[ServiceKit, DatasetService]:
     """The kit and the service, registered and ready to start (the app starts them)."""
     defaults = RunDefaults.load(settings.defaults_file)  # an invalid file stops startup here
+    gc.set_threshold(*_GC_THRESHOLDS)
     # The client logs every request at INFO: a 100k-record build would log a hundred pages.
     logging.getLogger("elasticsearch").setLevel(logging.WARNING)
     kit = ServiceKit(settings)

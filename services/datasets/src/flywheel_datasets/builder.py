@@ -1,6 +1,9 @@
 """One run's datasets, from the log store to the files: read, filter, deduplicate, split, pick
 ICL examples, format. No broker, no database: the service drives it and uploads the result.
 
+The files are written a record at a time into a directory the caller owns (and removes), so a
+training file of hundreds of megabytes is never held in memory.
+
 CPU-heavy steps run in a worker thread so the event loop keeps serving the service's other
 events and health checks while a large build is in progress.
 """
@@ -13,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import structlog
 
@@ -25,8 +29,8 @@ from flywheel_datasets.formats import (
     TRAIN_FILE,
     VAL_FILE,
     evaluation_record,
-    jsonl,
     training_record,
+    write_jsonl,
 )
 from flywheel_datasets.icl import Embed, IclResult, example_pool, icl_records
 from flywheel_datasets.pii import Scrubber
@@ -43,12 +47,13 @@ _log = structlog.get_logger("flywheel.datasets.builder")
 
 @dataclass(frozen=True)
 class Built:
-    """The files of the three datasets (eval, icl, train), by path, and what went into them."""
+    """The files of the three datasets (eval, icl, train), by path in the dataset to path on
+    disk, and what went into them."""
 
     workload_type: WorkloadType
-    eval_files: dict[str, bytes]
-    icl_files: dict[str, bytes]
-    train_files: dict[str, bytes]
+    eval_files: dict[str, Path]
+    icl_files: dict[str, Path]
+    train_files: dict[str, Path]
     counts: SplitCounts
     stats: FilterStats
     stratified: bool
@@ -57,7 +62,7 @@ class Built:
     def size(self) -> int:
         """Bytes in all files."""
         files = (self.eval_files, self.icl_files, self.train_files)
-        return sum(len(content) for group in files for content in group.values())
+        return sum(path.stat().st_size for group in files for path in group.values())
 
 
 class DatasetBuilder:
@@ -73,8 +78,9 @@ class DatasetBuilder:
         self._settings = settings
         self._window = window
 
-    async def build(self, config: RunConfig, until: datetime) -> Built:
-        """`until` pins the newest record: rebuilding the run later reads the same records."""
+    async def build(self, config: RunConfig, until: datetime, directory: Path) -> Built:
+        """`until` pins the newest record: rebuilding the run later reads the same records.
+        The files are written under `directory`."""
         clock = _Stopwatch()
         selection = await self._select(config, until)
         clock.lap("read")
@@ -97,8 +103,9 @@ class DatasetBuilder:
         evaluation = [prepare(candidate.record()) for candidate in split.eval]
         icl = await icl_records(evaluation, pool, config.icl, selection.workload_type, self._embed)
         clock.lap("icl")
-        eval_file, icl_file, train_file, val_file = await asyncio.to_thread(
-            _files, evaluation, icl, split, selection.workload_type, prepare
+        files = _Files(directory)
+        await asyncio.to_thread(
+            files.write, evaluation, icl, split, selection.workload_type, prepare
         )
         clock.lap("files")
         stats = _stats(selection, split, sum(scrubber.found.values()) if scrubber else 0)
@@ -112,12 +119,13 @@ class DatasetBuilder:
             icl_short_of_minimum=icl.short_of_minimum,
             dropped=dict(stats.rules),
             seconds=clock.laps,
+            cpu_seconds=clock.cpu_laps,
         )
         return Built(
             workload_type=selection.workload_type,
-            eval_files={EVAL_FILE: eval_file},
-            icl_files={EVAL_FILE: icl_file},
-            train_files={TRAIN_FILE: train_file, VAL_FILE: val_file},
+            eval_files={EVAL_FILE: files.eval},
+            icl_files={EVAL_FILE: files.icl},
+            train_files={TRAIN_FILE: files.train, VAL_FILE: files.val},
             counts=SplitCounts(
                 eval=len(split.eval),
                 icl=len(icl.records),
@@ -164,16 +172,20 @@ class DatasetBuilder:
 
 
 class _Stopwatch:
-    """Seconds spent per stage, for the build's log line."""
+    """Seconds spent per stage, for the build's log line: wall clock, and the CPU time of the
+    whole process (this build's threads, but also whatever else the service did meanwhile)."""
 
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}
+        self.cpu_laps: dict[str, float] = {}
         self._last = time.perf_counter()
+        self._last_cpu = time.process_time()
 
     def lap(self, stage: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         self.laps[stage] = round(now - self._last, 3)
-        self._last = now
+        self.cpu_laps[stage] = round(cpu - self._last_cpu, 3)
+        self._last, self._last_cpu = now, cpu
 
 
 def _unchanged(record: Record) -> Record:
@@ -197,19 +209,35 @@ def _require_enough(config: RunConfig, selection: Selection, window: str) -> Non
         )
 
 
-def _files(
-    evaluation: list[Record],
-    icl: IclResult,
-    split: Split,
-    workload: WorkloadType,
-    prepare: Callable[[Record], Record],
-) -> tuple[bytes, bytes, bytes, bytes]:
-    return (
-        jsonl(evaluation_record(r) for r in evaluation),
-        jsonl(evaluation_record(r) for r in icl.records),
-        jsonl(training_record(prepare(c.record()), workload) for c in split.train),
-        jsonl(training_record(prepare(c.record()), workload) for c in split.val),
-    )
+class _Files:
+    """Where the four files go: one folder per dataset, as laid out in the dataset.
+
+    The folders are made here, not by the writing thread: a cancelled build cannot stop that
+    thread, and once the caller has removed `directory` its writes must fail, not recreate it.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.eval = directory / "eval" / EVAL_FILE
+        self.icl = directory / "icl" / EVAL_FILE
+        self.train = directory / "train" / TRAIN_FILE
+        self.val = directory / "train" / VAL_FILE
+        for path in (self.eval, self.icl, self.train, self.val):
+            path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(
+        self,
+        evaluation: list[Record],
+        icl: IclResult,
+        split: Split,
+        workload: WorkloadType,
+        prepare: Callable[[Record], Record],
+    ) -> None:
+        write_jsonl(self.eval, (evaluation_record(r) for r in evaluation))
+        write_jsonl(self.icl, (evaluation_record(r) for r in icl.records))
+        write_jsonl(
+            self.train, (training_record(prepare(c.record()), workload) for c in split.train)
+        )
+        write_jsonl(self.val, (training_record(prepare(c.record()), workload) for c in split.val))
 
 
 def _stats(selection: Selection, split: Split | None, pii_redactions: int) -> FilterStats:

@@ -9,6 +9,7 @@
 """
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from flywheel_datasets.records import Record, response_message
 EVAL_FILE = "eval_data.jsonl"
 TRAIN_FILE = "training/train_data.jsonl"
 VAL_FILE = "validation/val_data.jsonl"
+_WRITE_BUFFER = 2**20
 
 
 def evaluation_record(record: Record) -> Record:
@@ -38,8 +40,13 @@ def training_record(record: Record, workload: WorkloadType) -> Record:
     return formatted
 
 
-def jsonl(records: Iterable[Record]) -> bytes:
-    return b"\n".join(orjson.dumps(record) for record in records)
+def write_jsonl(path: Path, records: Iterable[Record]) -> None:
+    """`records` as JSONL at `path` (its folder must exist), written as they come."""
+    with path.open("wb", buffering=_WRITE_BUFFER) as file:
+        for number, record in enumerate(records):
+            if number:
+                file.write(b"\n")
+            file.write(orjson.dumps(record))
 
 
 def _stringified_history(message: dict[str, Any]) -> dict[str, Any]:

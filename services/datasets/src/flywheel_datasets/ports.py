@@ -3,6 +3,7 @@
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 from flywheel_contracts.events import DatasetRef
@@ -33,9 +34,10 @@ class Embedder(Protocol):
 
 
 class DatasetStore(Protocol):
-    async def publish(self, name: str, files: Mapping[str, bytes]) -> DatasetRef:
-        """Create (or reuse) the dataset `name`, upload `files` (path -> content), register it;
-        publishing the same name again is harmless. UploadFailed when NMP refuses."""
+    async def publish(self, name: str, files: Mapping[str, Path]) -> DatasetRef:
+        """Create (or reuse) the dataset `name`, upload `files` (path in the dataset -> file on
+        disk), register it; publishing the same name again is harmless. UploadFailed when NMP
+        refuses."""
         ...
 
     async def delete(self, name: str) -> None:

@@ -155,7 +155,9 @@ def _candidate(logged: LoggedRecord, turns: list[str]) -> Candidate:
     source = logged.source
     request = source["request"]
     tools = request.pop("tools", None)
-    body = orjson.dumps(source)
+    # orjson hands back its growth buffer (up to twice the JSON's size): an exact copy is what
+    # the sample keeps, since it holds every kept record until the files are written.
+    body = bytes(memoryview(orjson.dumps(source)))
     if tools is not None:
         request["tools"] = tools
     return Candidate(

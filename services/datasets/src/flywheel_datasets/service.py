@@ -10,10 +10,12 @@ request. Dataset names derive from the run id, so a repeated build reuses its da
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -51,7 +53,7 @@ _log = structlog.get_logger("flywheel.datasets")
 
 
 class Builder(Protocol):
-    async def build(self, config: RunConfig, until: datetime) -> Built: ...
+    async def build(self, config: RunConfig, until: datetime, directory: Path) -> Built: ...
 
 
 @dataclass(frozen=True)
@@ -204,15 +206,17 @@ class DatasetService:
     ) -> tuple[JobStatus, EventPayload]:
         run_id = _run_id(request)
         try:
-            built = await self._builder.build(config, until=request.occurred_at)
-            uploading = time.perf_counter()
-            refs = await self._upload(config, run_id, built)
-            _log.info(
-                "dataset.uploaded",
-                run_id=str(run_id),
-                seconds=round(time.perf_counter() - uploading, 3),
-                megabytes=round(built.size / 1e6, 1),
-            )
+            # The files live on disk only until they are uploaded (or the build fails).
+            with tempfile.TemporaryDirectory(prefix="flywheel-datasets-") as directory:
+                built = await self._builder.build(config, request.occurred_at, Path(directory))
+                uploading = time.perf_counter()
+                refs = await self._upload(config, run_id, built)
+                _log.info(
+                    "dataset.uploaded",
+                    run_id=str(run_id),
+                    seconds=round(time.perf_counter() - uploading, 3),
+                    megabytes=round(built.size / 1e6, 1),
+                )
         except BuildFailed as exc:
             _log.warning(
                 "dataset.build_failed", run_id=str(run_id), reason=exc.reason.value, error=str(exc)
@@ -232,7 +236,7 @@ class DatasetService:
 
     async def _upload(self, config: RunConfig, run_id: UUID, built: Built) -> DatasetRefs:
         names = dataset_names(config.workload_id, run_id)
-        files: dict[DatasetKind, dict[str, bytes]] = {
+        files: dict[DatasetKind, dict[str, Path]] = {
             "eval": built.eval_files,
             "icl": built.icl_files,
             "train": built.train_files,

@@ -134,9 +134,12 @@ def eval_overlaps(
     found: set[int] = set()
     for start in range(0, len(prefixes), _SKETCH_BATCH):
         batch = prefixes[start : start + _SKETCH_BATCH]
-        for (position, _), sketch in zip(batch, sketches([t for _, t in batch]), strict=True):
-            if position not in found and index.find(sketch) is not None:
-                found.add(position)
+        matches = index.find_many([text for _, text in batch])
+        found.update(
+            position
+            for (position, _), match in zip(batch, matches, strict=True)
+            if match is not None
+        )
     return found
 
 

@@ -173,9 +173,13 @@ class Worker:
             heartbeat = asyncio.create_task(self._heartbeat(ctx, asyncio.current_task()))
             try:
                 outcome = await self._outcome(ctx)
-                if await self._repo.finish(
+                finished = await self._repo.finish(
                     job.id, self._owner, outcome.model_dump(mode="json"), self._clock()
-                ):
+                )
+                # A finished job has no lease left to renew: a renewal would fail and cancel the
+                # publishing of its own outcome (which the outbox would then publish again).
+                heartbeat.cancel()
+                if finished:
                     _log.info(
                         "evaluation.finished", ok=outcome.ok, runtime_s=outcome.runtime_seconds
                     )

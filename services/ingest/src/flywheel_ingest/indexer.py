@@ -15,11 +15,11 @@ from elasticsearch import AsyncElasticsearch, TransportError
 from elasticsearch import ConnectionError as EsConnectionError
 
 from flywheel_ingest.config import ElasticsearchSettings
-from flywheel_ingest.documents import Document
+from flywheel_ingest.documents import TOOLS_FINGERPRINT, Document
 from flywheel_ingest.errors import StoreUnavailable
 from flywheel_ingest.ports import IndexResult
 
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 _CONFLICT = 409
 _TOO_MANY_REQUESTS = 429
 _SERVER_ERROR = 500
@@ -31,7 +31,9 @@ _log = structlog.get_logger("flywheel.ingest.indexer")
 def index_template(settings: ElasticsearchSettings) -> dict[str, Any]:
     """Ids and the time are searchable; request and response are kept in `_source` only
     (`enabled: false`: neither parsed into fields nor indexed), and so is anything else a
-    record carries (`dynamic: false`), so no record can ever cause a mapping conflict."""
+    record carries (`dynamic: false`), so no record can ever cause a mapping conflict.
+    `tools_fingerprint` is read back from `_source` only: neither indexed nor a doc value (an
+    index created before it was mapped holds it the same way, as an unmapped field)."""
     return {
         "index_patterns": [settings.index],
         "priority": 200,
@@ -50,6 +52,7 @@ def index_template(settings: ElasticsearchSettings) -> dict[str, Any]:
                     "timestamp": {"type": "date", "format": "strict_date_optional_time"},
                     "request": {"type": "object", "enabled": False},
                     "response": {"type": "object", "enabled": False},
+                    TOOLS_FINGERPRINT: {"type": "keyword", "index": False, "doc_values": False},
                 },
             },
         },

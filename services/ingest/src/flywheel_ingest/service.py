@@ -24,7 +24,13 @@ from flywheel_contracts.events.records import (
 from flywheel_contracts.pii import PiiKind
 from flywheel_ingest import metrics
 from flywheel_ingest.config import RetrySettings
-from flywheel_ingest.documents import Document, RawLine, canonical_json, document_id
+from flywheel_ingest.documents import (
+    Document,
+    RawLine,
+    canonical_json,
+    document_id,
+    stored_body,
+)
 from flywheel_ingest.errors import OutboxUnavailable, StoreUnavailable
 from flywheel_ingest.pii import Redactor
 from flywheel_ingest.ports import LogStore, Outbox
@@ -117,19 +123,18 @@ class IngestService:
         if isinstance(checked, Refusal):
             return checked
         try:
-            canonical = canonical_json(checked.fields)
+            logged = canonical_json(checked.fields)
         except orjson.JSONEncodeError as exc:
             # orjson parses 1024 levels of nesting but writes only 254.
             return Refusal(RejectReason.INVALID_JSON, f"cannot be stored as JSON: {exc}")
         # The id comes from what the application logged, so changing the redaction settings
-        # never turns a redelivered line into a second document.
-        doc_id = document_id(canonical)
+        # (or what ingest adds to the stored document) never turns a redelivered line into a
+        # second document.
+        doc_id = document_id(logged)
         if self._redactor.applies_to(checked.workload_id):
-            found = self._redactor.redact(checked.fields)
-            if found:
-                pii.update(found)
-                canonical = canonical_json(checked.fields)
-        return Document(doc_id, canonical, checked.workload_id, checked.client_id, line)
+            pii.update(self._redactor.redact(checked.fields))
+        body = stored_body(checked.fields)
+        return Document(doc_id, body, checked.workload_id, checked.client_id, line)
 
     def _rejection(self, line: RawLine, reason: RejectReason, message: str) -> RejectedRecord:
         return RejectedRecord.of(

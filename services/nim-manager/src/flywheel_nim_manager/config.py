@@ -21,7 +21,10 @@ class NimManagerSettings(ServiceSettings):
     nmp: NmpSettings = NmpSettings()
 
     gpu_budget: int = Field(
-        4, ge=1, description="GPUs candidate deployments may hold at once, across all runs."
+        4,
+        ge=1,
+        description="GPUs candidate deployments and their training jobs may hold at once, "
+        "across all runs.",
     )
     tick_interval_s: float = Field(
         0.5, gt=0, description="Longest pause between two passes of the scheduler."

@@ -83,8 +83,8 @@ class Reconciler:
         self._records = {r.key: r for r in await self._repo.candidates(self._runs)}
 
     def gpus_in_use(self) -> int:
-        """GPUs held by deployments, as of the last pass."""
-        return sum(r.candidate.gpus for r in self._records.values() if r.phase.holds_gpus)
+        """GPUs held by deployments and their training jobs, as of the last pass."""
+        return sum(r.gpus for r in self._records.values() if r.phase.holds_gpus)
 
     def _in(self, phase: Phase) -> list[CandidateRecord]:
         return [r for r in self._records.values() if r.phase is phase]
@@ -175,16 +175,15 @@ class Reconciler:
         queue = {r.key: r for r in self._queued()}
         if not queue:
             return
-        holding = [r.candidate.gpus for r in self._records.values() if r.phase.holds_gpus]
+        holding = [r.gpus for r in self._records.values() if r.phase.holds_gpus]
         budget = self._policy.budget
-        decided = plan(
-            budget, holding, [Request(key, r.candidate.gpus) for key, r in queue.items()]
-        )
+        decided = plan(budget, holding, [Request(key, r.gpus) for key, r in queue.items()])
         for key in decided.impossible:
             record = queue[key]
             ending = Ending(
                 reason=EndReason.INSUFFICIENT_GPUS,
-                message=f"needs {record.candidate.gpus} GPU(s), the budget is {budget}",
+                message=f"needs {record.gpus} GPU(s){' with training' if record.training else ''}"
+                f", the budget is {budget}",
             )
             await self._end(record.model_copy(update={"ending": ending}))
         for key in decided.start:
@@ -201,7 +200,7 @@ class Reconciler:
                     "candidate.granted",
                     run_id=str(record.run_id),
                     model=record.model,
-                    gpus=record.candidate.gpus,
+                    gpus=record.gpus,
                     in_use=self.gpus_in_use(),
                     budget=budget,
                 )

@@ -133,6 +133,19 @@ class CandidateRecord(_Record):
         return self.up_at is not None
 
     @property
+    def gpus(self) -> int:
+        """GPUs the candidate takes from the budget: its deployment's and, until its
+        customization is done, its training job's. The job runs on the same cluster while the
+        candidate is deployed, so a budget that counted deployments alone would let training
+        push the cluster past it (or wait for GPUs the deployments hold)."""
+        return self.candidate.gpus + (self.candidate.customization_gpus if self.training else 0)
+
+    @property
+    def training(self) -> bool:
+        """Whether a training job may still run for the candidate."""
+        return self.candidate.customization_enabled and WorkItem.CUSTOMIZATION not in self.outcomes
+
+    @property
     def deployment_seconds(self) -> float | None:
         if self.granted_at is None or self.ended_at is None:
             return None

@@ -1,6 +1,6 @@
 """One NMP host: send a call with a per-attempt timeout, classify the answer, retry what may heal."""
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar, overload
 from urllib.parse import quote
@@ -32,6 +32,9 @@ class Call:
     ``idempotent=False`` marks calls that create something new on every success (a customization
     or evaluation job): after a 5xx or a read timeout NMP may have created it anyway, and a resend
     would start a second GPU job, so those are retried only when the request was never sent.
+
+    ``stream`` makes the body instead of ``content``: a fresh iterator of its pieces for each
+    attempt, so a large upload is never held whole and can still be retried.
     """
 
     method: str
@@ -42,6 +45,7 @@ class Call:
     headers: Mapping[str, str] | None = None
     idempotent: bool = True
     timeout: httpx.Timeout | None = None
+    stream: Callable[[], AsyncIterator[bytes]] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,18 +90,10 @@ class HostCaller:
 
         Raises the typed NmpError of the last attempt once retries are spent or not allowed.
         """
-        request = self._client.build_request(
-            call.method,
-            call.path,
-            json=call.json,
-            data=call.data,
-            content=call.content,
-            headers=call.headers,
-            timeout=call.timeout if call.timeout is not None else httpx.USE_CLIENT_DEFAULT,
-        )
         attempt = 1
         while True:
             error: NmpError
+            request = self._request(call)
             try:
                 response = await self._client.send(request)
             except httpx.RequestError as exc:
@@ -116,6 +112,17 @@ class HostCaller:
                 raise error
             await self._sleep(self._policy.delay(attempt))
             attempt += 1
+
+    def _request(self, call: Call) -> httpx.Request:
+        return self._client.build_request(
+            call.method,
+            call.path,
+            json=call.json,
+            data=call.data,
+            content=call.stream() if call.stream is not None else call.content,
+            headers=call.headers,
+            timeout=call.timeout if call.timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
 
     async def create(
         self, call: Call, exists: ExistsCheck = is_conflict

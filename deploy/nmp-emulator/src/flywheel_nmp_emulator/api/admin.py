@@ -3,6 +3,7 @@ faults and timings at runtime, reset everything. Tests and demos drive the emula
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -22,6 +23,13 @@ async def state(emu: FreshEmulator) -> dict[str, Any]:
         "timings": emu.timings.model_dump(),
         "faults": emu.faults.faults.model_dump(),
     }
+
+
+@router.get("/usage")
+async def usage(emu: FreshEmulator) -> dict[str, Any]:
+    """The process's CPU time and the chat completions it answered, so that a benchmark can
+    tell the emulator's own cost per request from its client's."""
+    return {"cpu_seconds": time.process_time(), "chat_completions": dict(emu.chat_completions)}
 
 
 @router.get("/timeline")

@@ -1,13 +1,25 @@
 """Data Store (datastore host): its namespaces (form-encoded) and the Hugging Face Hub
 compatible subset under /v1/hf that huggingface_hub's upload_file / create_repo / delete_repo
-use, plus file download so jobs and tests can read what was uploaded."""
+use, plus file download so jobs and tests can read what was uploaded.
+
+A commit carries its files inline, base64 in NDJSON, and a training file can be hundreds of
+megabytes: the body is read as a stream, long string values are spooled to disk as they arrive
+and base64 contents are decoded from there into staged files, so memory stays flat whatever the
+size. Every operation is checked before any file lands in the repo.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
-from typing import Annotated, Any
+import tempfile
+import uuid
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
 
 import orjson
 from fastapi import APIRouter, Form, HTTPException, Request, Response
@@ -109,7 +121,140 @@ async def preupload(
     }
 
 
-def _decode(value: dict[str, Any]) -> tuple[str, bytes]:
+# A string value longer than this goes to a spool file instead of memory.
+_INLINE_BYTES = 1 << 20
+# Spooled base64 is decoded this much at a time (a multiple of 4, so pieces decode alone).
+_DECODE_BYTES = 4 << 20
+
+
+class _Spools:
+    """The long string values of a commit, each in a file of `directory`, named in its line by
+    a placeholder no client sends by accident."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._token = uuid.uuid4().hex
+        self.files: dict[str, Path] = {}
+        self.escaped: set[str] = set()  # spooled strings holding JSON escapes
+
+    def start(self) -> tuple[str, BinaryIO]:
+        placeholder = f"spool-{self._token}-{len(self.files)}"
+        path = self._directory / placeholder
+        self.files[placeholder] = path
+        return placeholder, path.open("wb")
+
+    def text(self, placeholder: str) -> str:
+        """A spooled string, decoded whole (for the rare value that is not plain base64)."""
+        return str(orjson.loads(b'"' + self.files[placeholder].read_bytes() + b'"'))
+
+
+class _NdjsonReader:
+    """Splits a streamed NDJSON body into parsed lines, spooling long strings (`_Spools`).
+
+    Only the bytes inside JSON strings can be long, and base64 has neither quotes nor
+    backslashes, so each piece is scanned with a few `find`s rather than byte by byte."""
+
+    def __init__(self, spools: _Spools) -> None:
+        self._spools = spools
+        self._line = bytearray()  # the line so far, long strings replaced by placeholders
+        self._string: bytearray | None = None  # the open string's bytes, while short
+        self._spool: BinaryIO | None = None  # where the open string goes, once long
+        self._placeholder = ""
+        self._escaped = False
+        self.number = 0
+
+    def feed(self, piece: bytes) -> Iterator[Any]:
+        at = 0
+        while at < len(piece):
+            if self._string is None and self._spool is None:
+                at = yield from self._outside(piece, at)
+            else:
+                at = self._inside(piece, at)
+
+    def end(self) -> Iterator[Any]:
+        if self._string is not None or self._spool is not None:
+            raise HTTPException(status_code=422, detail=f"line {self.number + 1}: unterminated")
+        yield from self._complete()
+
+    def _outside(self, piece: bytes, at: int) -> Generator[Any, None, int]:
+        quote, newline = piece.find(b'"', at), piece.find(b"\n", at)
+        if newline != -1 and (quote == -1 or newline < quote):
+            self._line += piece[at:newline]
+            yield from self._complete()
+            return newline + 1
+        if quote == -1:
+            self._line += piece[at:]
+            return len(piece)
+        self._line += piece[at:quote]
+        self._string = bytearray()
+        return quote + 1
+
+    def _inside(self, piece: bytes, at: int) -> int:
+        end, quote = at, piece.find(b'"', at)
+        while True:
+            if self._escaped:  # the byte after a backslash, whatever it is
+                if end == len(piece):
+                    break
+                self._escaped, end = False, end + 1
+                if quote != -1 and quote < end:
+                    quote = piece.find(b'"', end)
+                continue
+            backslash = piece.find(b"\\", end, len(piece) if quote == -1 else quote)
+            if backslash != -1:
+                self._escaped, end = True, backslash + 1
+            elif quote == -1:
+                end = len(piece)
+                break
+            else:
+                self._keep(piece[at:quote])
+                self._close()
+                return quote + 1
+        self._keep(piece[at:end])
+        return end
+
+    def _keep(self, data: bytes) -> None:
+        if self._spool is None:
+            assert self._string is not None
+            self._string += data
+            if len(self._string) <= _INLINE_BYTES:
+                return
+            data, self._string = bytes(self._string), None
+            self._placeholder, self._spool = self._spools.start()
+            self._line += b'"' + self._placeholder.encode() + b'"'
+        if b"\\" in data:
+            self._spools.escaped.add(self._placeholder)
+        self._spool.write(data)
+
+    def _close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+        else:
+            assert self._string is not None
+            self._line += b'"' + self._string + b'"'
+            self._string = None
+
+    def _complete(self) -> Iterator[Any]:
+        self.number += 1
+        line, self._line = bytes(self._line), bytearray()
+        if not line.strip():
+            return
+        try:
+            yield orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise HTTPException(status_code=422, detail=f"line {self.number}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A file of the commit, decoded into `path`."""
+
+    path: Path
+    size: int
+    sha256: str
+
+
+def _stage(value: dict[str, Any], spools: _Spools, directory: Path) -> tuple[str, _Staged]:
     path, content = value.get("path"), value.get("content", "")
     if not isinstance(path, str) or not isinstance(content, str):
         raise HTTPException(status_code=422, detail="a file operation needs path and content")
@@ -117,12 +262,65 @@ def _decode(value: dict[str, Any]) -> tuple[str, bytes]:
         check_key(path)
     except InvalidKeyError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
-    if value.get("encoding", "base64") == "base64":
-        try:
-            return path, base64.b64decode(content, validate=True)
-        except binascii.Error as exc:
-            raise HTTPException(status_code=422, detail=f"{path}: invalid base64") from exc
-    return path, content.encode()
+    base64_encoded = value.get("encoding", "base64") == "base64"
+    spooled = spools.files.get(content)
+    if spooled is not None and (not base64_encoded or content in spools.escaped):
+        content, spooled = spools.text(content), None
+    target = directory / f"file-{uuid.uuid4().hex}"
+    digest, size = hashlib.sha256(), 0
+    with target.open("wb") as out:
+        for piece in _pieces(content, spooled, base64_encoded, path):
+            out.write(piece)
+            digest.update(piece)
+            size += len(piece)
+    return path, _Staged(target, size, digest.hexdigest())
+
+
+def _pieces(content: str, spooled: Path | None, base64_encoded: bool, path: str) -> Iterator[bytes]:
+    if not base64_encoded:
+        yield content.encode()
+        return
+    try:
+        if spooled is None:
+            yield base64.b64decode(content, validate=True)
+            return
+        with spooled.open("rb") as encoded:
+            while chunk := encoded.read(_DECODE_BYTES):
+                yield base64.b64decode(chunk, validate=True)
+    except binascii.Error as exc:
+        raise HTTPException(status_code=422, detail=f"{path}: invalid base64") from exc
+
+
+async def _read_commit(request: Request, directory: Path) -> tuple[dict[str, _Staged], list[str]]:
+    """The commit's files, decoded and staged under `directory`, and the paths it deletes."""
+    spools = _Spools(directory)
+    reader = _NdjsonReader(spools)
+    writes: dict[str, _Staged] = {}
+    deletes: list[str] = []
+
+    async def apply(op: Any) -> None:
+        if not isinstance(op, dict):
+            raise HTTPException(status_code=422, detail=f"line {reader.number}: not an object")
+        key, value = op.get("key"), op.get("value") or {}
+        if key == "file":
+            # Decoding hundreds of megabytes must not stall the emulator's other requests.
+            path, staged = await asyncio.to_thread(_stage, value, spools, directory)
+            writes[path] = staged
+        elif key == "deletedFile":
+            deletes.append(str(value.get("path")))
+        elif key == "lfsFile":
+            raise HTTPException(status_code=400, detail="LFS uploads are not supported")
+        elif key != "header":
+            raise HTTPException(
+                status_code=422, detail=f"line {reader.number}: unknown key {key!r}"
+            )
+
+    async for piece in request.stream():
+        for op in reader.feed(piece):
+            await apply(op)
+    for op in reader.end():
+        await apply(op)
+    return writes, deletes
 
 
 @router.post("/v1/hf/api/datasets/{namespace}/{name}/commit/{revision}")
@@ -130,29 +328,11 @@ async def commit(
     namespace: str, name: str, revision: str, request: Request, emu: FreshEmulator
 ) -> dict[str, Any]:
     repo = _repo(emu, namespace, name)
-    writes: dict[str, bytes] = {}
-    deletes: list[str] = []
-    # NDJSON: a header line, then one line per operation. Validate everything before applying.
-    for number, line in enumerate((await request.body()).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            op = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise HTTPException(status_code=422, detail=f"line {number}: {exc}") from exc
-        key, value = op.get("key"), op.get("value") or {}
-        if key == "file":
-            path, data = _decode(value)
-            writes[path] = data
-        elif key == "deletedFile":
-            deletes.append(str(value.get("path")))
-        elif key == "lfsFile":
-            raise HTTPException(status_code=400, detail="LFS uploads are not supported")
-        elif key != "header":
-            raise HTTPException(status_code=422, detail=f"line {number}: unknown key {key!r}")
-    for path, data in writes.items():
-        emu.store.blobs.put(blob_key(namespace, name, path), data)
-        repo.files[path] = RepoFile(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    with tempfile.TemporaryDirectory(prefix="nmp-commit-") as work:
+        writes, deletes = await _read_commit(request, Path(work))
+        for path, staged in writes.items():
+            emu.store.blobs.put_file(blob_key(namespace, name, path), staged.path)
+            repo.files[path] = RepoFile(size=staged.size, sha256=staged.sha256)
     for path in deletes:
         if repo.files.pop(path, None) is not None:
             emu.store.blobs.delete_prefix(blob_key(namespace, name, path))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 class InvalidKeyError(ValueError):
@@ -22,6 +23,10 @@ def check_key(key: str) -> str:
 
 class BlobStore(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
+    def put_file(self, key: str, source: Path) -> None:
+        """Take over the file `source` (it is moved, or read and removed) as `key`."""
+        ...
+
     def get(self, key: str) -> bytes | None: ...
     def delete_prefix(self, prefix: str) -> None: ...
 
@@ -32,6 +37,10 @@ class MemoryBlobs:
 
     def put(self, key: str, data: bytes) -> None:
         self._blobs[check_key(key)] = data
+
+    def put_file(self, key: str, source: Path) -> None:
+        self.put(key, source.read_bytes())
+        source.unlink()
 
     def get(self, key: str) -> bytes | None:
         return self._blobs.get(key)
@@ -56,6 +65,20 @@ class DirectoryBlobs:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, data)
 
+    def put_file(self, key: str, source: Path) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with source.open("rb+") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.replace(source, path)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            with source.open("rb") as fh:  # another file system: copy, still atomically
+                atomic_write(path, fh)
+            source.unlink()
+
     def get(self, key: str) -> bytes | None:
         try:
             return self._path(key).read_bytes()
@@ -70,11 +93,15 @@ class DirectoryBlobs:
             target.unlink()
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes | BinaryIO) -> None:
+    """`data` (bytes, or a file to copy) at `path`, complete or not at all."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            if isinstance(data, bytes):
+                fh.write(data)
+            else:
+                shutil.copyfileobj(data, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

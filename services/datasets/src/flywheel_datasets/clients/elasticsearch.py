@@ -6,10 +6,13 @@ stack's 7.10 OSS build has no point-in-time API). One page is fetched ahead whil
 one is processed.
 
 Tool schemas are most of a record's bytes (about 6 KB of 7.5 KB for a twelve-tool agent) and
-the same for every record of a workload. So sources come back without `request.tools`, plus a
-fingerprint of them computed in the cluster (the content hash of the parsed list and its size),
-and each distinct list is fetched once and shared by every record that logged it. A cluster
-that refuses scripts gets full sources, and the lists are interned on this side.
+the same for every record of a workload. So sources come back without `request.tools`, and
+each distinct list is fetched once, by the `tools_fingerprint` ingest stores with every record
+that has one, and shared by every record that logged it. For the hits of a page without it
+(indexed before ingest stored it, or without tools) one more search computes a fingerprint in
+the cluster (the content hash of the parsed list and its size: a script, which costs the
+cluster a parse of each source); a cluster that refuses scripts gives their lists by id, and
+they are interned on this side.
 """
 
 import asyncio
@@ -37,7 +40,7 @@ from flywheel_datasets.ports import RecordQuery
 from flywheel_datasets.selection import LoggedRecord
 
 _TOOLS = "request.tools"
-_FINGERPRINT = "tools_fp"
+_FINGERPRINT = "tools_fingerprint"  # ingest's: a content hash of request.tools, when a list
 _FINGERPRINT_SCRIPT = (
     "def request = params._source.request;"
     "if (!(request instanceof Map)) { return null; }"
@@ -45,7 +48,7 @@ _FINGERPRINT_SCRIPT = (
     "return tools instanceof List ? tools.hashCode() + ':' + tools.size() : null;"
 )
 _RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-_HIT_FIELDS = "hits.hits._id,hits.hits._source,hits.hits.sort,hits.hits.fields"
+_HIT_FIELDS = "hits.hits._id,hits.hits._source,hits.hits.sort"
 
 _log = structlog.get_logger("flywheel.datasets.elasticsearch")
 
@@ -73,7 +76,7 @@ class ElasticsearchRecords:
             request_timeout=settings.request_timeout_s,
             max_retries=0,  # retried here, with backoff, and reported as LogStoreUnavailable
         )
-        self._fingerprints = True
+        self._scripts = True
 
     async def ping(self) -> None:
         await self._client.info()
@@ -153,47 +156,79 @@ class ElasticsearchRecords:
                 await self._release(self._client.clear_scroll, scroll_id=scroll_id)
 
     async def _search(self, query: RecordQuery, **kwargs: Any) -> Response:
-        if self._fingerprints:
-            try:
-                response: Response = await self._call(
-                    self._client.search,
-                    query=_query(query),
-                    size=self._settings.page_size,
-                    _source_excludes=[_TOOLS],
-                    script_fields={_FINGERPRINT: {"script": {"source": _FINGERPRINT_SCRIPT}}},
-                    **kwargs,
-                )
-            except RequestError as exc:
-                if "script" not in str(exc):
-                    raise
-                _log.warning("elasticsearch.scripts_refused", error=str(exc)[:300])
-                self._fingerprints = False
-            else:
-                return response
-        response = await self._call(
-            self._client.search, query=_query(query), size=self._settings.page_size, **kwargs
+        response: Response = await self._call(
+            self._client.search,
+            query=_query(query),
+            size=self._settings.page_size,
+            _source_excludes=[_TOOLS],
+            **kwargs,
         )
         return response
 
     # Tool schemas.
 
     async def _records(self, hits: list[Response], tools: dict[str, Any]) -> list[LoggedRecord]:
+        """The page's records with their tools attached: one object per distinct list."""
+        unmarked = [hit["_id"] for hit in hits if _FINGERPRINT not in hit["_source"]]
+        keys = await self._keys_of(unmarked, tools) if unmarked else {}
         records = []
         for hit in hits:
             source = hit["_source"]
-            request = source.get("request")
-            if isinstance(request, dict):
-                key = _fingerprint(hit, request)
-                if key is not None:
-                    if key not in tools:
-                        tools[key] = await self._tools_of(hit["_id"], request)
-                    request["tools"] = tools[key]
+            # Ingest's field is not part of the record as logged.
+            key = source.pop(_FINGERPRINT, None) or keys.get(hit["_id"])
+            if key is not None:
+                if key not in tools:
+                    tools[key] = await self._tools_of(hit["_id"])
+                source["request"]["tools"] = tools[key]
             records.append(LoggedRecord(hit["_id"], source))
         return records
 
-    async def _tools_of(self, doc_id: str, request: dict[str, Any]) -> Any:
-        if "tools" in request:  # a full source, when fingerprints are off
-            return request["tools"]
+    async def _keys_of(self, doc_ids: list[str], tools: dict[str, Any]) -> dict[str, str]:
+        """Fingerprints, by document id, of records stored without one; none for a record
+        without a tools list."""
+        if self._scripts:
+            try:
+                response = await self._call(
+                    self._client.search,
+                    index=self._settings.index,
+                    query={"ids": {"values": doc_ids}},
+                    size=len(doc_ids),
+                    _source=False,
+                    script_fields={_FINGERPRINT: {"script": {"source": _FINGERPRINT_SCRIPT}}},
+                    filter_path="hits.hits._id,hits.hits.fields",
+                )
+            except RequestError as exc:
+                if "script" not in str(exc):
+                    raise
+                _log.warning("elasticsearch.scripts_refused", error=str(exc)[:300])
+                self._scripts = False
+            else:
+                hits = response.get("hits", {}).get("hits", [])
+                fingerprints = {hit["_id"]: hit.get("fields", {}).get(_FINGERPRINT) for hit in hits}
+                # A record without a tools list comes back with [null].
+                return {doc_id: str(fp[0]) for doc_id, fp in fingerprints.items() if fp and fp[0]}
+        return await self._keys_by_content(doc_ids, tools)
+
+    async def _keys_by_content(self, doc_ids: list[str], tools: dict[str, Any]) -> dict[str, str]:
+        """The lists themselves, fetched by id, keyed by their content hash and interned (128
+        hex characters: never equal to ingest's 32 or to the script's `hash:size`)."""
+        response = await self._call(
+            self._client.mget,
+            body={"ids": doc_ids},
+            index=self._settings.index,
+            _source_includes=[_TOOLS],
+        )
+        keys = {}
+        for document in response["docs"]:
+            request = document.get("_source", {}).get("request")
+            listed = request.get("tools") if isinstance(request, dict) else None
+            if isinstance(listed, list):
+                key = hashlib.blake2b(orjson.dumps(listed, option=orjson.OPT_SORT_KEYS)).hexdigest()
+                tools.setdefault(key, listed)
+                keys[document["_id"]] = key
+        return keys
+
+    async def _tools_of(self, doc_id: str) -> Any:
         document = await self._call(
             self._client.get, index=self._settings.index, id=doc_id, _source_includes=[_TOOLS]
         )
@@ -228,14 +263,6 @@ class ElasticsearchRecords:
             await method(**kwargs)
         except Exception as exc:
             _log.info("elasticsearch.release_failed", error=str(exc)[:300])
-
-
-def _fingerprint(hit: Response, request: dict[str, Any]) -> str | None:
-    if "tools" in request:
-        tools = request["tools"]
-        return hashlib.blake2b(orjson.dumps(tools, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    values = hit.get("fields", {}).get(_FINGERPRINT)
-    return str(values[0]) if values else None
 
 
 def _query(query: RecordQuery) -> dict[str, Any]:

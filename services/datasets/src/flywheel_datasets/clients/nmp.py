@@ -2,6 +2,7 @@
 
 import contextlib
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from flywheel_contracts.events import DatasetRef
 from flywheel_contracts.runtime.nmp import NmpClient, NmpError, NmpNotFound
@@ -19,12 +20,12 @@ class NmpDatasets:
         self._nmp = nmp
         self._namespaces_ready = False
 
-    async def publish(self, name: str, files: Mapping[str, bytes]) -> DatasetRef:
+    async def publish(self, name: str, files: Mapping[str, Path]) -> DatasetRef:
         try:
             await self._ensure_namespaces()
             await self._nmp.data_store.create_repo(name)
-            for path, content in files.items():
-                await self._nmp.data_store.upload_file(name, path, content)
+            for path, source in files.items():
+                await self._nmp.data_store.upload_file(name, path, source)
             await self._nmp.entity_store.register_dataset(name, description=_DESCRIPTION)
             files_url = await self._nmp.entity_store.dataset_files_url(name)
         except NmpError as exc:

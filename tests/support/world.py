@@ -1,0 +1,89 @@
+"""A flywheel under test: a private NMP emulator (so counts of deployments and jobs are exact),
+the six services as real processes on the stack under a topic prefix of their own, and a tap on
+the flywheel's topics. Each suite's conftest wraps these in fixtures of the scope it needs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pymongo import MongoClient
+
+from flywheel_ingest.testing import delete_index
+from flywheel_localstack.pytest_plugin import StackHandle
+from flywheel_localstack.services import (
+    SERVICES,
+    Flywheel,
+    FlywheelSetup,
+    Servers,
+    start_new_group_at_end,
+)
+from flywheel_nim_manager.testing.process import EventTap
+from flywheel_nmp_emulator.testing import emulator_process, free_port
+from tests.support.runs import kafka
+
+# Enough for three one-GPU deployments and a one-GPU training job at once, with room to spare:
+# the GPU budget of nim-manager, not the emulator, is what limits a run here.
+EMULATOR_GPUS = 8
+GPU_BUDGET = 4
+TAPPED = (
+    "dataset.ready",
+    "dataset.failed",
+    "nim.up",
+    "nim.failed",
+    "nim.down",
+    "customization.started",
+    "customization.done",
+    "eval.started",
+    "eval.done",
+    "run.completed",
+    "run.failed",
+    "resources.reclaimed",
+)
+
+
+@contextmanager
+def private_emulator(
+    folder: Path, timings: Mapping[str, float] | None = None
+) -> Iterator[httpx.Client]:
+    """An emulator of its own, with zero timings unless `timings` slows some stages down."""
+    with emulator_process(folder / "state.json", free_port(), gpus=EMULATOR_GPUS) as client:
+        if timings:
+            current = client.get("/emulator/timings").json()
+            client.put("/emulator/timings", json={**current, **timings}).raise_for_status()
+        yield client
+
+
+def flywheel_setup(stack: StackHandle, emulator: httpx.Client, suite: str) -> FlywheelSetup:
+    """Names (topic prefix, index, databases, client ids) start with `suite` and are unique."""
+    servers = Servers(
+        kafka_bootstrap=stack.kafka_bootstrap,
+        mongo_url=stack.mongo_url,
+        elasticsearch_url=stack.elasticsearch_url,
+        nmp_url=str(emulator.base_url).rstrip("/"),
+    )
+    return FlywheelSetup(servers, name=f"{suite}-{uuid.uuid4().hex[:10]}", gpu_budget=GPU_BUDGET)
+
+
+@contextmanager
+def running_flywheel(setup: FlywheelSetup, log_dir: Path) -> Iterator[Flywheel]:
+    """The six services, with ingest reading the shipper's `logs.raw` from its end (it skips
+    what other suites shipped before); afterwards their index and databases are dropped."""
+    start_new_group_at_end(setup.servers.kafka_bootstrap, setup.group("ingest"), setup.raw_topic)
+    with Flywheel(setup, log_dir) as running:
+        yield running
+    delete_index(setup.servers.elasticsearch_url, setup.index)
+    mongo: MongoClient[dict[str, Any]]
+    with MongoClient(setup.servers.mongo_url) as mongo:
+        for service in SERVICES:
+            mongo.drop_database(setup.database(service))
+
+
+@asynccontextmanager
+async def event_tap(setup: FlywheelSetup) -> AsyncIterator[EventTap]:
+    async with EventTap(kafka(setup), TAPPED) as events:
+        yield events

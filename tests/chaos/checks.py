@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from flywheel_nim_manager.testing.process import EventTap
+from tests.support.runs import unique
 
 
 def distinct(
@@ -16,8 +17,7 @@ def distinct(
 ) -> Counter[object]:
     """Distinct events (by id) of the run per `key(payload)`: a redelivered copy keeps its id
     and counts once, a second event about the same thing counts twice."""
-    unique = {e.event_id: e for e in tap.of(event_type, run_id)}
-    return Counter(key(e.payload) for e in unique.values())
+    return Counter(key(e.payload) for e in unique(tap.of(event_type, run_id)))
 
 
 def copies(tap: EventTap, event_type: str, run_id: UUID) -> int:

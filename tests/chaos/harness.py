@@ -33,6 +33,7 @@ from tests.support.runs import (
     expected_entries,
     ledger,
     start_run,
+    unique,
 )
 from tests.support.world import TAPPED
 
@@ -191,7 +192,7 @@ class Harness:
         )
 
     def _no_lost_record(self, scenario: Scenario, run: Run) -> None:
-        [ready] = {e.event_id: e for e in self.tap.of("dataset.ready", run.run_id)}.values()
+        [ready] = unique(self.tap.of("dataset.ready", run.run_id))
         payload: DatasetReady = ready.payload
         assert payload.stats.fetched == run.batch.router_records, (
             f"the run read {payload.stats.fetched} records, {run.batch.router_records} were shipped"

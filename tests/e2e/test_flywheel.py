@@ -25,7 +25,6 @@ from flywheel_contracts.events import (
 )
 from flywheel_contracts.report.charts import EVAL_COLORS
 from flywheel_contracts.run_config import DEMO_CANDIDATES, RunOverrides, WorkloadType
-from flywheel_contracts.runtime import KafkaSettings
 from flywheel_contracts.traffic import CHAT, ROUTER
 from flywheel_localstack.config import StackSettings
 from flywheel_localstack.png import hex_rgb, read_png
@@ -39,6 +38,7 @@ from tests.support.runs import (
     assert_scored,
     completed,
     expected_entries,
+    kafka,
     outcome,
     publish,
     start_run,
@@ -82,14 +82,11 @@ async def test_a_tool_calling_run_ends_with_every_candidate_on_the_leaderboard(
 def screenshot_the_report(setup: FlywheelSetup, run_id: UUID) -> None:
     """The run's HTML report, as `flywheel report --html` writes it from the run's topics, opened
     in a headless browser; both files stay in .stack/reports/e2e/ to be looked at."""
-    kafka = KafkaSettings(
-        bootstrap_servers=setup.servers.kafka_bootstrap, topic_prefix=setup.topic_prefix
-    )
 
     def refuse(_record: Record, problem: InvalidEvent) -> None:
         raise AssertionError(f"an invalid event on the run's topics: {problem}")
 
-    events = read_run_events(KafkaBus(kafka), run_id, refuse)
+    events = read_run_events(KafkaBus(kafka(setup)), run_id, refuse)
     files = report_with_screenshot(run_id, events, StackSettings().reports_dir / "e2e")
     print(f"report {files.html}\nscreenshot {files.png}")
     colours = read_png(files.png).colours()

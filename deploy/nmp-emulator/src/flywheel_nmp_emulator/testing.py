@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from flywheel_contracts.runtime.nmp import evaluation_configs
 from flywheel_nmp_emulator.app import create_app
 from flywheel_nmp_emulator.config import Settings
 from flywheel_nmp_emulator.models.embeddings import embed
@@ -232,100 +233,25 @@ def icl_records(
     return out
 
 
-def tool_calling_config(files_url: str, judge: str, limit: int | None = None) -> Record:
-    """The blueprint's TOOL_CALLING_METRIC evaluation config (contract 4.4)."""
+def _eval_dataset(files_url: str, limit: int | None) -> Record:
     dataset: Record = {"files_url": f"{files_url}/eval_data.jsonl"}
     if limit is not None:
         dataset["limit"] = limit
-    return {
-        "type": "custom",
-        "tasks": {
-            "custom-tool-calling": {
-                "type": "chat-completion",
-                "dataset": dataset,
-                "params": {
-                    "template": {
-                        "messages": "{{ item.request.messages | tojson }}",
-                        "tools": "{{ item.request.tools | tojson }}",
-                        "tool_choice": "required",
-                    }
-                },
-                "metrics": {
-                    "tool-calling-accuracy": {
-                        "type": "tool-calling",
-                        "params": {
-                            "model": judge,
-                            "tool_calls_ground_truth": "{{ item.response.choices[0].message.tool_calls | tojson }}",
-                        },
-                    },
-                    "correctness": {
-                        "type": "llm-judge",
-                        "params": {
-                            "model": judge,
-                            "template": {
-                                "messages": [
-                                    {"role": "system", "content": TOOL_CALL_RUBRIC},
-                                    {
-                                        "role": "user",
-                                        "content": "*Ground Truth*: {{item.response.choices[0].message.tool_calls}}\n"
-                                        "*Prediction*: {{sample.response.choices[0].message.tool_calls}}",
-                                    },
-                                ]
-                            },
-                            "scores": {
-                                "rating": {
-                                    "type": "int",
-                                    "parser": {"type": "regex", "pattern": "RATING:\\s*(\\d+)"},
-                                }
-                            },
-                        },
-                    },
-                },
-            }
-        },
-    }
+    return dataset
+
+
+def tool_calling_config(files_url: str, judge: str, limit: int | None = None) -> Record:
+    """The blueprint's TOOL_CALLING_METRIC evaluation config (contract 4.4)."""
+    return evaluation_configs.tool_calling_config(
+        _eval_dataset(files_url, limit), judge, TOOL_CALL_RUBRIC
+    )
 
 
 def generic_config(files_url: str, judge: str, limit: int | None = None) -> Record:
     """The blueprint's generic (llm-as-judge similarity) evaluation config (contract 4.4)."""
-    dataset: Record = {"files_url": f"{files_url}/eval_data.jsonl"}
-    if limit is not None:
-        dataset["limit"] = limit
-    prompt = (
-        "TASK / QUESTION:\n{{item.request.messages}}\n---\n"
-        "REFERENCE ANSWER:\n{{item.response.choices[0].message.content}}\n---\n"
-        "CANDIDATE ANSWER:\n{{sample.output_text}}\n---"
+    return evaluation_configs.generic_config(
+        _eval_dataset(files_url, limit), judge, SIMILARITY_RUBRIC
     )
-    return {
-        "type": "custom",
-        "tasks": {
-            "llm-as-judge": {
-                "type": "chat-completion",
-                "dataset": dataset,
-                "params": {"template": {"messages": "{{ item.request.messages | tojson }}"}},
-                "metrics": {
-                    "llm-judge": {
-                        "type": "llm-judge",
-                        "params": {
-                            "model": judge,
-                            "template": {
-                                "messages": [
-                                    {"role": "system", "content": SIMILARITY_RUBRIC},
-                                    {"role": "user", "content": prompt},
-                                ]
-                            },
-                            "scores": {
-                                "similarity": {
-                                    "type": "int",
-                                    "parser": {"type": "regex", "pattern": "(\\d+)"},
-                                }
-                            },
-                        },
-                    }
-                },
-            }
-        },
-    }
 
 
 def deployment_body(model: str, gpus: int = 1, namespace: str = "dfwbp") -> Record:

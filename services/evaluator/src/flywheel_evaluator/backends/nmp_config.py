@@ -1,14 +1,16 @@
-"""NeMo Evaluator job configs as the blueprint sends them (nmp-contract.md 4.4), and the
-reading of their results (5.2).
-
-One deliberate difference: the similarity score's parser is `(\\d+)`, not the blueprint's `(\\d)`,
-which reads a "10" as 1.
-"""
+"""NeMo Evaluator job configs for an evaluation (built by the contracts' shared builders, with
+this service's rubrics), and the reading of their results (nmp-contract.md 5.2)."""
 
 from typing import Any
 
 from flywheel_contracts.run_config import WorkloadType
 from flywheel_contracts.runtime.nmp import EvaluationResults
+from flywheel_contracts.runtime.nmp.evaluation_configs import (
+    GENERIC_TASK,
+    TOOL_CALLING_TASK,
+    generic_config,
+    tool_calling_config,
+)
 from flywheel_contracts.runtime.nmp.names import dataset_files_url
 from flywheel_evaluator.judging import SIMILARITY_RUBRIC, TOOL_CALL_RUBRIC
 from flywheel_evaluator.models import EvaluationJob
@@ -18,9 +20,6 @@ from flywheel_evaluator.scoring import (
     FUNCTION_NAME_AND_ARGS,
     SIMILARITY,
 )
-
-TOOL_CALLING_TASK = "custom-tool-calling"
-GENERIC_TASK = "llm-as-judge"
 
 # Where each of our metrics sits in NMP's results: (task, metric, score).
 RESULT_PATHS: dict[str, tuple[str, str, str]] = {
@@ -34,112 +33,18 @@ RESULT_PATHS: dict[str, tuple[str, str, str]] = {
     SIMILARITY: (GENERIC_TASK, "llm-judge", "similarity"),
 }
 
-_SIMILARITY_PROMPT = (
-    "TASK / QUESTION:\n{{item.request.messages}}\n---\n"
-    "REFERENCE ANSWER:\n{{item.response.choices[0].message.content}}\n---\n"
-    "CANDIDATE ANSWER:\n{{sample.output_text}}\n---"
-)
-
 
 def _dataset(job: EvaluationJob, file_name: str) -> dict[str, Any]:
     files_url = dataset_files_url(job.dataset.namespace, job.dataset.name, file_name)
     return {"files_url": files_url, "limit": job.limit}
 
 
-def _tool_calling(job: EvaluationJob, judge: str, file_name: str) -> dict[str, Any]:
-    return {
-        "type": "custom",
-        "tasks": {
-            TOOL_CALLING_TASK: {
-                "type": "chat-completion",
-                "dataset": _dataset(job, file_name),
-                "params": {
-                    "template": {
-                        "messages": "{{ item.request.messages | tojson }}",
-                        "tools": "{{ item.request.tools | tojson }}",
-                        "tool_choice": "required",
-                    }
-                },
-                "metrics": {
-                    "tool-calling-accuracy": {
-                        "type": "tool-calling",
-                        "params": {
-                            "model": judge,
-                            "tool_calls_ground_truth": (
-                                "{{ item.response.choices[0].message.tool_calls | tojson }}"
-                            ),
-                        },
-                    },
-                    "correctness": {
-                        "type": "llm-judge",
-                        "params": {
-                            "model": judge,
-                            "template": {
-                                "messages": [
-                                    {"role": "system", "content": TOOL_CALL_RUBRIC},
-                                    {
-                                        "role": "user",
-                                        "content": (
-                                            "*Ground Truth*: "
-                                            "{{item.response.choices[0].message.tool_calls}}\n"
-                                            "*Prediction*: "
-                                            "{{sample.response.choices[0].message.tool_calls}}"
-                                        ),
-                                    },
-                                ]
-                            },
-                            "scores": {
-                                "rating": {
-                                    "type": "int",
-                                    "parser": {"type": "regex", "pattern": "RATING:\\s*(\\d+)"},
-                                }
-                            },
-                        },
-                    },
-                },
-            }
-        },
-    }
-
-
-def _generic(job: EvaluationJob, judge: str, file_name: str) -> dict[str, Any]:
-    return {
-        "type": "custom",
-        "tasks": {
-            GENERIC_TASK: {
-                "type": "chat-completion",
-                "dataset": _dataset(job, file_name),
-                "params": {"template": {"messages": "{{ item.request.messages | tojson }}"}},
-                "metrics": {
-                    "llm-judge": {
-                        "type": "llm-judge",
-                        "params": {
-                            "model": judge,
-                            "template": {
-                                "messages": [
-                                    {"role": "system", "content": SIMILARITY_RUBRIC},
-                                    {"role": "user", "content": _SIMILARITY_PROMPT},
-                                ]
-                            },
-                            "scores": {
-                                "similarity": {
-                                    "type": "int",
-                                    "parser": {"type": "regex", "pattern": "(\\d+)"},
-                                }
-                            },
-                        },
-                    }
-                },
-            }
-        },
-    }
-
-
 def evaluation_config(job: EvaluationJob, judge: str, file_name: str) -> dict[str, Any]:
     """E1's `config` for the job's workload type."""
+    dataset = _dataset(job, file_name)
     if job.workload_type is WorkloadType.TOOL_CALLING:
-        return _tool_calling(job, judge, file_name)
-    return _generic(job, judge, file_name)
+        return tool_calling_config(dataset, judge, TOOL_CALL_RUBRIC)
+    return generic_config(dataset, judge, SIMILARITY_RUBRIC)
 
 
 def scored_count(results: EvaluationResults, metric: str) -> int | None:

@@ -1,0 +1,92 @@
+"""NeMo Evaluator job configs as the blueprint sends them (nmp-contract.md 4.4), one builder per
+workload type. Callers choose the dataset reference and the judge's rubrics, so the evaluator and
+the emulator's tests send the same shapes.
+
+One deliberate difference: the similarity score's parser is `(\\d+)`, not the blueprint's `(\\d)`,
+which reads a "10" as 1.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+TOOL_CALLING_TASK = "custom-tool-calling"
+GENERIC_TASK = "llm-as-judge"
+
+_MESSAGES = "{{ item.request.messages | tojson }}"
+_TOOL_CALL_PROMPT = (
+    "*Ground Truth*: {{item.response.choices[0].message.tool_calls}}\n"
+    "*Prediction*: {{sample.response.choices[0].message.tool_calls}}"
+)
+_SIMILARITY_PROMPT = (
+    "TASK / QUESTION:\n{{item.request.messages}}\n---\n"
+    "REFERENCE ANSWER:\n{{item.response.choices[0].message.content}}\n---\n"
+    "CANDIDATE ANSWER:\n{{sample.output_text}}\n---"
+)
+
+
+def _judged(judge: str, rubric: str, prompt: str, score: str, pattern: str) -> dict[str, Any]:
+    """An llm-judge metric: `rubric` as the system message, an integer `score` read by `pattern`."""
+    return {
+        "type": "llm-judge",
+        "params": {
+            "model": judge,
+            "template": {
+                "messages": [
+                    {"role": "system", "content": rubric},
+                    {"role": "user", "content": prompt},
+                ]
+            },
+            "scores": {score: {"type": "int", "parser": {"type": "regex", "pattern": pattern}}},
+        },
+    }
+
+
+def tool_calling_config(dataset: Mapping[str, Any], judge: str, rubric: str) -> dict[str, Any]:
+    """Tool-calling accuracy (function names, names and arguments) and the judge's 0/1 rating."""
+    return {
+        "type": "custom",
+        "tasks": {
+            TOOL_CALLING_TASK: {
+                "type": "chat-completion",
+                "dataset": dict(dataset),
+                "params": {
+                    "template": {
+                        "messages": _MESSAGES,
+                        "tools": "{{ item.request.tools | tojson }}",
+                        "tool_choice": "required",
+                    }
+                },
+                "metrics": {
+                    "tool-calling-accuracy": {
+                        "type": "tool-calling",
+                        "params": {
+                            "model": judge,
+                            "tool_calls_ground_truth": (
+                                "{{ item.response.choices[0].message.tool_calls | tojson }}"
+                            ),
+                        },
+                    },
+                    "correctness": _judged(
+                        judge, rubric, _TOOL_CALL_PROMPT, "rating", "RATING:\\s*(\\d+)"
+                    ),
+                },
+            }
+        },
+    }
+
+
+def generic_config(dataset: Mapping[str, Any], judge: str, rubric: str) -> dict[str, Any]:
+    """The judge's 1-10 similarity of each answer to the production one."""
+    return {
+        "type": "custom",
+        "tasks": {
+            GENERIC_TASK: {
+                "type": "chat-completion",
+                "dataset": dict(dataset),
+                "params": {"template": {"messages": _MESSAGES}},
+                "metrics": {
+                    "llm-judge": _judged(judge, rubric, _SIMILARITY_PROMPT, "similarity", "(\\d+)")
+                },
+            }
+        },
+    }

@@ -56,7 +56,7 @@ def _planted_traffic(seed: int) -> list[Record]:
     return records
 
 
-def _jaccard(left: set[str], right: set[str]) -> float:
+def _jaccard(left: set[int], right: set[int]) -> float:
     shared = len(left & right)
     return shared / (len(left) + len(right) - shared)
 

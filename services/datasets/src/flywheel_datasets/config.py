@@ -65,8 +65,8 @@ class BuildSettings(BaseModel):
         0.8,
         gt=0,
         le=1,
-        description="Jaccard similarity of the user turns' character 4-grams at and above which "
-        "two records count as near-duplicates.",
+        description="Jaccard similarity of the normalized user turns' 4-grams (UTF-8 bytes) at and "
+        "above which two records count as near-duplicates.",
     )
     max_scan_factor: float = Field(
         4.0,

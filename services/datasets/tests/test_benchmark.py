@@ -2,8 +2,9 @@
 the service's peak memory. Target: 30 s.
 
 Each figure comes with the machine's load average and the stages the service logged (wall and
-CPU seconds of read, split, ICL, files; then the upload), so a slow run can be told apart from
-a busy machine.
+CPU seconds of read, split, ICL, files, the CPU including the deduplication process's; then the
+upload, and the deduplication process's peak RSS), so a slow run can be told apart from a busy
+machine.
 
 The records are the router workload's (twelve tools, ~7.5 KB each, the heaviest of the generated
 traffic). Two runs over the same index, each by a fresh `python -m flywheel_datasets` process so
@@ -131,6 +132,8 @@ def _stages(log: Path, offset: int) -> str:
     parts = [f"{stage} {wall[stage]:.1f}s (cpu {cpu.get(stage, 0):.1f}s)" for stage in wall]
     if uploaded:
         parts.append(f"upload {uploaded['seconds']:.1f}s ({uploaded['megabytes']:.0f} MB)")
+    if "deduplication_peak_rss_mib" in built:
+        parts.append(f"deduplication process peak RSS {built['deduplication_peak_rss_mib']} MiB")
     return ", ".join(parts) or "no stage log found"
 
 

@@ -11,6 +11,7 @@ from flywheel_contracts.events import RunRequested
 from flywheel_contracts.run_config import RunConfig, RunOverrides, WorkloadType
 from flywheel_datasets.builder import Built, DatasetBuilder
 from flywheel_datasets.config import BuildSettings, PiiSettings
+from flywheel_datasets.dedup_worker import inline_deduplication
 from flywheel_datasets.errors import NotEnoughRecords
 from flywheel_datasets.formats import EVAL_FILE, TRAIN_FILE, VAL_FILE
 from flywheel_datasets.records import Record
@@ -63,7 +64,9 @@ async def _build(
     settings: BuildSettings | None = None,
     **overrides: object,
 ) -> Built:
-    builder = DatasetBuilder(source, FakeEmbedder().embed, settings or BuildSettings())
+    builder = DatasetBuilder(
+        source, FakeEmbedder().embed, settings or BuildSettings(), inline_deduplication
+    )
     return await builder.build(_config(**overrides), UNTIL, directory)
 
 
@@ -103,7 +106,7 @@ async def test_reading_stops_once_the_limit_is_reached(tmp_path: Path) -> None:
     source = FakeSource(_traffic(1000), page_size=100)
     built = await _build(source, tmp_path, limit=250, eval_size=20)
     assert built.stats.fetched == 250
-    assert source.pages_read == 3
+    assert source.pages_read == 4  # the read runs one page ahead of deduplication
     (query,) = source.queries
     assert (query.workload_id, query.client_id, query.until, query.since) == (
         "order-tools",
@@ -116,7 +119,11 @@ async def test_reading_stops_once_the_limit_is_reached(tmp_path: Path) -> None:
 async def test_a_time_window_bounds_the_query(tmp_path: Path) -> None:
     source = FakeSource(_traffic(100))
     builder = DatasetBuilder(
-        source, FakeEmbedder().embed, BuildSettings(), window=timedelta(days=3)
+        source,
+        FakeEmbedder().embed,
+        BuildSettings(),
+        inline_deduplication,
+        window=timedelta(days=3),
     )
     await builder.build(_config(), UNTIL, tmp_path)
     assert source.queries[0].since == UNTIL - timedelta(days=3)

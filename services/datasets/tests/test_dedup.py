@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 
-from flywheel_datasets.dedup import Deduplicator
+from flywheel_datasets.dedup import VERDICTS, Deduplicator, decide
 from flywheel_datasets.rules import Rule
 from flywheel_datasets.similarity import (
     NearDuplicateIndex,
@@ -29,7 +29,6 @@ def test_an_exact_repeat_of_the_user_turns_is_a_duplicate() -> None:
     dedup = Deduplicator(0.8)
     assert _offer(dedup, "first", BASE) is None
     assert _offer(dedup, "first", BASE) is Rule.DUPLICATE
-    assert (dedup.duplicates, dedup.near_duplicates) == (1, 0)
 
 
 @pytest.mark.parametrize(
@@ -46,15 +45,24 @@ def test_near_copies_are_near_duplicates(variant: str) -> None:
     dedup = Deduplicator(0.8)
     assert _offer(dedup, BASE) is None
     assert _offer(dedup, variant) is Rule.NEAR_DUPLICATE
-    assert (dedup.duplicates, dedup.near_duplicates) == (0, 1)
 
 
 def test_a_different_request_is_kept() -> None:
     dedup = Deduplicator(0.8)
-    assert _offer(dedup, BASE) is None
-    assert _offer(dedup, "Please cancel my subscription to the monthly coffee box.") is None
-    assert _offer(dedup, BASE.replace("ORD-123456", "ORD-987654").replace("blue", "red")) is None
-    assert len(dedup) == 3
+    others = [
+        BASE,
+        "Please cancel my subscription to the monthly coffee box.",
+        BASE.replace("ORD-123456", "ORD-987654").replace("blue", "red"),
+    ]
+    assert [_offer(dedup, text) for text in others] == [None, None, None]
+    assert [_offer(dedup, text) for text in others] == [Rule.DUPLICATE] * 3  # all remembered
+
+
+def test_a_batch_is_decided_in_order_and_each_stream_on_its_own() -> None:
+    streams = [Deduplicator(0.8), Deduplicator(0.8)]
+    offers = [(0, [BASE]), (1, [BASE]), (0, [BASE]), (1, [BASE.upper()]), (0, ["other words"])]
+    verdicts = [VERDICTS[code] for code in decide(streams, offers)]
+    assert verdicts == [None, None, Rule.DUPLICATE, Rule.NEAR_DUPLICATE, None]
 
 
 def test_jaccard_is_exact_on_4_grams() -> None:

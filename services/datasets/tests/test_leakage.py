@@ -16,6 +16,7 @@ from flywheel_contracts.run_config import RunOverrides
 from flywheel_contracts.traffic import ORDER_TOOLS, TrafficConfig, generate_records
 from flywheel_datasets.builder import DatasetBuilder
 from flywheel_datasets.config import BuildSettings
+from flywheel_datasets.dedup_worker import process_deduplication
 from flywheel_datasets.formats import EVAL_FILE, TRAIN_FILE, VAL_FILE
 from flywheel_datasets.records import Record, content_text
 from flywheel_datasets.run_defaults import RunDefaults
@@ -94,8 +95,12 @@ async def test_no_evaluation_query_crosses_into_another_pool(seed: int, tmp_path
         overrides=RunOverrides(eval_size=60, limit=5000, random_seed=seed),
     )
     config = RunDefaults.load().resolve(request, UUID(int=seed))
+    # The service's own deduplication process: the leak test covers the whole read path.
     builder = DatasetBuilder(
-        FakeSource(_planted_traffic(seed)), FakeEmbedder().embed, BuildSettings()
+        FakeSource(_planted_traffic(seed)),
+        FakeEmbedder().embed,
+        BuildSettings(),
+        process_deduplication,
     )
     built = await builder.build(config, datetime.now(UTC), tmp_path)
 

@@ -1,7 +1,6 @@
 """Wiring: the kit, the clients, the service, its subscriptions, loops and readiness checks."""
 
 import asyncio
-import gc
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -14,20 +13,18 @@ from flywheel_datasets.builder import DatasetBuilder
 from flywheel_datasets.clients.elasticsearch import ElasticsearchRecords
 from flywheel_datasets.clients.nmp import NmpDatasets, NmpEmbeddings
 from flywheel_datasets.config import DatasetsSettings
+from flywheel_datasets.dedup_worker import process_deduplication
+from flywheel_datasets.gc_tuning import collect_less_often
 from flywheel_datasets.handlers import subscribe
 from flywheel_datasets.repository import JobRepository
 from flywheel_datasets.run_defaults import RunDefaults
 from flywheel_datasets.service import DatasetService, ServiceOptions
 
-# A build makes millions of short-lived objects while it holds a sample of a hundred thousand
-# records: with the default thresholds (700, 10, 10) a fifth of its CPU goes to collections.
-_GC_THRESHOLDS = (20_000, 50, 100)
-
 
 def create_service(settings: DatasetsSettings) -> tuple[ServiceKit, DatasetService]:
     """The kit and the service, registered and ready to start (the app starts them)."""
     defaults = RunDefaults.load(settings.defaults_file)  # an invalid file stops startup here
-    gc.set_threshold(*_GC_THRESHOLDS)
+    collect_less_often()
     # The client logs every request at INFO: a 100k-record build would log a hundred pages.
     logging.getLogger("elasticsearch").setLevel(logging.WARNING)
     kit = ServiceKit(settings)
@@ -41,6 +38,7 @@ def create_service(settings: DatasetsSettings) -> tuple[ServiceKit, DatasetServi
         records,
         embeddings.embed,
         settings.build,
+        process_deduplication,
         window=timedelta(days=window_days) if window_days else None,
     )
     service = DatasetService(

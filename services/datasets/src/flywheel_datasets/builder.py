@@ -5,12 +5,15 @@ The files are written a record at a time into a directory the caller owns (and r
 training file of hundreds of megabytes is never held in memory.
 
 CPU-heavy steps run in a worker thread so the event loop keeps serving the service's other
-events and health checks while a large build is in progress.
+events and health checks while a large build is in progress; deduplication runs beside the read
+(`DeduplicationFactory`: in a process of its own in the service).
 """
 
 import asyncio
 import contextlib
 import math
+import os
+import resource
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,6 +26,7 @@ import structlog
 from flywheel_contracts.events import FilterStats, SplitCounts
 from flywheel_contracts.run_config import RunConfig, WorkloadType
 from flywheel_datasets.config import BuildSettings
+from flywheel_datasets.dedup_worker import DeduplicationFactory
 from flywheel_datasets.errors import NotEnoughRecords, ReadInterrupted
 from flywheel_datasets.formats import (
     EVAL_FILE,
@@ -37,7 +41,7 @@ from flywheel_datasets.pii import Scrubber
 from flywheel_datasets.ports import RecordQuery, RecordSource
 from flywheel_datasets.records import Record
 from flywheel_datasets.rules import FORMAT_RULES, Rule
-from flywheel_datasets.selection import Collector, Selection
+from flywheel_datasets.selection import STREAMS, Collector, Selection, collect
 from flywheel_datasets.split import Split, split_records
 
 _READ_ATTEMPTS = 3
@@ -71,11 +75,13 @@ class DatasetBuilder:
         source: RecordSource,
         embed: Embed,
         settings: BuildSettings,
+        deduplication: DeduplicationFactory,
         window: timedelta | None = None,
     ) -> None:
         self._source = source
         self._embed = embed
         self._settings = settings
+        self._deduplication = deduplication
         self._window = window
 
     async def build(self, config: RunConfig, until: datetime, directory: Path) -> Built:
@@ -120,6 +126,7 @@ class DatasetBuilder:
             dropped=dict(stats.rules),
             seconds=clock.laps,
             cpu_seconds=clock.cpu_laps,
+            deduplication_peak_rss_mib=_children_peak_rss_mib(),
         )
         return Built(
             workload_type=selection.workload_type,
@@ -147,23 +154,21 @@ class DatasetBuilder:
             collector = Collector(
                 limit=config.split.limit,
                 max_fetch=math.ceil(config.split.limit * self._settings.max_scan_factor),
-                near_threshold=self._settings.near_duplicate_threshold,
                 max_tool_properties=self._settings.max_tool_properties,
                 parse_arguments=config.split.parse_function_arguments,
             )
+            threshold = self._settings.near_duplicate_threshold
             try:
                 # aclosing: stopping early must release the server-side cursor now, not at GC.
-                async with contextlib.aclosing(self._source.pages(query)) as pages:
-                    async for page in pages:
-                        await asyncio.to_thread(collector.add, page)
-                        if collector.done:
-                            break
+                async with (
+                    self._deduplication(threshold, STREAMS) as deduplication,
+                    contextlib.aclosing(self._source.pages(query)) as pages,
+                ):
+                    return await collect(pages, collector, deduplication)
             except ReadInterrupted:
                 if attempt == _READ_ATTEMPTS:
                     raise
                 _log.warning("dataset.read_restarted", attempt=attempt, read=collector.fetched)
-                continue
-            return collector.selection()
         raise AssertionError("unreachable")
 
     def _describe_window(self, until: datetime) -> str:
@@ -173,19 +178,30 @@ class DatasetBuilder:
 
 class _Stopwatch:
     """Seconds spent per stage, for the build's log line: wall clock, and the CPU time of the
-    whole process (this build's threads, but also whatever else the service did meanwhile)."""
+    whole process and of its ended children (the deduplication process ends with the read; the
+    count includes whatever else the service did meanwhile)."""
 
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}
         self.cpu_laps: dict[str, float] = {}
         self._last = time.perf_counter()
-        self._last_cpu = time.process_time()
+        self._last_cpu = _cpu_seconds()
 
     def lap(self, stage: str) -> None:
-        now, cpu = time.perf_counter(), time.process_time()
+        now, cpu = time.perf_counter(), _cpu_seconds()
         self.laps[stage] = round(now - self._last, 3)
         self.cpu_laps[stage] = round(cpu - self._last_cpu, 3)
         self._last, self._last_cpu = now, cpu
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def _children_peak_rss_mib() -> int:
+    """The largest resident set of any ended child process (Linux counts KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
 
 
 def _unchanged(record: Record) -> Record:

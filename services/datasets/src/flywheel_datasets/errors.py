@@ -42,6 +42,12 @@ class EmbeddingUnavailable(BuildFailed):
     reason = DatasetFailureReason.INTERNAL_ERROR
 
 
+class DeduplicationFailed(BuildFailed):
+    """The process deduplicating the read stopped (killed, or out of memory)."""
+
+    reason = DatasetFailureReason.INTERNAL_ERROR
+
+
 class ReadInterrupted(RetryableError):
     """The log store lost the read's cursor (restarted, or the keep-alive ran out): the read
     has to start over."""

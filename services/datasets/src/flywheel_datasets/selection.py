@@ -7,22 +7,32 @@ streams are kept: one over the valid records while none calls a function, one ov
 call functions, and the type picks one at the end (once a record calls a function, the first
 stream is no longer needed). Reading stops once the chosen stream holds `limit` records.
 
+A page goes through in two steps, so deduplication (in a process of its own, `dedup_worker`)
+can work on one page while the next is checked: `Collector.prepare` checks a page's records and
+routes them to a stream, `Collector.settle` takes the page's verdicts and counts, in order,
+until reading is done. Records of a page past that point were never read, as far as the counts
+go.
+
 A kept record is held as compact JSON without its tool schemas, which are the same object for
 every record that logged the same tools: the sample costs about a kilobyte per record.
 """
 
-from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+import asyncio
+from collections import Counter, deque
+from collections.abc import AsyncIterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from flywheel_contracts.run_config import WorkloadType
-from flywheel_datasets.dedup import Deduplicator
+from flywheel_datasets.dedup import Offer
+from flywheel_datasets.dedup_worker import Deduplication
 from flywheel_datasets.records import Record, conversation_key, first_tool_name, user_turns
 from flywheel_datasets.rules import Checker, Rule, has_function_calls
-from flywheel_datasets.similarity import Sketch, normalize, sketches
+
+STREAMS = 2
+_ANY, _CALLS = 0, 1  # the stream of every valid record, the stream of those calling functions
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,10 +70,21 @@ class Selection:
     dropped: Counter[Rule]
 
 
+@dataclass
 class _Stream:
-    def __init__(self, near_threshold: float) -> None:
-        self.dedup = Deduplicator(near_threshold)
-        self.kept: list[int] = []
+    kept: list[int] = field(default_factory=list)
+    dropped: Counter[Rule] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A page checked: per record the rule it breaks or its user turns, and the stream it is
+    offered to (None: a plain answer once the workload calls tools); `offers` in that order."""
+
+    records: Sequence[LoggedRecord]
+    checks: list[list[str] | Rule]
+    streams: list[int | None]
+    offers: list[Offer]
 
 
 class Collector:
@@ -72,7 +93,6 @@ class Collector:
         *,
         limit: int,
         max_fetch: int,
-        near_threshold: float,
         max_tool_properties: int,
         parse_arguments: bool,
     ) -> None:
@@ -81,8 +101,8 @@ class Collector:
         self._checker = Checker(
             max_tool_properties=max_tool_properties, parse_arguments=parse_arguments
         )
-        self._any = _Stream(near_threshold)
-        self._calls = _Stream(near_threshold)
+        self._streams = [_Stream() for _ in range(STREAMS)]
+        self._calls_prepared = False
         self._candidates: list[Candidate] = []
         self._fetched = 0
         self._format_drops: Counter[Rule] = Counter()
@@ -103,27 +123,56 @@ class Collector:
 
     @property
     def _chosen(self) -> _Stream:
-        return self._calls if self._tool_calling else self._any
+        return self._streams[_CALLS if self._tool_calling else _ANY]
 
-    def add(self, page: Sequence[LoggedRecord]) -> None:
-        """Examine `page` in order, stopping as soon as `done`."""
-        verdicts = [self._check(logged.source) for logged in page]
-        texts = [normalize("\n".join(turns)) for turns in verdicts if isinstance(turns, list)]
-        pending = iter(sketches(texts))
-        for logged, verdict in zip(page, verdicts, strict=True):
+    def prepare(self, page: Sequence[LoggedRecord]) -> Prepared:
+        """Check `page` and route its valid records (pages are prepared in reading order)."""
+        checks: list[list[str] | Rule] = []
+        streams: list[int | None] = []
+        offers: list[Offer] = []
+        for logged in page:
+            check = self._check(logged.source)
+            checks.append(check)
+            if isinstance(check, Rule):
+                streams.append(None)
+                continue
+            if has_function_calls(logged.source):
+                self._calls_prepared = True
+                stream: int | None = _CALLS
+            else:  # the stream of all valid records is no longer needed once one calls tools
+                stream = None if self._calls_prepared else _ANY
+            streams.append(stream)
+            if stream is not None:
+                offers.append((stream, check))
+        return Prepared(page, checks, streams, offers)
+
+    def settle(self, prepared: Prepared, verdicts: Sequence[Rule | None]) -> None:
+        """Count the page's records and keep the new ones, in order, stopping once `done`."""
+        pending = iter(verdicts)
+        for logged, check, stream in zip(
+            prepared.records, prepared.checks, prepared.streams, strict=True
+        ):
             if self.done:
                 return
             self._fetched += 1
-            if isinstance(verdict, Rule):
-                self._format_drops[verdict] += 1
+            if isinstance(check, Rule):
+                self._format_drops[check] += 1
                 continue
-            self._offer(logged, verdict, next(pending))
+            self._valid += 1
+            if stream is None:
+                continue  # dropped as no_tool_calls
+            if stream == _CALLS:
+                self._offered_calls += 1
+            verdict = next(pending)
+            if verdict is None:
+                self._streams[stream].kept.append(len(self._candidates))
+                self._candidates.append(_candidate(logged, check))
+            else:
+                self._streams[stream].dropped[verdict] += 1
 
     def selection(self) -> Selection:
         stream = self._chosen
-        dropped = self._format_drops.copy()
-        dropped[Rule.DUPLICATE] += stream.dedup.duplicates
-        dropped[Rule.NEAR_DUPLICATE] += stream.dedup.near_duplicates
+        dropped = self._format_drops + stream.dropped
         if self._tool_calling:
             dropped[Rule.NO_TOOL_CALLS] += self._valid - self._offered_calls
         return Selection(
@@ -137,18 +186,31 @@ class Collector:
         rule = self._checker.check(source)
         return rule if rule is not None else user_turns(source)
 
-    def _offer(self, logged: LoggedRecord, turns: list[str], sketch: Sketch) -> None:
-        self._valid += 1
-        if has_function_calls(logged.source):
-            self._offered_calls += 1
-            stream = self._calls
-        elif self._tool_calling:
-            return  # dropped as no_tool_calls; the other stream is no longer needed
-        else:
-            stream = self._any
-        if stream.dedup.offer(turns, sketch) is None:
-            stream.kept.append(len(self._candidates))
-            self._candidates.append(_candidate(logged, turns))
+
+async def collect(
+    pages: AsyncIterable[Sequence[LoggedRecord]],
+    collector: Collector,
+    deduplication: Deduplication,
+) -> Selection:
+    """Read `pages` until the collector is done, deduplicating each page while the next one is
+    read and checked."""
+    waiting: deque[Prepared] = deque()
+    async for page in pages:
+        prepared = await asyncio.to_thread(collector.prepare, page)
+        await deduplication.submit(prepared.offers)
+        waiting.append(prepared)
+        if len(waiting) > 1:
+            await _settle(collector, waiting.popleft(), deduplication)
+            if collector.done:
+                break
+    while waiting and not collector.done:
+        await _settle(collector, waiting.popleft(), deduplication)
+    return collector.selection()
+
+
+async def _settle(collector: Collector, prepared: Prepared, deduplication: Deduplication) -> None:
+    verdicts = await deduplication.verdicts()
+    await asyncio.to_thread(collector.settle, prepared, verdicts)
 
 
 def _candidate(logged: LoggedRecord, turns: list[str]) -> Candidate:

@@ -132,7 +132,7 @@ def _stages(log: Path, offset: int) -> str:
     parts = [f"{stage} {wall[stage]:.1f}s (cpu {cpu.get(stage, 0):.1f}s)" for stage in wall]
     if uploaded:
         parts.append(f"upload {uploaded['seconds']:.1f}s ({uploaded['megabytes']:.0f} MB)")
-    if "deduplication_peak_rss_mib" in built:
+    if built.get("deduplication_peak_rss_mib"):  # 0: the read deduplicated in the service
         parts.append(f"deduplication process peak RSS {built['deduplication_peak_rss_mib']} MiB")
     return ", ".join(parts) or "no stage log found"
 

@@ -1,5 +1,6 @@
 """The whole build against fake ports: files, counts, statistics and the failures."""
 
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
@@ -11,7 +12,7 @@ from flywheel_contracts.events import RunRequested
 from flywheel_contracts.run_config import RunConfig, RunOverrides, WorkloadType
 from flywheel_datasets.builder import Built, DatasetBuilder
 from flywheel_datasets.config import BuildSettings, PiiSettings
-from flywheel_datasets.dedup_worker import inline_deduplication
+from flywheel_datasets.dedup_worker import Deduplication, inline_deduplication
 from flywheel_datasets.errors import NotEnoughRecords
 from flywheel_datasets.formats import EVAL_FILE, TRAIN_FILE, VAL_FILE
 from flywheel_datasets.records import Record
@@ -164,3 +165,22 @@ async def test_the_same_seed_rebuilds_the_same_files(tmp_path: Path) -> None:
     again = await _build(FakeSource(traffic), tmp_path / "again", random_seed=5)
     assert _contents(first) == _contents(again)
     assert len(_contents(first)) == 4
+
+
+@pytest.mark.parametrize(("min_limit", "expected"), [(251, []), (250, [(0.8, 2)])])
+async def test_large_reads_deduplicate_with_the_given_factory(
+    tmp_path: Path, min_limit: int, expected: list[tuple[float, int]]
+) -> None:
+    used: list[tuple[float, int]] = []
+
+    def recording(
+        near_threshold: float, streams: int
+    ) -> AbstractAsyncContextManager[Deduplication]:
+        used.append((near_threshold, streams))
+        return inline_deduplication(near_threshold, streams)
+
+    settings = BuildSettings(deduplication_process_min_limit=min_limit)
+    builder = DatasetBuilder(FakeSource(_traffic(300)), FakeEmbedder().embed, settings, recording)
+    built = await builder.build(_config(limit=250, eval_size=20), UNTIL, tmp_path)
+    assert used == expected
+    assert built.stats.selected > 0

@@ -99,7 +99,7 @@ async def test_no_evaluation_query_crosses_into_another_pool(seed: int, tmp_path
     builder = DatasetBuilder(
         FakeSource(_planted_traffic(seed)),
         FakeEmbedder().embed,
-        BuildSettings(),
+        BuildSettings(deduplication_process_min_limit=1),
         process_deduplication,
     )
     built = await builder.build(config, datetime.now(UTC), tmp_path)

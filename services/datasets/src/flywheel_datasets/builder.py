@@ -5,8 +5,9 @@ The files are written a record at a time into a directory the caller owns (and r
 training file of hundreds of megabytes is never held in memory.
 
 CPU-heavy steps run in a worker thread so the event loop keeps serving the service's other
-events and health checks while a large build is in progress; deduplication runs beside the read
-(`DeduplicationFactory`: in a process of its own in the service).
+events and health checks while a large build is in progress; deduplication runs beside the read,
+in a process of its own for large reads (the factory the builder is given) and in a worker thread
+for small ones.
 """
 
 import asyncio
@@ -17,6 +18,7 @@ import resource
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +28,11 @@ import structlog
 from flywheel_contracts.events import FilterStats, SplitCounts
 from flywheel_contracts.run_config import RunConfig, WorkloadType
 from flywheel_datasets.config import BuildSettings
-from flywheel_datasets.dedup_worker import DeduplicationFactory
+from flywheel_datasets.dedup_worker import (
+    Deduplication,
+    DeduplicationFactory,
+    inline_deduplication,
+)
 from flywheel_datasets.errors import NotEnoughRecords, ReadInterrupted
 from flywheel_datasets.formats import (
     EVAL_FILE,
@@ -157,11 +163,10 @@ class DatasetBuilder:
                 max_tool_properties=self._settings.max_tool_properties,
                 parse_arguments=config.split.parse_function_arguments,
             )
-            threshold = self._settings.near_duplicate_threshold
             try:
                 # aclosing: stopping early must release the server-side cursor now, not at GC.
                 async with (
-                    self._deduplication(threshold, STREAMS) as deduplication,
+                    self._deduplication_for(config.split.limit) as deduplication,
                     contextlib.aclosing(self._source.pages(query)) as pages,
                 ):
                     return await collect(pages, collector, deduplication)
@@ -170,6 +175,12 @@ class DatasetBuilder:
                     raise
                 _log.warning("dataset.read_restarted", attempt=attempt, read=collector.fetched)
         raise AssertionError("unreachable")
+
+    def _deduplication_for(self, limit: int) -> AbstractAsyncContextManager[Deduplication]:
+        """`deduplication` (the service's: a process) for large reads, a worker thread else."""
+        large = limit >= self._settings.deduplication_process_min_limit
+        factory = self._deduplication if large else inline_deduplication
+        return factory(self._settings.near_duplicate_threshold, STREAMS)
 
     def _describe_window(self, until: datetime) -> str:
         since = f" since {(until - self._window).isoformat()}" if self._window else ""

@@ -68,6 +68,13 @@ class BuildSettings(BaseModel):
         description="Jaccard similarity of the normalized user turns' 4-grams (UTF-8 bytes) at and "
         "above which two records count as near-duplicates.",
     )
+    deduplication_process_min_limit: int = Field(
+        20_000,
+        ge=1,
+        description="Reads of at least this many records (the run's limit) deduplicate in a "
+        "process of their own, on a second core; smaller ones in the service, where starting a "
+        "process (~0.3 s) would cost more than it saves.",
+    )
     max_scan_factor: float = Field(
         4.0,
         ge=1,

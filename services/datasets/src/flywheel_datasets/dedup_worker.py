@@ -2,19 +2,14 @@
 fetched and checked.
 
 Deduplication is sequential by nature (the first copy wins), and on a large read it is about
-half of the service's CPU. In a process of its own it runs on another core than the checks,
-the JSON and the HTTP of the read. The process is `python -m flywheel_datasets.dedup_worker`,
-fed over its stdin with length-prefixed frames: a page's offers as JSON (stream, user turns),
-answered on its stdout by one verdict byte per offer (`dedup.decide`). It starts in a fraction
-of a second (it imports numpy, not the service), lives for one read, and ends with it: killed
-when the read is done or abandoned, or on its own when its stdin closes (the service died).
-
-`inline_deduplication` does the same work in this process, in a worker thread.
+half of the service's CPU. `process_deduplication` runs it in a process of its own
+(`dedup_process`), on another core than the checks, the JSON and the HTTP of the read. The
+process lives for one read and ends with it: killed when the read is done or abandoned, or on
+its own when its stdin closes (the service died). `inline_deduplication` does the same work in
+this process, in a worker thread: for reads too small to pay for starting a process.
 """
 
 import asyncio
-import signal
-import struct
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -24,11 +19,9 @@ from typing import Protocol
 import orjson
 
 from flywheel_datasets.dedup import VERDICTS, Deduplicator, Offer, decide
+from flywheel_datasets.dedup_process import FRAME_LENGTH
 from flywheel_datasets.errors import DeduplicationFailed
-from flywheel_datasets.gc_tuning import collect_less_often
 from flywheel_datasets.rules import Rule
-
-_FRAME_LENGTH = struct.Struct("!I")
 
 
 class Deduplication(Protocol):
@@ -57,7 +50,7 @@ async def process_deduplication(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        __name__,
+        "flywheel_datasets.dedup_process",
         repr(near_threshold),
         str(streams),
         stdin=asyncio.subprocess.PIPE,
@@ -94,7 +87,7 @@ class _Process:
     async def submit(self, offers: Sequence[Offer]) -> None:
         frame = orjson.dumps(offers)
         try:
-            self._stdin.write(_FRAME_LENGTH.pack(len(frame)))
+            self._stdin.write(FRAME_LENGTH.pack(len(frame)))
             self._stdin.write(frame)
             await self._stdin.drain()
         except ConnectionError as exc:
@@ -102,7 +95,7 @@ class _Process:
 
     async def verdicts(self) -> list[Rule | None]:
         try:
-            (length,) = _FRAME_LENGTH.unpack(await self._stdout.readexactly(_FRAME_LENGTH.size))
+            (length,) = FRAME_LENGTH.unpack(await self._stdout.readexactly(FRAME_LENGTH.size))
             return _verdicts(await self._stdout.readexactly(length))
         except asyncio.IncompleteReadError as exc:
             raise await self._failure() from exc
@@ -114,24 +107,3 @@ class _Process:
 
 def _verdicts(codes: bytes) -> list[Rule | None]:
     return [VERDICTS[code] for code in codes]
-
-
-def main() -> None:
-    """The process: `python -m flywheel_datasets.dedup_worker THRESHOLD STREAMS`."""
-    # Ctrl-C reaches the whole process group; the service decides when this process ends.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    collect_less_often()
-    near_threshold, streams = float(sys.argv[1]), int(sys.argv[2])
-    deduplicators = [Deduplicator(near_threshold) for _ in range(streams)]
-    source, sink = sys.stdin.buffer, sys.stdout.buffer
-    while len(header := source.read(_FRAME_LENGTH.size)) == _FRAME_LENGTH.size:
-        (length,) = _FRAME_LENGTH.unpack(header)
-        offers: list[Offer] = orjson.loads(source.read(length))
-        verdicts = decide(deduplicators, offers)
-        sink.write(_FRAME_LENGTH.pack(len(verdicts)))
-        sink.write(verdicts)
-        sink.flush()
-
-
-if __name__ == "__main__":
-    main()

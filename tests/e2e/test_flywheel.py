@@ -20,6 +20,7 @@ from flywheel_contracts.errors import InvalidEvent
 from flywheel_contracts.events import (
     ReclaimTrigger,
     ResourcesReclaimed,
+    RunCompleted,
     RunFailed,
     RunFailureReason,
 )
@@ -59,6 +60,27 @@ async def start_demo_run(setup: FlywheelSetup, workload_id: str, client_id: str)
     return await start_run(setup, workload_id, client_id, OVERRIDES)
 
 
+async def completed_demo_run(
+    setup: FlywheelSetup, tap: EventTap, workload_id: str, client_id: str
+) -> tuple[UUID, RunCompleted]:
+    """Start the demo's run and wait for `run.completed`; prints how long it took, and the
+    leaderboard."""
+    started = time.monotonic()
+    run_id = await start_demo_run(setup, workload_id, client_id)
+    result = await completed(tap, run_id)
+    print(f"run.completed {time.monotonic() - started:.1f}s after run.requested")
+    console().print(leaderboard_view(run_id, result))
+    return run_id, result
+
+
+async def assert_every_deployment_ended_cleanly(
+    tap: EventTap, emulator: httpx.Client, flywheel: Flywheel, run_id: UUID
+) -> None:
+    await tap.wait_for("nim.down", run_id, count=len(CANDIDATES))
+    assert not tap.of("nim.failed", run_id)
+    await assert_nothing_left(emulator, flywheel, [run_id])
+
+
 async def test_a_tool_calling_run_ends_with_every_candidate_on_the_leaderboard(
     setup: FlywheelSetup,
     flywheel: Flywheel,
@@ -66,16 +88,9 @@ async def test_a_tool_calling_run_ends_with_every_candidate_on_the_leaderboard(
     tap: EventTap,
     emulator: httpx.Client,
 ) -> None:
-    started = time.monotonic()
-    run_id = await start_demo_run(setup, ROUTER, traffic.client_id)
-    result = await completed(tap, run_id)
-    print(f"run.completed {time.monotonic() - started:.1f}s after run.requested")
-    console().print(leaderboard_view(run_id, result))
-
+    run_id, result = await completed_demo_run(setup, tap, ROUTER, traffic.client_id)
     assert_scored(result, expected_entries(CANDIDATES), "function_name_and_args_accuracy")
-    await tap.wait_for("nim.down", run_id, count=len(CANDIDATES))
-    assert not tap.of("nim.failed", run_id)
-    await assert_nothing_left(emulator, flywheel, [run_id])
+    await assert_every_deployment_ended_cleanly(tap, emulator, flywheel, run_id)
     screenshot_the_report(setup, run_id)
 
 
@@ -105,12 +120,7 @@ async def test_a_generic_chat_run_is_judged_by_similarity(
 ) -> None:
     """A workload without tools is generic: every evaluation, the customized one included
     (customization does not depend on the workload type), is scored by the judge's similarity."""
-    started = time.monotonic()
-    run_id = await start_demo_run(setup, CHAT, traffic.client_id)
-    result = await completed(tap, run_id)
-    print(f"run.completed {time.monotonic() - started:.1f}s after run.requested")
-    console().print(leaderboard_view(run_id, result))
-
+    run_id, result = await completed_demo_run(setup, tap, CHAT, traffic.client_id)
     [ready] = unique(tap.of("dataset.ready", run_id))
     print(f"generic chat dataset: {ready.payload.counts}")
     assert ready.payload.context.workload_type is WorkloadType.GENERIC
@@ -118,9 +128,7 @@ async def test_a_generic_chat_run_is_judged_by_similarity(
     for key, entry in entries.items():
         names = {score.name for score in entry.scores}
         assert not names & TOOL_CALLING_METRICS, (key, names)
-    await tap.wait_for("nim.down", run_id, count=len(CANDIDATES))
-    assert not tap.of("nim.failed", run_id)
-    await assert_nothing_left(emulator, flywheel, [run_id])
+    await assert_every_deployment_ended_cleanly(tap, emulator, flywheel, run_id)
 
 
 async def test_a_run_over_an_unknown_workload_fails_at_the_datasets_stage(

@@ -18,7 +18,6 @@ import resource
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -176,7 +175,9 @@ class DatasetBuilder:
                 _log.warning("dataset.read_restarted", attempt=attempt, read=collector.fetched)
         raise AssertionError("unreachable")
 
-    def _deduplication_for(self, limit: int) -> AbstractAsyncContextManager[Deduplication]:
+    def _deduplication_for(
+        self, limit: int
+    ) -> contextlib.AbstractAsyncContextManager[Deduplication]:
         """`deduplication` (the service's: a process) for large reads, a worker thread else."""
         large = limit >= self._settings.deduplication_process_min_limit
         factory = self._deduplication if large else inline_deduplication

@@ -91,8 +91,7 @@ def sketches(texts: Sequence[str]) -> list[Sketch]:
     if not texts:
         return []
     batch = _Batch.of(texts)
-    grams = batch.keys.astype(np.uint32)
-    per_text = np.split(grams, batch.starts[1:])
+    per_text = np.split(batch.grams, batch.starts[1:])
     bands = batch.folded.tolist()
     return [Sketch(per_text[i], batch.signatures[i], tuple(bands[i])) for i in range(len(texts))]
 
@@ -100,9 +99,11 @@ def sketches(texts: Sequence[str]) -> list[Sketch]:
 @dataclass(frozen=True)
 class _Batch:
     """Texts sketched together. `keys`: every text's distinct grams, sorted, keyed by the text's
-    row (row << 32 | gram), one text after another from `starts`."""
+    row (row << 32 | gram), one text after another from `starts`; `grams`: the same without
+    the row."""
 
     keys: npt.NDArray[np.uint64]
+    grams: Grams
     starts: npt.NDArray[np.int64]
     sizes: npt.NDArray[np.int64]
     signatures: Signature
@@ -113,10 +114,11 @@ class _Batch:
         keys = _gram_keys(texts)
         starts = np.searchsorted(keys >> _ROW_SHIFT, np.arange(len(texts), dtype=np.uint64))
         starts = starts.astype(np.int64)
-        signatures = _minhash(keys.astype(np.uint32), starts)
+        grams = keys.astype(np.uint32)
+        signatures = _minhash(grams, starts)
         folded = (signatures.reshape(-1, BANDS, ROWS).astype(np.uint64) * _BAND_MIX).sum(axis=2)
         sizes = np.diff(starts, append=keys.size)
-        return cls(keys, starts, sizes, signatures, folded)
+        return cls(keys, grams, starts, sizes, signatures, folded)
 
 
 def _minhash(grams: Grams, starts: npt.NDArray[np.int64]) -> Signature:

@@ -43,50 +43,46 @@ def _judged(judge: str, rubric: str, prompt: str, score: str, pattern: str) -> d
 
 def tool_calling_config(dataset: Mapping[str, Any], judge: str, rubric: str) -> dict[str, Any]:
     """Tool-calling accuracy (function names, names and arguments) and the judge's 0/1 rating."""
-    return {
-        "type": "custom",
-        "tasks": {
-            TOOL_CALLING_TASK: {
-                "type": "chat-completion",
-                "dataset": dict(dataset),
-                "params": {
-                    "template": {
-                        "messages": _MESSAGES,
-                        "tools": "{{ item.request.tools | tojson }}",
-                        "tool_choice": "required",
-                    }
-                },
-                "metrics": {
-                    "tool-calling-accuracy": {
-                        "type": "tool-calling",
-                        "params": {
-                            "model": judge,
-                            "tool_calls_ground_truth": (
-                                "{{ item.response.choices[0].message.tool_calls | tojson }}"
-                            ),
-                        },
-                    },
-                    "correctness": _judged(
-                        judge, rubric, _TOOL_CALL_PROMPT, "rating", "RATING:\\s*(\\d+)"
-                    ),
-                },
-            }
-        },
+    params = {
+        "template": {
+            "messages": _MESSAGES,
+            "tools": "{{ item.request.tools | tojson }}",
+            "tool_choice": "required",
+        }
     }
+    metrics = {
+        "tool-calling-accuracy": {
+            "type": "tool-calling",
+            "params": {
+                "model": judge,
+                "tool_calls_ground_truth": (
+                    "{{ item.response.choices[0].message.tool_calls | tojson }}"
+                ),
+            },
+        },
+        "correctness": _judged(judge, rubric, _TOOL_CALL_PROMPT, "rating", "RATING:\\s*(\\d+)"),
+    }
+    return _custom(TOOL_CALLING_TASK, dataset, params, metrics)
 
 
 def generic_config(dataset: Mapping[str, Any], judge: str, rubric: str) -> dict[str, Any]:
     """The judge's 1-10 similarity of each answer to the production one."""
+    metrics = {"llm-judge": _judged(judge, rubric, _SIMILARITY_PROMPT, "similarity", "(\\d+)")}
+    return _custom(GENERIC_TASK, dataset, {"template": {"messages": _MESSAGES}}, metrics)
+
+
+def _custom(
+    task: str, dataset: Mapping[str, Any], params: dict[str, Any], metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """A custom config of one chat-completion task over `dataset`."""
     return {
         "type": "custom",
         "tasks": {
-            GENERIC_TASK: {
+            task: {
                 "type": "chat-completion",
                 "dataset": dict(dataset),
-                "params": {"template": {"messages": _MESSAGES}},
-                "metrics": {
-                    "llm-judge": _judged(judge, rubric, _SIMILARITY_PROMPT, "similarity", "(\\d+)")
-                },
+                "params": params,
+                "metrics": metrics,
             }
         },
     }

@@ -34,7 +34,9 @@ INDEX_TIMEOUT_S = 120.0
 @pytest.fixture(scope="package")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """A private emulator with zero timings; tests change its timings through the admin API."""
-    with private_emulator(tmp_path_factory.mktemp("nmp")) as client:
+    # It keeps the bodies of the requests the services send, for test_nmp_requests.
+    env = {"NMP_EMULATOR_RECORD_REQUESTS": "true"}
+    with private_emulator(tmp_path_factory.mktemp("nmp"), env=env) as client:
         yield client
 
 

@@ -15,6 +15,7 @@ from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.events import LeaderboardEntry, RunCompleted
 from flywheel_contracts.run_config import CandidateConfig, EvalType, RunOverrides
 from flywheel_contracts.runtime import KafkaSettings, Publisher
+from flywheel_contracts.runtime.nmp.testing.sdk import live_resources
 from flywheel_contracts.runtime.testing import eventually
 from flywheel_localstack.services import Flywheel, FlywheelSetup
 from flywheel_nim_manager.testing.process import EventTap
@@ -129,9 +130,11 @@ def live_in_ledger(flywheel: Flywheel, run_id: UUID) -> list[str]:
 async def assert_nothing_left(
     emulator: httpx.Client, flywheel: Flywheel, run_ids: Iterable[UUID], timeout_s: float = 30
 ) -> None:
-    """No deployment and no unfinished job in NMP, nothing live in the janitor's ledger."""
+    """No deployment and no unfinished job in NMP, in any namespace (the emulator's state, and
+    the official SDK's list calls), nothing live in the janitor's ledger."""
     await eventually(lambda: not live_deployments(emulator), timeout_s=timeout_s)
     await eventually(lambda: not unfinished_jobs(emulator), timeout_s=timeout_s)
+    assert await live_resources(str(emulator.base_url)) == []
     runs = tuple(run_ids)
     await eventually(
         lambda: not any(live_in_ledger(flywheel, r) for r in runs), timeout_s=timeout_s

@@ -48,10 +48,15 @@ TAPPED = (
 
 @contextmanager
 def private_emulator(
-    folder: Path, timings: Mapping[str, float] | None = None
+    folder: Path,
+    timings: Mapping[str, float] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[httpx.Client]:
-    """An emulator of its own, with zero timings unless `timings` slows some stages down."""
-    with emulator_process(folder / "state.json", free_port(), gpus=EMULATOR_GPUS) as client:
+    """An emulator of its own, with zero timings unless `timings` slows some stages down; `env`
+    sets further `NMP_EMULATOR_*` settings."""
+    with emulator_process(
+        folder / "state.json", free_port(), gpus=EMULATOR_GPUS, extra_env=env
+    ) as client:
         if timings:
             current = client.get("/emulator/timings").json()
             client.put("/emulator/timings", json={**current, **timings}).raise_for_status()
@@ -70,11 +75,16 @@ def flywheel_setup(stack: StackHandle, emulator: httpx.Client, suite: str) -> Fl
 
 
 @contextmanager
-def running_flywheel(setup: FlywheelSetup, log_dir: Path) -> Iterator[Flywheel]:
+def running_flywheel(
+    setup: FlywheelSetup,
+    log_dir: Path,
+    extra: Mapping[str, Mapping[str, object]] | None = None,
+) -> Iterator[Flywheel]:
     """The six services, with ingest reading the shipper's `logs.raw` from its end (it skips
-    what other suites shipped before); afterwards their index and databases are dropped."""
+    what other suites shipped before); afterwards their index and databases are dropped.
+    `extra` sets further settings per service (`Flywheel`'s)."""
     start_new_group_at_end(setup.servers.kafka_bootstrap, setup.group("ingest"), setup.raw_topic)
-    with Flywheel(setup, log_dir) as running:
+    with Flywheel(setup, log_dir, extra=extra) as running:
         yield running
     delete_index(setup.servers.elasticsearch_url, setup.index)
     mongo: MongoClient[dict[str, Any]]

@@ -14,6 +14,7 @@ import pytest
 
 from flywheel_contracts.runtime.nmp import NmpClient, NmpSettings
 from flywheel_contracts.runtime.nmp.testing import RecordedNmp, RecordingTransport
+from flywheel_contracts.runtime.nmp.testing.sdk import request_problems
 
 RECORDED = "recorded"
 LIVE = "live"
@@ -69,6 +70,25 @@ def wire(backend: str, settings: NmpSettings) -> RecordingTransport:
 async def nmp(settings: NmpSettings, wire: RecordingTransport) -> AsyncIterator[NmpClient]:
     async with NmpClient(settings, transport=wire) as client:
         yield client
+    sdk_problems(wire)
+
+
+# Data Store calls speak the Hugging Face Hub protocol (huggingface_hub is their oracle, in the
+# emulator's test_hf_hub.py); the SDK has no types for them.
+_HUB_PREFIXES = ("/v1/hf/", "/v1/datastore/")
+
+
+def sdk_problems(wire: RecordingTransport) -> None:
+    """Every JSON body the client sent in a test is one the official SDK could have sent."""
+    problems = [
+        problem
+        for sent in wire.sent
+        if sent.method in {"POST", "PUT", "PATCH"} and not sent.url.path.startswith(_HUB_PREFIXES)
+        for problem in request_problems(
+            sent.method, sent.url.path, sent.json() if sent.content else None
+        )
+    ]
+    assert problems == [], "\n".join(problems)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 
 from flywheel_nmp_emulator.config import Settings
 from flywheel_nmp_emulator.testing import (
+    customization_config,
     deployment_body,
     icl_records,
     in_process,
@@ -87,14 +88,7 @@ async def _flywheel_run(records: list[dict[str, Any]]) -> dict[str, dict[str, An
                 f"/v1/deployment/model-deployments/{NS}/{model.replace('/', '-')}",
                 lambda b: b["status_details"]["status"] == "ready",
             )
-        config = {
-            "name": "llama-3.2-1b-instruct@v1.0.0+dfw",
-            "namespace": NS,
-            "target": f"{SMALL}@2.0",
-            "training_options": [
-                {"training_type": "sft", "finetuning_type": "lora", "num_gpus": 1}
-            ],
-        }
+        config = customization_config(SMALL, NS)
         assert (await client.post("/v1/customization/configs", json=config)).status_code == 200
         job = await client.post(
             "/v1/customization/jobs",

@@ -9,7 +9,9 @@ import pytest
 
 from flywheel_nmp_emulator.config import Faults, Settings, Timings
 from flywheel_nmp_emulator.testing import (
+    customization_config,
     deployment_body,
+    hyperparameters,
     in_process,
     poll,
     training_record,
@@ -19,16 +21,7 @@ from flywheel_nmp_emulator.testing import (
 pytestmark = pytest.mark.unit
 
 BASE = "meta/llama-3.2-1b-instruct"
-CONFIG = {
-    "name": "llama-3.2-1b-instruct@v1.0.0+dfw",
-    "namespace": "dfwbp",
-    "target": f"{BASE}@2.0",
-    "training_options": [
-        {"training_type": "sft", "finetuning_type": "lora", "num_gpus": 1, "num_nodes": 1}
-    ],
-    "training_precision": "bf16-mixed",
-    "max_seq_length": 8192,
-}
+CONFIG = customization_config(BASE)
 
 
 async def _prepare(client: httpx.AsyncClient, traffic: list[dict[str, Any]]) -> None:
@@ -46,18 +39,11 @@ async def _create_job(client: httpx.AsyncClient, epochs: int = 2) -> dict[str, A
     response = await client.post(
         "/v1/customization/jobs",
         json={
-            "name": "customization-w-llama",
+            "namespace": "dfwbp",
             "output_model": "dfwbp/customized-meta-llama-3.2-1b-instruct",
             "config": "dfwbp/llama-3.2-1b-instruct@v1.0.0+dfw",
             "dataset": {"name": "train", "namespace": "dfwbp"},
-            "hyperparameters": {
-                "training_type": "sft",
-                "finetuning_type": "lora",
-                "epochs": epochs,
-                "batch_size": 16,
-                "learning_rate": 0.0001,
-                "lora": {"adapter_dim": 32, "adapter_dropout": 0.1},
-            },
+            "hyperparameters": hyperparameters(epochs),
         },
     )
     # The blueprint accepts only 200 here (201 raises).
@@ -71,6 +57,7 @@ async def test_config_duplicate_is_409_and_delete_works(client: httpx.AsyncClien
     assert (await client.post("/v1/customization/configs", json=CONFIG)).status_code == 409
     path = "/v1/customization/configs/dfwbp/llama-3.2-1b-instruct@v1.0.0+dfw"
     assert (await client.get(path)).json()["target"] == f"{BASE}@2.0"
+    # Deleting answers JSON; the config is then gone.
     assert (await client.delete(path)).status_code == 200
     assert (await client.get(path)).status_code == 404
 
@@ -109,17 +96,21 @@ async def test_job_progresses_through_running_to_completed(
         )
 
 
-async def test_cancel_on_both_paths(router_traffic: list[dict[str, Any]]) -> None:
+async def test_cancel_answers_the_whole_job_and_frees_its_gpus(
+    router_traffic: list[dict[str, Any]],
+) -> None:
     async with in_process(Settings(timings=Timings(training_seconds_per_epoch=30))) as client:
         await _prepare(client, router_traffic)
-        for path in ("/v1/customizations/{}/cancel", "/v1/customization/jobs/{}/cancel"):
-            job = await _create_job(client)
-            cancelled = await client.post(path.format(job["id"]))
-            assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-            # Cancelling again is harmless.
-            assert (await client.post(path.format(job["id"]))).json()["status"] == "cancelled"
+        job = await _create_job(client)
+        path = f"/v1/customization/jobs/{job['id']}/cancel"
+        cancelled = await client.post(path)
+        assert cancelled.status_code == 200
+        assert cancelled.json()["status"] == "cancelled"
+        assert cancelled.json()["id"] == job["id"] and "hyperparameters" in cancelled.json()
+        # Cancelling again is harmless.
+        assert (await client.post(path)).json()["status"] == "cancelled"
         assert (await client.get("/emulator/state")).json()["gpus"]["used"] == 0
-        assert (await client.post("/v1/customizations/cust-missing/cancel")).status_code == 404
+        assert (await client.post("/v1/customization/jobs/cust-missing/cancel")).status_code == 404
 
 
 async def test_injected_training_failure_reports_detail(
@@ -138,7 +129,11 @@ async def test_injected_training_failure_reports_detail(
 
 
 async def test_job_needs_an_existing_config_and_dataset(client: httpx.AsyncClient) -> None:
-    body = {"config": "dfwbp/none@v1", "dataset": {"name": "train", "namespace": "dfwbp"}}
+    body = {
+        "config": "dfwbp/none@v1",
+        "dataset": {"name": "train", "namespace": "dfwbp"},
+        "hyperparameters": hyperparameters(),
+    }
     assert (await client.post("/v1/customization/jobs", json=body)).status_code == 404
     await client.post("/v1/customization/configs", json={**CONFIG, "name": "c@v1"})
     assert (

@@ -41,7 +41,9 @@ async def test_delete_returns_json_and_frees_gpus(client: httpx.AsyncClient) -> 
     await poll(client, PATH, lambda b: b["status_details"]["status"] == "ready")
     assert (await client.get("/emulator/state")).json()["gpus"]["used"] == 3
     deleted = await client.delete(PATH)
-    assert deleted.status_code == 200 and deleted.json()["name"] == "meta-llama-3.2-1b-instruct"
+    # SDK DeleteResponse: id, deleted_at, message (a JSON body, never an empty 204).
+    assert deleted.status_code == 200
+    assert deleted.json()["id"] == "dfwbp/meta-llama-3.2-1b-instruct"
     assert (await client.get(PATH)).status_code == 404
     assert (await client.delete(PATH)).status_code == 404
     assert (await client.get("/emulator/state")).json()["gpus"]["used"] == 0

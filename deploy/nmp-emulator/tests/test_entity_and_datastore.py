@@ -13,7 +13,12 @@ import httpx
 import pytest
 
 from flywheel_nmp_emulator.config import Settings
-from flywheel_nmp_emulator.testing import in_process, upload_dataset
+from flywheel_nmp_emulator.testing import (
+    customization_config,
+    hyperparameters,
+    in_process,
+    upload_dataset,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -46,7 +51,7 @@ async def test_dataset_registration_get_post_patch_delete(client: httpx.AsyncCli
     created = await client.post("/v1/datasets", json=body)
     assert created.status_code == 200 and created.json()["files_url"] == body["files_url"]
     assert (await client.post("/v1/datasets", json=body)).status_code == 409
-    patched = await client.patch(path, json={**body, "description": "eval split"})
+    patched = await client.patch(path, json={"description": "eval split"})
     assert patched.status_code == 200 and patched.json()["description"] == "eval split"
     assert (await client.get(path)).json()["files_url"] == "hf://datasets/dfwbp/flywheel-eval-w-1"
     assert (await client.delete(path)).status_code == 200
@@ -203,11 +208,7 @@ async def test_model_ids_with_slashes_and_at_signs(client: httpx.AsyncClient) ->
     )
     await client.post(
         "/v1/customization/configs",
-        json={
-            "name": "m@v1.0.0+dfw",
-            "namespace": "dfwbp",
-            "target": "meta/llama-3.2-1b-instruct@2.0",
-        },
+        json=customization_config("meta/llama-3.2-1b-instruct", name="m@v1.0.0+dfw"),
     )
     job = await client.post(
         "/v1/customization/jobs",
@@ -215,12 +216,14 @@ async def test_model_ids_with_slashes_and_at_signs(client: httpx.AsyncClient) ->
             "config": "dfwbp/m@v1.0.0+dfw",
             "dataset": {"name": "t", "namespace": "dfwbp"},
             "output_model": "dfwbp/customized-meta-llama-3.2-1b-instruct",
+            "hyperparameters": hyperparameters(),
         },
     )
     model_id = job.json()["output_model"]
     assert model_id.startswith("dfwbp/customized-meta-llama-3.2-1b-instruct@cust-")
     got = await client.get(f"/v1/models/{model_id}")
-    assert got.status_code == 200 and got.json()["id"] == model_id
+    assert got.status_code == 200
+    assert f"{got.json()['namespace']}/{got.json()['name']}" == model_id
     encoded = await client.get("/v1/models/" + model_id.replace("@", "%40"))
     assert encoded.status_code == 200
     assert (await client.delete(f"/v1/models/{model_id}")).status_code == 200

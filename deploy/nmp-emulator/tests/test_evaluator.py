@@ -1,4 +1,4 @@
-"""Evaluator: job status machine (never "pending"), result shapes of contract 5.2, ZIP, delete."""
+"""Evaluator: job status machine, result shapes of contract 5.2, ZIP, delete."""
 
 from __future__ import annotations
 

@@ -8,7 +8,13 @@ import pytest
 from flywheel_nmp_emulator.config import Settings
 from flywheel_nmp_emulator.gpu import GpuInventory
 from flywheel_nmp_emulator.state.records import GpuLedger
-from flywheel_nmp_emulator.testing import deployment_body, in_process, poll
+from flywheel_nmp_emulator.testing import (
+    customization_config,
+    deployment_body,
+    hyperparameters,
+    in_process,
+    poll,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -81,19 +87,14 @@ async def test_training_job_without_gpus_reports_not_enough_resources(
         "/v1/hf/api/repos/create",
         json={"name": "train", "organization": "dfwbp", "type": "dataset"},
     )
-    config = {
-        "name": "c@v1",
-        "namespace": "dfwbp",
-        "target": "meta/llama-3.2-1b-instruct@2.0",
-        "training_options": [{"num_gpus": 1}],
-    }
+    config = customization_config("meta/llama-3.2-1b-instruct", name="c@v1")
     await client.post("/v1/customization/configs", json=config)
     job = await client.post(
         "/v1/customization/jobs",
         json={
             "config": "dfwbp/c@v1",
             "dataset": {"name": "train", "namespace": "dfwbp"},
-            "hyperparameters": {"epochs": 1},
+            "hyperparameters": hyperparameters(epochs=1),
         },
     )
     status = (await client.get(f"/v1/customization/jobs/{job.json()['id']}/status")).json()

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
 
 import httpx
 import numpy as np
 import pytest
+from pydantic import SecretStr
 
-from flywheel_nmp_emulator.testing import deployment_body, poll
+from flywheel_nmp_emulator.config import Settings
+from flywheel_nmp_emulator.testing import deployment_body, in_process, poll
 
 pytestmark = pytest.mark.unit
 
@@ -196,3 +201,65 @@ async def test_embeddings_reject_chat_models_and_unknown_models(client: httpx.As
         "/v1/embeddings", json={"model": "meta/llama-3.3-70b-instruct", "input": ["x"]}
     )
     assert chat.status_code == 400
+
+
+JUDGE = "meta/llama-3.3-70b-instruct"
+HOSTED_KEY = secrets.token_urlsafe(24)
+
+
+@pytest.fixture
+async def keyed() -> AsyncIterator[httpx.AsyncClient]:
+    """An emulator whose hosted models want HOSTED_KEY (NMP_EMULATOR_HOSTED_API_KEY)."""
+    async with in_process(Settings(gpus=4, hosted_api_key=SecretStr(HOSTED_KEY))) as c:
+        yield c
+
+
+def _bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _assert_refused(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["code"] == "invalid_api_key"
+    assert error["message"]
+    assert HOSTED_KEY not in response.text
+
+
+async def test_hosted_models_want_the_key(
+    keyed: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    chat = {"model": JUDGE, "messages": [{"role": "user", "content": "RATING?"}]}
+    embed = {"model": EMBEDDER, "input": ["x"]}
+    for path, body in (("/v1/chat/completions", chat), ("/v1/embeddings", embed)):
+        _assert_refused(await keyed.post(path, json=body))
+        _assert_refused(await keyed.post(path, json=body, headers=_bearer("not-the-key")))
+        _assert_refused(await keyed.post(path, json=body, headers={"Authorization": HOSTED_KEY}))
+        allowed = await keyed.post(path, json=body, headers=_bearer(HOSTED_KEY))
+        assert allowed.status_code == 200, allowed.text
+    # Served models are listed without a key (readiness checks use it).
+    assert (await keyed.get("/v1/models")).status_code == 200
+    assert HOSTED_KEY not in caplog.text
+
+
+async def test_deployed_candidates_stay_keyless(keyed: httpx.AsyncClient) -> None:
+    await _deploy(keyed)
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": "Where is order ORD-123456?"}],
+        "tools": TOOLS,
+        "tool_choice": "required",
+    }
+    response = await keyed.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["tool_calls"]
+
+
+async def test_without_a_hosted_key_nothing_wants_one(client: httpx.AsyncClient) -> None:
+    chat = {"model": JUDGE, "messages": [{"role": "user", "content": "hi"}]}
+    assert (await client.post("/v1/chat/completions", json=chat)).status_code == 200
+    embed = {"model": EMBEDDER, "input": ["x"]}
+    assert (await client.post("/v1/embeddings", json=embed)).status_code == 200

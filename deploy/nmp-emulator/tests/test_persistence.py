@@ -11,7 +11,9 @@ import pytest
 
 from flywheel_nmp_emulator.config import Settings, Timings
 from flywheel_nmp_emulator.testing import (
+    customization_config,
     deployment_body,
+    hyperparameters,
     in_process,
     poll,
     training_record,
@@ -34,12 +36,7 @@ async def test_restart_keeps_everything(
         await upload_dataset(client, "dfwbp", "train", {"training/train_data.jsonl": train})
         await client.post("/v1/deployment/model-deployments", json=deployment_body(MODEL))
         await poll(client, DEPLOYMENT, lambda b: b["status_details"]["status"] == "ready")
-        config = {
-            "name": "c@v1",
-            "namespace": "dfwbp",
-            "target": f"{MODEL}@2.0",
-            "training_options": [{"num_gpus": 1}],
-        }
+        config = customization_config(MODEL, name="c@v1")
         await client.post("/v1/customization/configs", json=config)
         job = (
             await client.post(
@@ -47,7 +44,8 @@ async def test_restart_keeps_everything(
                 json={
                     "config": "dfwbp/c@v1",
                     "dataset": {"name": "train", "namespace": "dfwbp"},
-                    "hyperparameters": {"epochs": 1},
+                    "hyperparameters": hyperparameters(epochs=1),
+                    "output_model": "dfwbp/customized-meta-llama-3.2-1b-instruct",
                 },
             )
         ).json()

@@ -13,9 +13,11 @@ import httpx
 import pytest
 
 from flywheel_nmp_emulator.testing import (
+    customization_config,
     deployment_body,
     emulator_process,
     free_port,
+    hyperparameters,
     jsonl,
     training_record,
 )
@@ -83,11 +85,16 @@ def test_restart_keeps_state_and_resumes(
         )
         client.post(
             "/v1/customization/configs",
-            json={"name": "c@v1", "namespace": "dfwbp", "target": f"{MODEL}@2.0"},
+            json=customization_config(MODEL, name="c@v1"),
         )
         job = client.post(
             "/v1/customization/jobs",
-            json={"config": "dfwbp/c@v1", "dataset": {"name": "train", "namespace": "dfwbp"}},
+            json={
+                "config": "dfwbp/c@v1",
+                "dataset": {"name": "train", "namespace": "dfwbp"},
+                "hyperparameters": hyperparameters(),
+                "output_model": "dfwbp/customized-meta-llama-3.2-1b-instruct",
+            },
         ).json()
         _wait(client, f"/v1/customization/jobs/{job['id']}/status", "status", "completed")
         # A second deployment is still starting when the emulator goes down.

@@ -8,15 +8,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
 from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.events import CustomizationDone, NimUp
 from flywheel_contracts.runtime import Publisher
+from flywheel_contracts.runtime.nmp.testing.sdk import customization_jobs
 from flywheel_customizer.app import create_app
-from flywheel_customizer.clients.nmp import JOBS_PATH, NmpTraining
+from flywheel_customizer.clients.nmp import JOB_KEY_FIELD, NmpTraining
 from flywheel_customizer.jobs import CustomizationRecord, name_scope
 from flywheel_customizer.ports import JobRequest
 from flywheel_customizer.repository import MongoCustomizations
@@ -70,10 +70,15 @@ async def _customize(
     return reader.of_run(event.run_id)
 
 
-async def _jobs_named(nmp_url: str, name: str) -> list[Record]:
-    async with httpx.AsyncClient(base_url=nmp_url) as client:
-        jobs: list[Record] = (await client.get(JOBS_PATH)).json()["data"]
-    return [job for job in jobs if job["name"] == name]
+async def _jobs_named(sandbox: Sandbox, name: str) -> list[dict[str, object]]:
+    """The namespace's jobs carrying `name` as their key, as the official SDK lists them."""
+    jobs = await customization_jobs(sandbox.nmp_url, sandbox.namespace)
+    return [job for job in jobs if _key(job) == name]
+
+
+def _key(job: dict[str, object]) -> object:
+    fields = job.get("custom_fields")
+    return fields.get(JOB_KEY_FIELD) if isinstance(fields, dict) else None
 
 
 async def test_customization_ends_with_a_served_model(
@@ -105,7 +110,7 @@ async def test_customization_ends_with_a_served_model(
     )
     assert answer.choices[0].message.tool_calls, "the customized model answers with a tool call"
     record_name = CustomizationRecord.from_nim_up(event, datetime.now(UTC)).job_name
-    (job,) = await _jobs_named(sandbox.nmp_url, record_name)
+    (job,) = await _jobs_named(sandbox, record_name)
     assert (job["id"], job["status"]) == (outcome.job_id, "completed")
 
 
@@ -146,4 +151,4 @@ async def test_job_created_before_a_crash_is_adopted_on_redelivery(
     )
     assert done.ok and done.job_id == orphan.id and done.customized_model == orphan.output_model
     workspace.forget_later(model=orphan.output_model)
-    assert len(await _jobs_named(sandbox.nmp_url, record.job_name)) == 1
+    assert len(await _jobs_named(sandbox, record.job_name)) == 1

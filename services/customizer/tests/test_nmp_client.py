@@ -10,8 +10,9 @@ import pytest
 
 from flywheel_contracts.run_config import LoraConfig, TrainingConfig
 from flywheel_contracts.runtime.nmp import NmpSettings
+from flywheel_contracts.runtime.nmp.jobs import CancelNotApplied
 from flywheel_contracts.runtime.nmp.testing import RecordedNmp, RecordingTransport
-from flywheel_customizer.clients.nmp import JOBS_PATH, NmpTraining
+from flywheel_customizer.clients.nmp import JOB_KEY_FIELD, NmpTraining
 from flywheel_customizer.jobs import name_scope
 from flywheel_customizer.ports import JobRequest
 from flywheel_customizer.testing.events import candidate
@@ -36,18 +37,6 @@ def _request(model: str = "meta/llama-3.2-1b-instruct", gpus: int = 2) -> JobReq
     )
 
 
-def _listing(recorded: RecordedNmp) -> httpx.MockTransport:
-    """RecordedNmp plus GET /v1/customization/jobs from its state, as NMP lists jobs."""
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        if request.method == "GET" and request.url.path == JOBS_PATH:
-            jobs = [{"id": i, **job.body} for i, job in recorded.state.customizations.items()]
-            return httpx.Response(200, json={"object": "list", "data": jobs})
-        return recorded.handle(request)
-
-    return httpx.MockTransport(handle)
-
-
 @pytest.fixture
 def recorded() -> RecordedNmp:
     return RecordedNmp()
@@ -55,7 +44,7 @@ def recorded() -> RecordedNmp:
 
 @pytest.fixture
 def wire(recorded: RecordedNmp) -> RecordingTransport:
-    return RecordingTransport(_listing(recorded))
+    return RecordingTransport(recorded.transport())
 
 
 @pytest.fixture
@@ -82,6 +71,8 @@ async def test_submit_creates_config_and_job_with_the_runs_training_settings(
     assert (created.method, created.url.path) == ("POST", "/v1/customization/jobs")
     assert created.json() == {
         "name": request.name,
+        "namespace": "dfwbp",
+        "custom_fields": {JOB_KEY_FIELD: request.name},
         "output_model": "dfwbp/customized-meta-llama-3.2-1b-instruct",
         "config": "dfwbp/llama-3.2-1b-instruct@v1.0.0+dfw",
         "dataset": {"name": "flywheel-train-wl-1", "namespace": "dfwbp"},
@@ -103,7 +94,9 @@ async def test_an_existing_config_is_fine(nmp: NmpTraining, recorded: RecordedNm
     assert len(recorded.state.customizations) == 2 and len(recorded.state.configs) == 1
 
 
-async def test_find_job_looks_the_job_up_by_its_name(nmp: NmpTraining) -> None:
+async def test_find_job_recognises_the_job_by_the_key_nmp_echoes_in_custom_fields(
+    nmp: NmpTraining,
+) -> None:
     request, other = _request(), _request()
     job = await nmp.submit(request)
     await nmp.submit(other)
@@ -111,11 +104,17 @@ async def test_find_job_looks_the_job_up_by_its_name(nmp: NmpTraining) -> None:
     assert await nmp.find_job(_request().name) is None
 
 
-async def test_find_job_pages_through_the_list() -> None:
-    pages = {
-        "1": [{"id": "cust-1", "name": "a", "output_model": "ns/m@cust-1"}],
-        "2": [{"id": "cust-2", "name": "b", "output_model": "ns/m@cust-2"}],
+def _listed(job_id: str, key: str, namespace: str = "dfwbp") -> dict[str, object]:
+    return {
+        "id": job_id,
+        "namespace": namespace,
+        "output_model": f"{namespace}/m@{job_id}",
+        "custom_fields": {JOB_KEY_FIELD: key},
     }
+
+
+async def test_find_job_pages_through_the_list() -> None:
+    pages = {"1": [_listed("cust-1", "a")], "2": [_listed("cust-2", "b")]}
     asked: list[str] = []
 
     def handle(request: httpx.Request) -> httpx.Response:
@@ -135,14 +134,67 @@ async def test_find_job_pages_through_the_list() -> None:
     assert asked == ["1", "2", "1", "2"]
 
 
+async def test_find_job_ignores_jobs_of_other_namespaces_and_asks_nmp_for_ours() -> None:
+    asked: list[str | None] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params.get("filter[namespace]"))
+        # An NMP that ignores the filter: our key in another namespace is not our job.
+        data = (
+            [_listed("cust-9", "b", namespace="default")]
+            if request.url.params["page"] == "1"
+            else []
+        )
+        return httpx.Response(200, json={"data": data})
+
+    nmp = NmpTraining(NmpSettings(), transport=httpx.MockTransport(handle))
+    try:
+        assert await nmp.find_job("b") is None
+    finally:
+        await nmp.aclose()
+    assert asked == ["dfwbp", "dfwbp"]
+
+
 async def test_status_cancel_and_served_models(
     nmp: NmpTraining, wire: RecordingTransport, recorded: RecordedNmp
 ) -> None:
     job = await nmp.submit(_request())
     assert (await nmp.status(job.id)).status == "created"
     await nmp.cancel(job.id)
-    assert wire.sent[-1].url.path == f"/v1/customizations/{job.id}/cancel"
+    assert (wire.sent[-1].method, wire.sent[-1].url.path) == (
+        "POST",
+        f"/v1/customization/jobs/{job.id}/cancel",
+    )
     assert (await nmp.status(job.id)).status == "cancelled"
     recorded.state.served.add(job.output_model)
     assert job.output_model in await nmp.served_models()
     await nmp.ping()
+
+
+async def test_a_cancel_answered_404_while_the_job_still_runs_is_not_a_success() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/cancel"):
+            return httpx.Response(404, json={"detail": "Not Found"})
+        return httpx.Response(200, json={"status": "running", "status_logs": []})
+
+    nmp = NmpTraining(NmpSettings(), transport=httpx.MockTransport(handle))
+    try:
+        with pytest.raises(CancelNotApplied, match="is running"):
+            await nmp.cancel("cust-1")
+    finally:
+        await nmp.aclose()
+
+
+async def test_a_cancel_answered_404_counts_when_a_read_confirms_the_job_is_gone() -> None:
+    asked: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        asked.append(f"{request.method} {request.url.path}")
+        return httpx.Response(404, json={"detail": "Not Found"})
+
+    nmp = NmpTraining(NmpSettings(), transport=httpx.MockTransport(handle))
+    try:
+        await nmp.cancel("cust-1")
+    finally:
+        await nmp.aclose()
+    assert asked == ["GET /v1/customization/jobs/cust-1/status"]

@@ -15,7 +15,7 @@ import pytest
 
 from flywheel_contracts.events import CustomizationDone
 from flywheel_contracts.runtime import Publisher
-from flywheel_customizer.clients.nmp import JOBS_PATH
+from flywheel_contracts.runtime.nmp.testing.sdk import customization_jobs
 from flywheel_customizer.testing.events import SMALL_MODEL, nim_up
 from flywheel_customizer.testing.kafka import CUSTOMIZATION_EVENTS, EventReader
 from flywheel_customizer.testing.nmp import NmpWorkspace
@@ -65,7 +65,7 @@ async def test_killed_customizer_resumes_without_a_second_job(
 
                 await reader.wait_for(training_under_way)
                 first.kill()
-                (job,) = await _jobs(slow_nmp)
+                (job,) = await customization_jobs(slow_nmp, box.namespace)
                 assert job["status"] == "running", "killed mid-training"
 
                 await asyncio.to_thread(second.start)
@@ -82,7 +82,9 @@ async def test_killed_customizer_resumes_without_a_second_job(
             second.stop()
             first.stop()
 
-        (job,) = await _jobs(slow_nmp)  # still one job: the restart resumed it
+        (job,) = await customization_jobs(
+            slow_nmp, box.namespace
+        )  # still one job: the restart resumed it
         (started,) = {
             e.event_id: e for e in reader.of_run(event.run_id, "customization.started")
         }.values()
@@ -96,7 +98,59 @@ async def test_killed_customizer_resumes_without_a_second_job(
         assert percents == sorted(percents) and percents[-1] == 100
 
 
-async def _jobs(nmp_url: str) -> list[dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=nmp_url) as client:
-        jobs: list[dict[str, Any]] = (await client.get(JOBS_PATH)).json()["data"]
-        return jobs
+async def test_customizer_killed_between_its_post_and_its_record_leaves_exactly_one_job(
+    sandbox: Sandbox,
+    slow_nmp: str,
+    publisher: Publisher,
+    training_files: dict[str, list[dict[str, Any]]],
+    tmp_path: Path,
+) -> None:
+    """NMP creates the job but holds its answer; the customizer is SIGKILLed while it waits,
+    so its record never learns the job id. The restarted one must adopt that job."""
+    box = dataclasses.replace(sandbox, nmp_url=slow_nmp)
+    event = nim_up(namespace=box.namespace, train_dataset=TRAIN_DATASET, base_url=f"{slow_nmp}/v1")
+    late_create = {
+        "endpoints": {
+            "/v1/customization/jobs": {
+                "late_answer_rate": 1.0,
+                "late_answer_seconds": 60.0,
+                "methods": ["POST"],
+            }
+        }
+    }
+    async with (
+        NmpWorkspace(box.nmp_settings()) as nmp,
+        httpx.AsyncClient(base_url=slow_nmp) as admin,
+    ):
+        await nmp.upload_dataset(TRAIN_DATASET, training_files)
+        await nmp.deploy(SMALL_MODEL)
+        assert (await admin.put("/emulator/faults", json=late_create)).status_code == 200
+        first = customizer_process(box.environment(), tmp_path / "customizer-1.log")
+        second = customizer_process(box.environment(), tmp_path / "customizer-2.log")
+        try:
+            await asyncio.to_thread(first.start)
+            topics = [box.topic(name) for name in CUSTOMIZATION_EVENTS]
+            with EventReader(box.kafka_bootstrap, topics) as reader:
+                await publisher.publish(event)
+                deadline = asyncio.get_running_loop().time() + 60
+                while not await customization_jobs(slow_nmp, box.namespace):
+                    assert asyncio.get_running_loop().time() < deadline, "no job was created"
+                    await asyncio.sleep(0.1)
+                first.kill()  # NMP has the job; the customizer never got its id
+                assert (await admin.put("/emulator/faults", json={})).status_code == 200
+                assert not reader.of_run(event.run_id, "customization.started")
+
+                await asyncio.to_thread(second.start)
+                await reader.wait_for(
+                    lambda: bool(reader.of_run(event.run_id, "customization.done")), timeout_s=90
+                )
+        finally:
+            second.stop()
+            first.stop()
+            await admin.put("/emulator/faults", json={})
+
+        (job,) = await customization_jobs(slow_nmp, box.namespace)
+        done: CustomizationDone = reader.of_run(event.run_id, "customization.done")[0].payload
+        assert done.ok and done.job_id == job["id"], done.error
+        assert done.customized_model is not None
+        nmp.forget_later(config_of=SMALL_MODEL, model=done.customized_model)

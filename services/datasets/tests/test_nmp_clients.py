@@ -93,7 +93,7 @@ async def test_a_refused_upload_is_an_upload_failure(nmp: RecordedNmp, tmp_path:
 
 
 async def test_embeddings_come_in_batches_in_order(client: NmpClient) -> None:
-    embeddings = NmpEmbeddings(client, "nvidia/llama-3.2-nv-embedqa-1b-v2", batch_size=2)
+    embeddings = NmpEmbeddings(client.nim, "nvidia/llama-3.2-nv-embedqa-1b-v2", batch_size=2)
     vectors = await embeddings.embed(["a", "b", "c"])
     assert len(vectors) == 3
     assert vectors[0] != vectors[1]
@@ -107,4 +107,4 @@ async def test_an_unavailable_embeddings_endpoint_is_an_embedding_failure() -> N
         NmpSettings(), transport=httpx.MockTransport(down), sleep=_no_wait
     ) as client:
         with pytest.raises(EmbeddingUnavailable, match=r"embeddings from m failed"):
-            await NmpEmbeddings(client, "m", batch_size=8).embed(["a"])
+            await NmpEmbeddings(client.nim, "m", batch_size=8).embed(["a"])

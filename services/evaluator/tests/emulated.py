@@ -41,9 +41,11 @@ from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_records
 from flywheel_evaluator.app import Evaluator, build
 from flywheel_evaluator.config import EvaluatorSettings
 from flywheel_nmp_emulator.testing import (
+    customization_config,
     deployment_body,
     emulator_process,
     free_port,
+    hyperparameters,
     icl_records,
     poll,
     split,
@@ -136,12 +138,7 @@ async def _populate(client: httpx.AsyncClient, url: str, eval_size: int, generat
 
 
 async def _train(client: httpx.AsyncClient, train_dataset: str) -> str:
-    config = {
-        "name": "llama-3.2-1b-instruct@v1.0.0+dfw",
-        "namespace": NS,
-        "target": f"{SMALL}@2.0",
-        "training_options": [{"training_type": "sft", "finetuning_type": "lora", "num_gpus": 1}],
-    }
+    config = customization_config(SMALL, NS)
     assert (await client.post("/v1/customization/configs", json=config)).status_code == 200
     job = await client.post(
         "/v1/customization/jobs",
@@ -150,7 +147,8 @@ async def _train(client: httpx.AsyncClient, train_dataset: str) -> str:
             "output_model": f"{NS}/customized-meta-llama-3.2-1b-instruct",
             "config": f"{NS}/llama-3.2-1b-instruct@v1.0.0+dfw",
             "dataset": {"name": train_dataset, "namespace": NS},
-            "hyperparameters": {"training_type": "sft", "finetuning_type": "lora", "epochs": 2},
+            "namespace": NS,
+            "hyperparameters": hyperparameters(epochs=2),
         },
     )
     assert job.status_code == 200, job.text

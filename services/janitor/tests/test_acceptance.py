@@ -53,6 +53,7 @@ from flywheel_contracts.runtime.nmp import (
     NmpSettings,
 )
 from flywheel_contracts.runtime.nmp.names import nmp_model_name
+from flywheel_contracts.runtime.nmp.testing.sdk import live_resources
 from flywheel_contracts.runtime.testing import read_topic
 from flywheel_janitor.app import create_app
 from flywheel_janitor.config import JanitorSettings, ReclaimSettings, SweepSettings
@@ -164,10 +165,10 @@ async def idle_emulator(admin: httpx.AsyncClient, nmp: NmpClient) -> AsyncIterat
     state = (await admin.get("/emulator/state")).json()
     for deployment in state["deployments"].values():
         await nmp.deployments.delete(deployment["model"])
-    for job_id, job in state["customization_jobs"].items():
-        if job["status"] in RUNNING_JOB_STATES:
-            await nmp.customizer.cancel_job(job_id)
+    for job_id in state["customization_jobs"]:
+        await nmp.customizer.stop_job(job_id)
     for job_id in state["evaluation_jobs"]:
+        await nmp.evaluator.stop_job(job_id)
         await nmp.evaluator.delete_job(job_id)
 
 
@@ -334,7 +335,8 @@ class RunPlayer:
 
     async def train(self) -> None:
         job = await self.nmp.customizer.create_job(
-            workload_id="orders",
+            # NMP refuses a second job of the same name in a namespace: one name per run.
+            workload_id=f"orders-{self.run_id.hex}",
             model_name=TRAINED_MODEL,
             dataset_name=TRAIN_DATASET,
             hyperparameters=Hyperparameters(epochs=1),
@@ -413,6 +415,8 @@ async def test_cancelling_at_20_random_points_leaves_nothing_running(
         assert {ref for r in mine for ref in r.reclaimed} == set(held.values())
         assert not any(r.failed for r in mine)
     assert max(latencies) < RECLAIM_WITHIN_S
+    # The official SDK, listing every namespace page by page, agrees that nothing is left.
+    assert await live_resources(str(admin.base_url)) == []
     print(
         f"\ncancel -> nothing running: median {sorted(latencies)[len(latencies) // 2]:.3f}s, "
         f"max {max(latencies):.3f}s over {len(latencies)} cancels"
@@ -443,7 +447,7 @@ async def test_an_unknown_deployment_is_reclaimed_after_the_grace_period(
         created = time.monotonic()
         await nmp.deployments.create("test/orphan", NimDeploymentSpec(image_tag="1.0"))
         orphan_job = await nmp.customizer.create_job(
-            workload_id="nobody",
+            workload_id=f"nobody-{uuid.uuid4().hex}",
             model_name=TRAINED_MODEL,
             dataset_name=TRAIN_DATASET,
             hyperparameters=Hyperparameters(),

@@ -111,7 +111,7 @@ async def test_a_running_training_job_is_cancelled(
     assert recorded.state.customizations[job_id].cancelled
     assert _calls(wire, mark) == [
         f"GET /v1/customization/jobs/{job_id}/status",
-        f"POST /v1/customizations/{job_id}/cancel",
+        f"POST /v1/customization/jobs/{job_id}/cancel",
         f"GET /v1/customization/jobs/{job_id}/status",
     ]
 
@@ -134,16 +134,55 @@ async def test_a_finished_or_unknown_training_job_is_already_gone(
     assert not recorded.state.customizations[job_id].cancelled
 
 
-async def test_an_evaluation_job_is_deleted(
-    nmp: NmpClient, resources: NmpResources, recorded: RecordedNmp
+async def test_a_running_evaluation_job_is_cancelled_then_deleted(
+    nmp: NmpClient, resources: NmpResources, recorded: RecordedNmp, wire: RecordingTransport
 ) -> None:
     job = await nmp.evaluator.launch({"tasks": {}}, MODEL)
     assert isinstance(job, EvaluationJob)
     target = Target(kind=ResourceKind.EVALUATION_JOB, resource_id=job.id)
+    mark = len(wire.sent)
 
     assert (await resources.reclaim(target)).outcome is Outcome.RECLAIMED
+    assert _calls(wire, mark)[:3] == [
+        f"GET /v1/evaluation/jobs/{job.id}",
+        f"POST /v1/evaluation/jobs/{job.id}/cancel",
+        f"DELETE /v1/evaluation/jobs/{job.id}",
+    ]
     assert recorded.state.evaluations == {}
     assert (await resources.reclaim(target)).outcome is Outcome.ALREADY_GONE
+
+
+async def test_a_404_to_a_cancel_is_a_failure_while_the_job_still_runs(
+    recorded: RecordedNmp,
+) -> None:
+    def wrong_route(request: httpx.Request) -> httpx.Response | None:
+        if request.url.path.endswith("/cancel"):
+            return httpx.Response(404, json={"detail": "Not Found"})
+        return httpx.Response(200, json={"status": "running", "status_logs": []})
+
+    adapter = NmpResources(SETTINGS, RECLAIM, transport=_answering(wrong_route, recorded))
+    target = Target(kind=ResourceKind.CUSTOMIZATION_JOB, resource_id="cust-1")
+    result = await adapter.reclaim(target)
+    await adapter.aclose()
+
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None and "answered 404 but the job is running" in result.error
+
+
+async def test_a_404_to_a_delete_is_a_failure_while_a_read_still_finds_the_deployment(
+    recorded: RecordedNmp,
+) -> None:
+    def wrong_route(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "DELETE":
+            return httpx.Response(404, json={"detail": "Not Found"})
+        return httpx.Response(200, json={"status_details": {"status": "ready"}})
+
+    adapter = NmpResources(SETTINGS, RECLAIM, transport=_answering(wrong_route, recorded))
+    result = await adapter.reclaim(DEPLOYMENT)
+    await adapter.aclose()
+
+    assert result.outcome is Outcome.FAILED
+    assert result.error is not None and "404" in result.error
 
 
 def _answering(answer: Callable[[httpx.Request], httpx.Response | None], inner: RecordedNmp) -> Any:
@@ -196,7 +235,7 @@ LISTS: dict[str, list[dict[str, Any]]] = {
     "/v1/deployment/model-deployments": [
         {"name": "dep-a", "namespace": "dfwbp", "status_details": {"status": "ready"}},
         {"name": "dep-b", "namespace": "dfwbp", "status_details": {"status": "failed"}},
-        {"name": "dep-c", "namespace": "someone-else"},
+        {"name": "dep-c", "namespace": "someone-else", "status_details": {"status": "ready"}},
     ],
     "/v1/customization/jobs": [
         {"id": "cust-1", "namespace": "dfwbp", "status": "running"},
@@ -217,9 +256,10 @@ def _lister(*, paged: bool) -> tuple[httpx.MockTransport, list[httpx.Request]]:
     def handle(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         items = LISTS[request.url.path]
-        if not paged:
-            return httpx.Response(200, json={"object": "list", "data": items})
-        page, size = int(request.url.params["page"]), int(request.url.params["page_size"])
+        page = int(request.url.params["page"])
+        if not paged:  # everything at once, and an empty page past it
+            return httpx.Response(200, json={"object": "list", "data": items if page == 1 else []})
+        size = 2  # NMP caps the page size it serves
         pages = -(-len(items) // size)
         body = {
             "data": items[(page - 1) * size : page * size],
@@ -248,15 +288,17 @@ async def test_the_inventory_lists_what_runs_in_the_namespace() -> None:
 
     assert {t.key for t in found} == EXPECTED
     assert {t.namespace for t in found if t.kind is ResourceKind.DEPLOYMENT} == {"dfwbp"}
-    assert len(seen) == 3  # no `pagination`: the first answer is everything
+    # No `pagination`: each list is read until an empty page, as the SDK's auto-pager does.
+    assert len(seen) == 6
 
 
 async def test_the_inventory_follows_nmp_pages() -> None:
     transport, seen = _lister(paged=True)
-    inventory = NmpInventory(SETTINGS, transport=transport, page_size=2)
+    inventory = NmpInventory(SETTINGS, transport=transport)
 
     found = await inventory.live_resources()
     await inventory.aclose()
 
     assert {t.key for t in found} == EXPECTED
-    assert len(seen) == 6  # two pages of each collection
+    assert len(seen) == 6  # two pages of each collection, the second saying it is the last
+    assert all(r.url.params["filter[namespace]"] == "dfwbp" for r in seen)

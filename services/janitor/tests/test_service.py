@@ -179,7 +179,7 @@ async def test_one_failing_resource_does_not_stop_the_others_and_stays_live(
     run: RunEvents,
 ) -> None:
     await _hold_everything(service, run, nmp)
-    nmp.fail[TRAINING] = "POST /v1/customizations/cust-1/cancel -> 503: busy"
+    nmp.fail[TRAINING] = "POST /v1/customization/jobs/cust-1/cancel -> 503: busy"
 
     await service.on_run_failed(
         run(RunFailed(reason=RunFailureReason.TIMED_OUT, message="too slow"), 9)
@@ -191,7 +191,7 @@ async def test_one_failing_resource_does_not_stop_the_others_and_stays_live(
     assert report.reason == "run failed (timed_out): too slow"
     assert len(report.reclaimed) == 2
     assert [(f.resource.id, f.error) for f in report.failed] == [
-        ("cust-1", "POST /v1/customizations/cust-1/cancel -> 503: busy")
+        ("cust-1", "POST /v1/customization/jobs/cust-1/cancel -> 503: busy")
     ]
     assert [r.target.key for r in await ledger.live_resources()] == [TRAINING]
 

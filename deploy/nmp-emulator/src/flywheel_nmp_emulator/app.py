@@ -20,6 +20,7 @@ from flywheel_nmp_emulator.api import (
 )
 from flywheel_nmp_emulator.config import Settings
 from flywheel_nmp_emulator.faults import FaultMiddleware
+from flywheel_nmp_emulator.journal import JournalMiddleware, RequestJournal
 from flywheel_nmp_emulator.runtime import Emulator
 from flywheel_nmp_emulator.scheduler import Scheduler
 
@@ -56,4 +57,7 @@ def create_app(settings: Settings | None = None, emulator: Emulator | None = Non
     for module in (nim, health, entity_store, datastore, deployments, customizer, evaluator, admin):
         app.include_router(module.router)
     app.add_middleware(FaultMiddleware, injector=emu.faults)
+    if emu.settings.record_requests:
+        app.state.journal = RequestJournal()
+        app.add_middleware(JournalMiddleware, journal=app.state.journal)
     return app

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,10 @@ class EndpointFault(BaseModel):
     timeout_rate: float = Field(default=0.0, ge=0, le=1)
     # A timeout sleeps this long before answering 504; set it past the client's timeout.
     timeout_seconds: float = Field(default=30.0, ge=0)
+    # A late answer takes effect at once and is sent only after late_answer_seconds: the window
+    # in which a client that dies has changed NMP without learning what it changed.
+    late_answer_rate: float = Field(default=0.0, ge=0, le=1)
+    late_answer_seconds: float = Field(default=30.0, ge=0)
     methods: list[str] = Field(default_factory=list, description="empty = every method")
 
 
@@ -66,6 +70,13 @@ class Settings(BaseSettings):
     # Served by the NIM proxy without a deployment, as a hosted judge / embedding endpoint would
     # be. None = the judge and the embedding model; [] = only what is deployed.
     always_served_models: list[str] | None = None
+    # When set, the always-served (hosted) models' chat completions and /v1/embeddings want
+    # `Authorization: Bearer <key>` (401 otherwise), as a hosted endpoint would; deployed models
+    # stay keyless. Never logged.
+    hosted_api_key: SecretStr | None = None
+
+    # Keep the JSON bodies clients send (GET /emulator/requests), for request-shape tests.
+    record_requests: bool = False
 
     timings: Timings = Field(default_factory=Timings)
     faults: Faults = Field(default_factory=Faults)

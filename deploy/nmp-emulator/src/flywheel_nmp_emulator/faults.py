@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flywheel_nmp_emulator.config import EndpointFault, Faults
 from flywheel_nmp_emulator.draws import unit_draw
@@ -39,7 +39,7 @@ class FaultInjector:
         return best
 
     def decide(self, method: str, path: str) -> tuple[str, EndpointFault] | None:
-        """Return ("error"|"timeout", rule) when this request must fail, else None."""
+        """Return ("error"|"timeout"|"late", rule) when this request must misbehave, else None."""
         if path.startswith(EXEMPT_PREFIXES) or not self.faults.endpoints:
             return None
         found = self.rule_for(method, path)
@@ -53,6 +53,8 @@ class FaultInjector:
             return "timeout", rule
         if draw < rule.timeout_rate + rule.error_rate:
             return "error", rule
+        if draw < rule.timeout_rate + rule.error_rate + rule.late_answer_rate:
+            return "late", rule
         return None
 
     def job_fails(self, kind: str, model: str) -> bool:
@@ -62,6 +64,9 @@ class FaultInjector:
             "evaluation": self.faults.fail_evaluations,
         }[kind]
         return any(p and p in model for p in patterns)
+
+
+_HOLD_POLL_S = 0.1
 
 
 class FaultMiddleware:
@@ -80,6 +85,17 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         kind, rule = verdict
+        if kind == "late":
+            held: list[Message] = []
+
+            async def hold(message: Message) -> None:
+                held.append(message)
+
+            await self.app(scope, receive, hold)
+            await self._hold_while_configured(scope, rule)
+            for message in held:
+                await send(message)
+            return
         if kind == "timeout":
             await asyncio.sleep(rule.timeout_seconds)
             status, detail = 504, "injected timeout"
@@ -97,3 +113,14 @@ class FaultMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+    async def _hold_while_configured(self, scope: Scope, rule: EndpointFault) -> None:
+        """Sleep `late_answer_seconds`, or less once the fault is lifted (so a test that clears
+        its faults, or a shutdown after it, does not wait for answers nobody reads)."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + rule.late_answer_seconds
+        while loop.time() < until:
+            found = self.injector.rule_for(scope["method"], scope["path"])
+            if found is None or found[1].late_answer_rate == 0:
+                return
+            await asyncio.sleep(min(_HOLD_POLL_S, until - loop.time()))

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,8 +63,10 @@ def emulator_process(
     gpus: int = 4,
     deploy_seconds: float = 0.0,
     ready_within_s: float = 30.0,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[httpx.Client]:
-    """`python -m flywheel_nmp_emulator` on 127.0.0.1:port, stopped (SIGTERM) on exit."""
+    """`python -m flywheel_nmp_emulator` on 127.0.0.1:port, stopped (SIGTERM) on exit;
+    `extra_env` sets further `NMP_EMULATOR_*` settings (e.g. NMP_EMULATOR_HOSTED_API_KEY)."""
     env = {
         **os.environ,
         "NMP_EMULATOR_HOST": "127.0.0.1",
@@ -72,6 +74,7 @@ def emulator_process(
         "NMP_EMULATOR_STATE_FILE": str(state_file),
         "NMP_EMULATOR_GPUS": str(gpus),
         "NMP_EMULATOR_DEPLOY_SECONDS": str(deploy_seconds),
+        **(extra_env or {}),
     }
     process = subprocess.Popen([sys.executable, "-m", "flywheel_nmp_emulator"], env=env)
     try:
@@ -148,7 +151,9 @@ async def upload_dataset(
     }
     registered = await client.post("/v1/datasets", json=registration)
     if registered.status_code == 409:
-        registered = await client.patch(f"/v1/datasets/{namespace}/{name}", json=registration)
+        # NMP's PATCH body has no name/namespace (they are the path): send only the update.
+        update = {k: v for k, v in registration.items() if k not in ("name", "namespace")}
+        registered = await client.patch(f"/v1/datasets/{namespace}/{name}", json=update)
     assert registered.status_code in (200, 201), registered.text
     return files_url
 
@@ -268,6 +273,40 @@ def deployment_body(model: str, gpus: int = 1, namespace: str = "dfwbp") -> Reco
                 "additional_envs": {"NIM_GUIDED_DECODING_BACKEND": "outlines"},
             },
         },
+    }
+
+
+def customization_config(
+    base_model: str, namespace: str = "dfwbp", gpus: int = 1, name: str | None = None
+) -> Record:
+    """A customization config as the SDK's ConfigCreateParams requires it (max_seq_length and
+    every required training option field)."""
+    return {
+        "name": name or f"{base_model.split('/', 1)[-1]}@v1.0.0+dfw",
+        "namespace": namespace,
+        "target": f"{base_model}@2.0",
+        "training_options": [
+            {
+                "training_type": "sft",
+                "finetuning_type": "lora",
+                "num_gpus": gpus,
+                "num_nodes": 1,
+                "micro_batch_size": 1,
+            }
+        ],
+        "training_precision": "bf16-mixed",
+        "max_seq_length": 8192,
+    }
+
+
+def hyperparameters(epochs: int = 2, batch_size: int = 16) -> Record:
+    return {
+        "training_type": "sft",
+        "finetuning_type": "lora",
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": 0.0001,
+        "lora": {"adapter_dim": 32, "adapter_dropout": 0.1},
     }
 
 

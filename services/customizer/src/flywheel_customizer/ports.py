@@ -38,7 +38,7 @@ class Training(Protocol):
     """NMP's Customizer and NIM proxy, as far as LoRA jobs go."""
 
     async def find_job(self, name: str) -> SubmittedJob | None:
-        """The job called `name`, if NMP has one."""
+        """The job submitted for `name` (`JobRequest.name`), if NMP has one."""
 
     async def submit(self, request: JobRequest) -> SubmittedJob:
         """Make sure the customization config exists, then create the job (not idempotent)."""
@@ -47,7 +47,8 @@ class Training(Protocol):
         """C3; NmpNotFound when the job is gone."""
 
     async def cancel(self, job_id: str) -> None:
-        """C7; cancelling a finished job is harmless."""
+        """C7 unless the job has ended; a job NMP confirms gone counts as stopped. Raises
+        (`CancelNotApplied`) when NMP answers 404 to the cancel but still runs the job."""
 
     async def served_models(self) -> frozenset[str]:
         """C8: the model ids the NIM proxy serves now."""

@@ -4,7 +4,7 @@ one stopped.
 
 Never a second job for a run and candidate: only the lease holder acts; before its first POST a
 record notes the attempt (`submit_attempted_at`), and a record with that note looks its job up
-by the deterministic name before any POST, so a crash between NMP's answer and the record's
+by its deterministic key (carried in the job's `custom_fields`) before any POST, so a crash between NMP's answer and the record's
 update adopts the job that POST created instead of creating another.
 
 Events are published before the record says they were: a crash in between re-publishes with
@@ -329,8 +329,8 @@ class Reconciler:
         )
 
     async def _cancel_job(self, job_id: str) -> None:
-        with contextlib.suppress(NmpNotFound):  # already gone is as good as cancelled
-            await self._training.cancel(job_id)
+        # A job NMP cannot confirm stopped raises here, and the next pass tries again.
+        await self._training.cancel(job_id)
         _log.info("customization.job_cancelled", job_id=job_id)
 
     async def _finish(self, record: CustomizationRecord, outcome: Outcome) -> None:

@@ -11,6 +11,7 @@ from flywheel_contracts.runtime import ServiceKit, create_service_app
 from flywheel_contracts.runtime.nmp import NmpClient
 from flywheel_datasets.builder import DatasetBuilder
 from flywheel_datasets.clients.elasticsearch import ElasticsearchRecords
+from flywheel_datasets.clients.embeddings import EmbeddingsEndpoint
 from flywheel_datasets.clients.nmp import NmpDatasets, NmpEmbeddings
 from flywheel_datasets.config import DatasetsSettings
 from flywheel_datasets.dedup_worker import process_deduplication
@@ -30,8 +31,9 @@ def create_service(settings: DatasetsSettings) -> tuple[ServiceKit, DatasetServi
     kit = ServiceKit(settings)
     records = ElasticsearchRecords(settings.elasticsearch)
     nmp = NmpClient(settings.nmp)
+    endpoint = EmbeddingsEndpoint.from_settings(settings)
     embeddings = NmpEmbeddings(
-        nmp, settings.build.embedding_model, settings.build.embedding_batch_size
+        endpoint, settings.build.embedding_model, settings.build.embedding_batch_size
     )
     window_days = settings.elasticsearch.window_days
     builder = DatasetBuilder(
@@ -57,7 +59,7 @@ def create_service(settings: DatasetsSettings) -> tuple[ServiceKit, DatasetServi
     )
     subscribe(kit, service)
     kit.add_loop("reconciler", service.reconcile_forever)
-    kit.add_loop("clients", lambda: _close_on_stop(records.close, nmp.aclose))
+    kit.add_loop("clients", lambda: _close_on_stop(records.close, nmp.aclose, endpoint.aclose))
     kit.add_readiness_check("elasticsearch", records.ping)
 
     async def nmp_ready() -> None:

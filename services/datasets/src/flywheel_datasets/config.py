@@ -92,6 +92,20 @@ class BuildSettings(BaseModel):
         "nvidia/llama-3.2-nv-embedqa-1b-v2", min_length=1, description="For semantic ICL."
     )
     embedding_batch_size: int = Field(64, ge=1, le=2048)
+    embedding_base_url: str | None = Field(
+        None,
+        description="OpenAI-compatible base URL of the embeddings endpoint (`.../v1`; a URL "
+        "without a path gets `/v1`); default the NIM proxy (`nmp.nim_base_url`).",
+    )
+    embedding_api_key: SecretStr | None = Field(
+        None,
+        description="Sent as `Authorization: Bearer` to the embeddings endpoint only. None: no key.",
+    )
+    embedding_ca_bundle: Path | None = Field(
+        None,
+        description="PEM file of the CAs trusted for the embeddings endpoint's HTTPS; default the "
+        "system's.",
+    )
     pii: PiiSettings = PiiSettings()
 
 
@@ -113,3 +127,7 @@ class DatasetsSettings(ServiceSettings):
     lease_s: float = Field(
         30.0, gt=0, description="A build whose owner stops renewing this long is taken over."
     )
+
+    @property
+    def embedding_base_url(self) -> str:
+        return self.build.embedding_base_url or f"{self.nmp.nim_base_url}/v1"

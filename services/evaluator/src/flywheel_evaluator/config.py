@@ -3,8 +3,9 @@
 ``FLYWHEEL_EVALUATOR_NMP__NEMO_BASE_URL=http://127.0.0.1:8700``)."""
 
 from enum import StrEnum
+from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from flywheel_contracts.runtime import ServiceSettings
@@ -45,7 +46,8 @@ class ChatSettings(_Group):
 
 
 class JudgeSettings(_Group):
-    """The LLM judge for correctness and similarity (native backend)."""
+    """The LLM judge for correctness and similarity: a local NIM or a remote OpenAI-compatible
+    endpoint (e.g. build.nvidia.com) reached with an API key."""
 
     model: str = Field(
         "meta/llama-3.3-70b-instruct",
@@ -54,6 +56,14 @@ class JudgeSettings(_Group):
     )
     base_url: str | None = Field(
         None, description="OpenAI-compatible base URL; default the NIM proxy (`nmp.nim_base_url`)."
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="Sent as `Authorization: Bearer` to the judge's base URL only, never to a "
+        "candidate; the nmp backend names it in the job's judge `api_endpoint`. None: no key.",
+    )
+    ca_bundle: Path | None = Field(
+        None, description="PEM file of the CAs trusted for the judge's HTTPS; default the system's."
     )
     decide_exact_cases: bool = Field(
         True,

@@ -64,13 +64,13 @@ class NmpClient:
         )
         nemo, nim, datastore = (HostCaller(c, policy, sleep) for c in self._clients)
         # The ingress host, with this client's timeouts and retries, for NMP calls outside
-        # nmp-contract.md (e.g. the list endpoints the janitor and customizer page through).
+        # nmp-contract.md.
         self.nemo = nemo
         namespace = settings.namespace
         self.entity_store = EntityStore(nemo, namespace)
         self.data_store = DataStore(datastore, namespace, transfer)
         self.customizer = Customizer(nemo, namespace)
-        self.evaluator = Evaluator(nemo, transfer)
+        self.evaluator = Evaluator(nemo, namespace, transfer)
         self.deployments = Deployments(nemo, namespace)
         self.nim = NimProxy(nim)
 

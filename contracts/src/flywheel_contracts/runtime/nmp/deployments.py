@@ -1,8 +1,11 @@
 """Deployment Management (DMS) on the nemo host: NIM deployments (M1-M3)."""
 
+from collections.abc import AsyncIterator
+
 import httpx
 
 from .http import Call, HostCaller, read, segment
+from .listing import every_item
 from .models import AlreadyExists, Created, Deployment, NmpObject
 from .names import nmp_model_name
 from .specs import NimDeploymentSpec
@@ -47,6 +50,11 @@ class Deployments:
         }
         call = Call("POST", "/v1/deployment/model-deployments", json=body)
         return await self._http.create(call, _deployment_exists)
+
+    def list(self) -> AsyncIterator[Deployment]:
+        """GET /v1/deployment/model-deployments in our namespace, every page."""
+        path = "/v1/deployment/model-deployments"
+        return every_item(self._http, path, Deployment, filters={"namespace": self._ns})
 
     async def get(self, model_name: str) -> Deployment:
         """M2: GET /v1/deployment/model-deployments/{ns}/{name}; ``status_details.status``."""

@@ -37,10 +37,11 @@ class EntityStore:
     async def update_dataset(
         self, name: str, *, description: str = "", project: str = "flywheel"
     ) -> DatasetEntity:
-        """D6: PATCH /v1/datasets/{ns}/{name} with the full registration."""
-        call = Call(
-            "PATCH", self._dataset_path(name), json=self._registration(name, description, project)
-        )
+        """D6: PATCH /v1/datasets/{ns}/{name}: the registration's fields, without the name and
+        namespace the path already gives (NMP's update body has neither)."""
+        registration = self._registration(name, description, project)
+        body = {k: v for k, v in registration.items() if k not in ("name", "namespace")}
+        call = Call("PATCH", self._dataset_path(name), json=body)
         return read(await self._http.send(call), DatasetEntity)
 
     async def create_dataset(

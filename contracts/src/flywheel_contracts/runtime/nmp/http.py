@@ -39,6 +39,7 @@ class Call:
 
     method: str
     path: str
+    params: Mapping[str, str | int] | None = None
     json: object = None
     data: Mapping[str, str] | None = None
     content: bytes | None = None
@@ -117,6 +118,7 @@ class HostCaller:
         return self._client.build_request(
             call.method,
             call.path,
+            params=call.params,
             json=call.json,
             data=call.data,
             content=call.stream() if call.stream is not None else call.content,

@@ -60,7 +60,8 @@ class PreuploadResponse(NmpModel):
 
 
 class CommitInfo(NmpModel):
-    commit_url: str = Field(alias="commitUrl")
+    # NMP's Data Store answers an empty commitUrl (it has no web UI to link to).
+    commit_url: str = Field("", alias="commitUrl")
     commit_oid: str = Field(alias="commitOid")
 
 
@@ -68,8 +69,18 @@ class CommitInfo(NmpModel):
 
 
 class CustomizationJob(NmpModel):
+    """NMP's job object. It has no ``name``: the SDK's type has none and NMP does not echo it,
+    so a job is recognised by what it does echo (``custom_fields``, ``namespace``)."""
+
     id: str
-    output_model: str = Field(description="The customized model id (``...@cust-<id>``).")
+    output_model: str | None = Field(
+        None,
+        description="The customized model id (``...@cust-<id>``); NMP omits it for a job "
+        "created without one (only artifact files are written).",
+    )
+    namespace: str | None = None
+    status: str | None = None
+    custom_fields: dict[str, object] | None = None
 
 
 class StatusLog(NmpModel):
@@ -100,6 +111,9 @@ class CustomizationStatus(NmpModel):
 
 class EvaluationJob(NmpModel):
     id: str
+    namespace: str | None = None
+    status: str | None = None
+    custom_fields: dict[str, object] | None = None
 
 
 class EvaluationStatusDetails(NmpModel):
@@ -148,6 +162,8 @@ class DeploymentStatusDetails(NmpModel):
 
 
 class Deployment(NmpModel):
+    name: str | None = None
+    namespace: str | None = None
     status_details: DeploymentStatusDetails
 
     @property
@@ -188,6 +204,15 @@ class ChatChoice(NmpModel):
     message: ChatMessage
 
 
+class Usage(NmpModel):
+    """Token counts. OpenAI-compatible servers add objects such as ``prompt_tokens_details``
+    (or null); those are kept as extras, never refused."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+
+
 class ChatCompletion(NmpModel):
     choices: list[ChatChoice]
-    usage: dict[str, int] | None = None
+    usage: Usage | None = None

@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Request
 
 from flywheel_nmp_emulator.api.deps import FreshEmulator, SchedulerDep
 from flywheel_nmp_emulator.config import Faults, Timings
+from flywheel_nmp_emulator.journal import RequestJournal
 
 router = APIRouter(prefix="/emulator", tags=["emulator admin"])
 
@@ -23,6 +24,15 @@ async def state(emu: FreshEmulator) -> dict[str, Any]:
         "timings": emu.timings.model_dump(),
         "faults": emu.faults.faults.model_dump(),
     }
+
+
+@router.get("/requests")
+async def requests(request: Request) -> dict[str, Any]:
+    """The JSON bodies clients sent to NMP routes (with NMP_EMULATOR_RECORD_REQUESTS=true)."""
+    journal: RequestJournal | None = getattr(request.app.state, "journal", None)
+    if journal is None:
+        raise HTTPException(status_code=409, detail="start with NMP_EMULATOR_RECORD_REQUESTS=true")
+    return {"requests": list(journal.entries)}
 
 
 @router.get("/usage")

@@ -1,6 +1,15 @@
 """Data Store (datastore host): its namespaces (form-encoded) and the Hugging Face Hub
-compatible subset under /v1/hf that huggingface_hub's upload_file / create_repo / delete_repo
-use, plus file download so jobs and tests can read what was uploaded.
+compatible API under /v1/hf, as huggingface_hub drives it with `endpoint=<datastore>/v1/hf`:
+create_repo / delete_repo, repo_info, upload_file and delete_file (preupload + NDJSON commit),
+hf_hub_download (HEAD then GET on resolve), list_repo_files / list_repo_tree (tree) and
+get_paths_info (paths-info).
+
+Answers have real NMP's shape where huggingface_hub looks at it: a commit answers with an empty
+`commitUrl` (what NMP returns; huggingface_hub 0.x turns a URL that is not under
+huggingface.co into an error after the commit landed), errors carry `X-Error-Code`
+(RepoNotFound, RevisionNotFound, EntryNotFound) so the hub raises its typed errors, and a file's
+HEAD carries `X-Repo-Commit`, `ETag` and `Content-Length`, which hf_hub_download requires. The
+repo has one revision, `main`, whose commit id is also accepted; there is no history and no LFS.
 
 A commit carries its files inline, base64 in NDJSON, and a training file can be hundreds of
 megabytes: the body is read as a stream, long string values are spooled to disk as they arrive
@@ -16,8 +25,9 @@ import binascii
 import hashlib
 import tempfile
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
@@ -25,7 +35,7 @@ import orjson
 from fastapi import APIRouter, Form, HTTPException, Request, Response
 from pydantic import BaseModel
 
-from flywheel_nmp_emulator.api.deps import FreshEmulator, json_body
+from flywheel_nmp_emulator.api.deps import FreshEmulator, json_body, json_response
 from flywheel_nmp_emulator.draws import short_hash
 from flywheel_nmp_emulator.ids import iso
 from flywheel_nmp_emulator.jobs.files import blob_key, repo_key
@@ -43,20 +53,63 @@ class RepoRequest(BaseModel):
 
 
 def _hub_error(status: int, code: str, message: str) -> HTTPException:
-    # huggingface_hub reads X-Error-Code to raise RepositoryNotFound / EntryNotFound.
-    return HTTPException(status_code=status, detail=message, headers={"X-Error-Code": code})
+    # huggingface_hub reads X-Error-Code (and X-Error-Message) to raise RepositoryNotFoundError,
+    # RevisionNotFoundError or EntryNotFoundError; the codes are the Hub's own spellings.
+    headers = {"X-Error-Code": code, "X-Error-Message": message}
+    return HTTPException(status_code=status, detail=message, headers=headers)
 
 
 def _repo(emu: Emulator, namespace: str, name: str) -> Repo:
     repo = emu.state.repos.get(repo_key(namespace, name))
     if repo is None:
-        raise _hub_error(404, "RepositoryNotFound", f"dataset repo {namespace}/{name} not found")
+        raise _hub_error(404, "RepoNotFound", f"dataset repo {namespace}/{name} not found")
     return repo
 
 
 def _check_dataset(kind: str) -> None:
     if kind != "dataset":
         raise HTTPException(status_code=400, detail="only dataset repos are supported")
+
+
+def _commit_id(repo: Repo) -> str:
+    """The repo's current commit: 40 hex digits like a git sha, new with every commit and every
+    re-creation of the repo."""
+    return short_hash(repo.namespace, repo.name, repo.created_at, repo.commits, size=20)
+
+
+def _at_revision(emu: Emulator, namespace: str, name: str, revision: str) -> Repo:
+    """The repo, if `revision` names its only revision: the branch `main` or its commit id."""
+    repo = _repo(emu, namespace, name)
+    if revision not in ("main", _commit_id(repo)):
+        raise _hub_error(404, "RevisionNotFound", f"invalid rev id: {revision}")
+    return repo
+
+
+def _hub_time(ts: float) -> str:
+    """The Hub's timestamp format, '2024-05-01T12:00:00.000Z' (its clients parse only this)."""
+    moment = datetime.fromtimestamp(ts, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _folders(paths: Iterable[str]) -> set[str]:
+    """Every folder that holds one of `paths`, at any depth."""
+    folders: set[str] = set()
+    for path in paths:
+        parts = path.split("/")
+        folders.update("/".join(parts[:depth]) for depth in range(1, len(parts)))
+    return folders
+
+
+def _entry(repo: Repo, path: str, folders: set[str]) -> dict[str, Any] | None:
+    """A tree / paths-info entry: a file (oid = its sha256, which is also its ETag) or a
+    folder; None if the repo has neither at `path`."""
+    file = repo.files.get(path)
+    if file is not None:
+        return {"type": "file", "oid": file.sha256, "size": file.size, "path": path}
+    if path in folders:
+        oid = short_hash(repo.namespace, repo.name, repo.commits, path, size=20)
+        return {"type": "directory", "oid": oid, "size": 0, "path": path}
+    return None
 
 
 @router.post("/v1/datastore/namespaces", status_code=201)
@@ -70,14 +123,17 @@ async def create_namespace(namespace: Annotated[str, Form()], emu: FreshEmulator
 
 
 @router.post("/v1/hf/api/repos/create")
-async def create_repo(body: RepoRequest, request: Request, emu: FreshEmulator) -> dict[str, Any]:
+async def create_repo(body: RepoRequest, request: Request, emu: FreshEmulator) -> Response:
     _check_dataset(body.type)
     key = repo_key(body.organization, body.name)
+    url = f"{request.base_url}v1/hf/datasets/{key}"
     if key in emu.state.repos:
-        raise HTTPException(status_code=409, detail="You already created this dataset repo")
+        # create_repo(exist_ok=True) reads the url off the 409, as the Hub sends it.
+        message = "You already created this dataset repo"
+        return json_response({"error": message, "detail": message, "url": url}, 409)
     emu.state.repos[key] = Repo(namespace=body.organization, name=body.name, created_at=emu.clock())
     emu.store.commit()
-    return {"url": f"{request.base_url}v1/hf/datasets/{key}", "name": key}
+    return json_response({"url": url, "name": key})
 
 
 @router.delete("/v1/hf/api/repos/delete")
@@ -91,15 +147,76 @@ async def delete_repo(body: RepoRequest, emu: FreshEmulator) -> dict[str, Any]:
 
 
 @router.get("/v1/hf/api/datasets/{namespace}/{name}")
-@router.get("/v1/hf/api/datasets/{namespace}/{name}/revision/{revision}")
 async def repo_info(namespace: str, name: str, emu: FreshEmulator) -> dict[str, Any]:
-    repo = _repo(emu, namespace, name)
+    return _info(_repo(emu, namespace, name))
+
+
+@router.get("/v1/hf/api/datasets/{namespace}/{name}/revision/{revision}")
+async def repo_info_at(
+    namespace: str, name: str, revision: str, emu: FreshEmulator
+) -> dict[str, Any]:
+    return _info(_at_revision(emu, namespace, name, revision))
+
+
+def _info(repo: Repo) -> dict[str, Any]:
     return {
-        "id": repo_key(namespace, name),
-        "sha": short_hash(repo.namespace, repo.name, repo.commits, size=20),
-        "siblings": [{"rfilename": path, "size": f.size} for path, f in sorted(repo.files.items())],
-        "createdAt": iso(repo.created_at),
+        "_id": short_hash(repo.namespace, repo.name, repo.created_at, size=12),
+        "id": repo_key(repo.namespace, repo.name),
+        "author": repo.namespace,
+        "sha": _commit_id(repo),
+        "private": False,
+        "disabled": False,
+        "gated": False,
+        "downloads": 0,
+        "likes": 0,
+        "tags": [],
+        "siblings": [
+            {"rfilename": path, "size": f.size, "blobId": f.sha256}
+            for path, f in sorted(repo.files.items())
+        ],
+        "createdAt": _hub_time(repo.created_at),
     }
+
+
+@router.get("/v1/hf/api/datasets/{namespace}/{name}/tree/{revision}")
+@router.get("/v1/hf/api/datasets/{namespace}/{name}/tree/{revision}/{path:path}")
+async def tree(
+    namespace: str,
+    name: str,
+    revision: str,
+    emu: FreshEmulator,
+    path: str = "",
+    recursive: bool = False,
+) -> Response:
+    """list_repo_tree: the entries under `path` (all of them, folders included, if
+    `recursive`), in one page (no `Link: next`)."""
+    repo = _at_revision(emu, namespace, name, revision)
+    path = path.strip("/")
+    folders = _folders(repo.files)
+    if path and path not in folders:
+        # A file is not a folder: the Hub answers 404 for its tree too.
+        raise _hub_error(404, "EntryNotFound", f"{path} is not a folder of {namespace}/{name}")
+    prefix = f"{path}/" if path else ""
+    below = sorted(p for p in (*repo.files, *folders) if p.startswith(prefix))
+    if not recursive:
+        below = [p for p in below if "/" not in p[len(prefix) :]]
+    entries = [_entry(repo, p, folders) for p in below]
+    return json_response([e for e in entries if e is not None])
+
+
+@router.post("/v1/hf/api/datasets/{namespace}/{name}/paths-info/{revision}")
+async def paths_info(
+    namespace: str,
+    name: str,
+    revision: str,
+    paths: Annotated[list[str], Form()],
+    emu: FreshEmulator,
+) -> Response:
+    """get_paths_info: the entries of those `paths` that exist (the others are left out)."""
+    repo = _at_revision(emu, namespace, name, revision)
+    folders = _folders(repo.files)
+    entries = [_entry(repo, p.strip("/"), folders) for p in dict.fromkeys(paths)]
+    return json_response([e for e in entries if e is not None])
 
 
 @router.post("/v1/hf/api/datasets/{namespace}/{name}/preupload/{revision}")
@@ -292,7 +409,8 @@ def _pieces(content: str, spooled: Path | None, base64_encoded: bool, path: str)
 
 
 async def _read_commit(request: Request, directory: Path) -> tuple[dict[str, _Staged], list[str]]:
-    """The commit's files, decoded and staged under `directory`, and the paths it deletes."""
+    """The commit's files, decoded and staged under `directory`, and the paths it deletes
+    (a folder's with a trailing "/")."""
     spools = _Spools(directory)
     reader = _NdjsonReader(spools)
     writes: dict[str, _Staged] = {}
@@ -306,8 +424,12 @@ async def _read_commit(request: Request, directory: Path) -> tuple[dict[str, _St
             # Decoding hundreds of megabytes must not stall the emulator's other requests.
             path, staged = await asyncio.to_thread(_stage, value, spools, directory)
             writes[path] = staged
-        elif key == "deletedFile":
-            deletes.append(str(value.get("path")))
+        elif key in ("deletedFile", "deletedFolder"):
+            gone = value.get("path")
+            if not isinstance(gone, str) or not gone.strip("/"):
+                raise HTTPException(status_code=422, detail=f"line {reader.number}: no path")
+            # A folder is kept as "its/path/", so it matches every file below it.
+            deletes.append(gone.strip("/") + ("/" if key == "deletedFolder" else ""))
         elif key == "lfsFile":
             raise HTTPException(status_code=400, detail="LFS uploads are not supported")
         elif key != "header":
@@ -323,36 +445,89 @@ async def _read_commit(request: Request, directory: Path) -> tuple[dict[str, _St
     return writes, deletes
 
 
+def _deleted(repo: Repo, written: Iterable[str], deletes: list[str]) -> set[str]:
+    """The files the deletes remove; 404 EntryNotFound (as the Hub) if one matches nothing."""
+    present = set(repo.files) | set(written)
+    removed: set[str] = set()
+    for delete in deletes:
+        matched = (
+            {p for p in present if p.startswith(delete)}
+            if delete.endswith("/")
+            else ({delete} & present)
+        )
+        if not matched:
+            what = "folder" if delete.endswith("/") else "file"
+            raise _hub_error(
+                404, "EntryNotFound", f"A {what} with this name doesn't exist: {delete}"
+            )
+        removed |= matched
+    return removed
+
+
 @router.post("/v1/hf/api/datasets/{namespace}/{name}/commit/{revision}")
 async def commit(
     namespace: str, name: str, revision: str, request: Request, emu: FreshEmulator
 ) -> dict[str, Any]:
-    repo = _repo(emu, namespace, name)
+    """Applies the commit, then answers as NMP does: `commitUrl` empty, `commitOid` the new
+    commit id (also the repo's `sha` and its files' `X-Repo-Commit` from now on)."""
+    repo = _at_revision(emu, namespace, name, revision)
     with tempfile.TemporaryDirectory(prefix="nmp-commit-") as work:
         writes, deletes = await _read_commit(request, Path(work))
+        removed = _deleted(repo, writes, deletes)
         for path, staged in writes.items():
             emu.store.blobs.put_file(blob_key(namespace, name, path), staged.path)
             repo.files[path] = RepoFile(size=staged.size, sha256=staged.sha256)
-    for path in deletes:
-        if repo.files.pop(path, None) is not None:
+    for path in removed:
+        del repo.files[path]
+        # The blob store deletes by prefix: leave the blob if another file's name extends this
+        # one's (a later upload of the path overwrites it; deleting the repo removes it).
+        if not any(other.startswith(path) for other in repo.files):
             emu.store.blobs.delete_prefix(blob_key(namespace, name, path))
     repo.commits += 1
     emu.store.commit()
-    oid = short_hash(namespace, name, repo.commits, sorted(writes), size=20)
     return {
-        "commitUrl": f"{request.base_url}v1/hf/datasets/{namespace}/{name}/commit/{oid}",
-        "commitOid": oid,
+        "commitUrl": "",
+        "commitOid": _commit_id(repo),
         "success": True,
         "pullRequestUrl": None,
     }
+
+
+def _file_headers(repo: Repo, path: str) -> dict[str, str]:
+    """What hf_hub_download reads off a file's HEAD (and GET): the commit it is at, its ETag
+    (the cache's blob name) and its size."""
+    file = repo.files[path]
+    return {
+        "X-Repo-Commit": _commit_id(repo),
+        "ETag": f'"{file.sha256}"',
+        "Content-Length": str(file.size),
+    }
+
+
+def _resolve(emu: Emulator, namespace: str, name: str, revision: str, path: str) -> Repo:
+    repo = _at_revision(emu, namespace, name, revision)
+    if path not in repo.files:
+        raise _hub_error(404, "EntryNotFound", f"{path} not found in {namespace}/{name}")
+    return repo
+
+
+@router.head("/v1/hf/datasets/{namespace}/{name}/resolve/{revision}/{path:path}")
+async def file_metadata(
+    namespace: str, name: str, revision: str, path: str, emu: FreshEmulator
+) -> Response:
+    """hf_hub_download's and file_exists' metadata call; a 404 names the missing thing."""
+    repo = _resolve(emu, namespace, name, revision, path)
+    return Response(
+        status_code=200, headers=_file_headers(repo, path), media_type="application/octet-stream"
+    )
 
 
 @router.get("/v1/hf/datasets/{namespace}/{name}/resolve/{revision}/{path:path}")
 async def download(
     namespace: str, name: str, revision: str, path: str, emu: FreshEmulator
 ) -> Response:
-    repo = _repo(emu, namespace, name)
-    data = emu.store.blobs.get(blob_key(namespace, name, path)) if path in repo.files else None
+    repo = _resolve(emu, namespace, name, revision, path)
+    data = emu.store.blobs.get(blob_key(namespace, name, path))
     if data is None:
         raise _hub_error(404, "EntryNotFound", f"{path} not found in {namespace}/{name}")
-    return Response(data, media_type="application/octet-stream")
+    return Response(data, headers=_file_headers(repo, path), media_type="application/octet-stream")

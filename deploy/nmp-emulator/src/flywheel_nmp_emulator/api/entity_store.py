@@ -1,76 +1,144 @@
-"""Entity Store (nemo host): namespaces, dataset registrations, model entities."""
+"""Entity Store (nemo host): namespaces, dataset registrations, model entities.
+
+Shapes follow the official SDK (nemo-microservices 1.5.0): ``Namespace``, ``Dataset``,
+``Model`` and ``shared.DeleteResponse``. ``GET /v1/models`` (the list) belongs to the NIM proxy
+in this single-port emulator (api/nim.py), so only single models are served here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from flywheel_nmp_emulator.api.deps import FreshEmulator, conflict, not_found
-from flywheel_nmp_emulator.ids import iso
+from flywheel_nmp_emulator.api.listing import ListQueryDep, paginate
+from flywheel_nmp_emulator.api.schemas import (
+    DEFAULT_NAMESPACE,
+    Ownership,
+    StrictBody,
+    delete_response,
+    dump_optional,
+)
+from flywheel_nmp_emulator.ids import iso, new_id
 from flywheel_nmp_emulator.state.records import CustomizedModel, Dataset, Namespace
 
 router = APIRouter(tags=["entity store"])
 
 
-class NamespaceRequest(BaseModel):
-    id: str
+class NamespaceRequest(StrictBody):
+    """SDK ``NamespaceCreateParams``."""
 
-
-class DatasetRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    namespace: str
-    files_url: str = ""
-    description: str = ""
-    project: str = ""
-
-
-class DatasetPatch(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    files_url: str | None = None
+    id: str | None = None
+    custom_fields: dict[str, Any] | None = None
     description: str | None = None
+    ownership: Ownership | None = None
     project: str | None = None
 
 
-def _dataset_view(ds: Dataset) -> dict[str, Any]:
+class DatasetFields(StrictBody):
+    """The optional fields shared by SDK ``DatasetCreateParams`` and ``DatasetUpdateParams``."""
+
+    custom_fields: dict[str, Any] | None = None
+    description: str | None = None
+    format: str | None = None
+    hf_endpoint: str | None = None
+    limit: int | None = None
+    ownership: Ownership | None = None
+    project: str | None = None
+    split: str | None = None
+
+
+class DatasetRequest(DatasetFields):
+    """SDK ``DatasetCreateParams``: files_url is required."""
+
+    files_url: str
+    name: str | None = None
+    namespace: str | None = None
+
+
+class DatasetPatch(DatasetFields):
+    """SDK ``DatasetUpdateParams``: name and namespace are in the path, not the body."""
+
+    files_url: str | None = None
+
+
+# Dataset fields kept in the record's `extra` and echoed by views. ownership is accepted (the
+# SDK's params have it) but the SDK's Dataset answer has no such field, so it is not echoed.
+DATASET_EXTRA = ("custom_fields", "format", "hf_endpoint", "limit", "split")
+
+
+def _namespace_view(ns: Namespace) -> dict[str, Any]:
+    """SDK ``Namespace``."""
     return {
-        **ds.extra,
-        "id": f"dataset-{ds.namespace}-{ds.name}",
+        "id": ns.id,
+        "description": ns.description,
+        "project": ns.project,
+        "custom_fields": ns.custom_fields,
+        "ownership": ns.ownership,
+        "created_at": iso(ns.created_at),
+        "updated_at": iso(ns.created_at),
+    }
+
+
+def _dataset_view(ds: Dataset) -> dict[str, Any]:
+    """SDK ``Dataset``."""
+    return {
+        "id": ds.id or f"dataset-{ds.namespace}-{ds.name}",
         "name": ds.name,
         "namespace": ds.namespace,
         "description": ds.description,
         "files_url": ds.files_url,
-        "project": ds.project,
+        "project": ds.project or None,
         "created_at": iso(ds.created_at),
         "updated_at": iso(ds.updated_at),
+        **{field: ds.extra.get(field) for field in DATASET_EXTRA},
     }
 
 
 def model_view(model: CustomizedModel) -> dict[str, Any]:
+    """SDK ``Model``: a LoRA adapter on its base model. The SDK type has no id, status or job
+    field, so the producing job is told through custom_fields."""
     return {
-        "id": model.id,
         "name": model.name,
         "namespace": model.namespace,
         "base_model": model.base_model,
         "peft": {"finetuning_type": "lora"},
-        "customization_job_id": model.job_id,
-        "status": "ready" if model.trained_at is not None else "training",
+        "custom_fields": {
+            "customization_job_id": model.job_id,
+            "trained": model.trained_at is not None,
+        },
         "created_at": iso(model.created_at),
         "updated_at": iso(model.trained_at or model.created_at),
     }
 
 
+def _patchable(body: BaseModel) -> dict[str, Any]:
+    return dump_optional(body, DATASET_EXTRA)
+
+
 @router.post("/v1/namespaces", status_code=201)
 async def create_namespace(body: NamespaceRequest, emu: FreshEmulator) -> dict[str, Any]:
-    if body.id in emu.state.namespaces:
-        raise conflict(f"namespace {body.id}")
-    ns = emu.state.namespaces[body.id] = Namespace(id=body.id, created_at=emu.clock())
+    ns_id = body.id or new_id("namespace")
+    if ns_id in emu.state.namespaces:
+        raise conflict(f"namespace {ns_id}")
+    echo = dump_optional(body, ("custom_fields", "description", "ownership", "project"))
+    ns = Namespace(id=ns_id, created_at=emu.clock(), **echo)
+    emu.state.namespaces[ns_id] = ns
     emu.store.commit()
-    return {"id": ns.id, "created_at": iso(ns.created_at)}
+    return _namespace_view(ns)
+
+
+@router.get("/v1/namespaces")
+async def list_namespaces(query: ListQueryDep, emu: FreshEmulator) -> dict[str, Any]:
+    return paginate(
+        list(emu.state.namespaces.values()),
+        query,
+        _namespace_view,
+        filters={"namespace": lambda n: n.id, "project": lambda n: n.project},
+        sorts={"created_at": lambda n: n.created_at},
+    )
 
 
 @router.get("/v1/namespaces/{namespace}")
@@ -78,27 +146,45 @@ async def get_namespace(namespace: str, emu: FreshEmulator) -> dict[str, Any]:
     ns = emu.state.namespaces.get(namespace)
     if ns is None:
         raise not_found(f"namespace {namespace}")
-    return {"id": ns.id, "created_at": iso(ns.created_at)}
+    return _namespace_view(ns)
+
+
+@router.delete("/v1/namespaces/{namespace}")
+async def delete_namespace(namespace: str, emu: FreshEmulator) -> dict[str, Any]:
+    if emu.state.namespaces.pop(namespace, None) is None:
+        raise not_found(f"namespace {namespace}")
+    emu.store.commit()
+    return delete_response(namespace, emu.clock(), f"namespace {namespace}")
 
 
 @router.get("/v1/datasets")
-async def list_datasets(emu: FreshEmulator) -> dict[str, Any]:
-    return {"object": "list", "data": [_dataset_view(d) for d in emu.state.datasets.values()]}
+async def list_datasets(query: ListQueryDep, emu: FreshEmulator) -> dict[str, Any]:
+    return paginate(
+        list(emu.state.datasets.values()),
+        query,
+        _dataset_view,
+        filters={"namespace": lambda d: d.namespace, "project": lambda d: d.project or None},
+        sorts={"created_at": lambda d: d.created_at, "name": lambda d: d.name},
+    )
 
 
 @router.post("/v1/datasets")
 async def create_dataset(body: DatasetRequest, emu: FreshEmulator) -> dict[str, Any]:
-    key = f"{body.namespace}/{body.name}"
+    dataset_id = new_id("dataset")
+    namespace = body.namespace or DEFAULT_NAMESPACE
+    name = body.name or dataset_id
+    key = f"{namespace}/{name}"
     if key in emu.state.datasets:
         raise conflict(f"dataset {key}")
     now = emu.clock()
     ds = Dataset(
-        name=body.name,
-        namespace=body.namespace,
+        id=dataset_id,
+        name=name,
+        namespace=namespace,
         files_url=body.files_url,
-        description=body.description,
-        project=body.project,
-        extra=body.model_extra or {},
+        description=body.description or "",
+        project=body.project or "",
+        extra=_patchable(body),
         created_at=now,
         updated_at=now,
     )
@@ -126,8 +212,7 @@ async def update_dataset(
         value = getattr(body, field)
         if value is not None:
             setattr(ds, field, value)
-    extra = {k: v for k, v in (body.model_extra or {}).items() if k not in ("name", "namespace")}
-    ds.extra.update(extra)
+    ds.extra.update(_patchable(body))
     ds.updated_at = emu.clock()
     emu.store.commit()
     return _dataset_view(ds)
@@ -135,12 +220,18 @@ async def update_dataset(
 
 @router.delete("/v1/datasets/{namespace}/{name}")
 async def delete_dataset(namespace: str, name: str, emu: FreshEmulator) -> dict[str, Any]:
-    if emu.state.datasets.pop(f"{namespace}/{name}", None) is None:
+    ds = emu.state.datasets.pop(f"{namespace}/{name}", None)
+    if ds is None:
         raise not_found(f"dataset {namespace}/{name}")
     emu.store.commit()
-    return {"message": f"dataset {namespace}/{name} deleted"}
+    return delete_response(
+        ds.id or f"{namespace}/{name}", emu.clock(), f"dataset {namespace}/{name}"
+    )
 
 
+# The SDK addresses a model as /v1/models/{namespace}/{model_name}; a customized model's name
+# carries its "@cust-..." suffix, and a base model such as meta/llama-3.2-1b-instruct is its
+# own namespace/name.
 @router.get("/v1/models/{model_id:path}")
 async def get_model(model_id: str, emu: FreshEmulator) -> dict[str, Any]:
     model = emu.state.models.get(model_id)
@@ -152,10 +243,10 @@ async def get_model(model_id: str, emu: FreshEmulator) -> dict[str, Any]:
     # A base model is known to the Entity Store through its deployment.
     namespace, _, name = model_id.rpartition("/")
     return {
-        "id": model_id,
         "name": name,
-        "namespace": namespace,
+        "namespace": namespace or DEFAULT_NAMESPACE,
         "created_at": iso(deployment.created_at),
+        "updated_at": iso(deployment.created_at),
     }
 
 
@@ -168,4 +259,4 @@ async def delete_model(model_id: str, emu: FreshEmulator) -> dict[str, Any]:
         emu.store.blobs.delete_prefix(model.adapter_key)
     emu.catalog.forget(model_id)
     emu.store.commit()
-    return {"message": f"model {model_id} deleted"}
+    return delete_response(model_id, emu.clock(), f"model {model_id}")

@@ -1,45 +1,117 @@
-"""Evaluator (nemo host): evaluation jobs, their results and the results ZIP."""
+"""Evaluator (nemo host): evaluation configs, targets and jobs, their results and the results ZIP.
+
+Shapes follow the official SDK (nemo-microservices 1.5.0): requests
+``evaluation.JobCreateParams`` (config and target inline or as "ns/name" references), answers
+``evaluation.EvaluationJob``, ``EvaluationStatusDetails`` and ``EvaluationResult``.
+"""
 
 from __future__ import annotations
 
 import io
 import zipfile
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, ConfigDict
 
-from flywheel_nmp_emulator.api.deps import FreshEmulator, SchedulerDep, not_found
+from flywheel_nmp_emulator.api.deps import FreshEmulator, SchedulerDep, conflict, not_found
+from flywheel_nmp_emulator.api.listing import ListQueryDep, paginate
+from flywheel_nmp_emulator.api.schemas import (
+    DEFAULT_NAMESPACE,
+    Ownership,
+    StrictBody,
+    delete_response,
+    dump_optional,
+    split_ref,
+)
 from flywheel_nmp_emulator.ids import iso, new_id
 from flywheel_nmp_emulator.runtime import Emulator
 from flywheel_nmp_emulator.state.records import EvaluationJob
 
 router = APIRouter(tags=["evaluator"])
 
+JobStatus = Literal[
+    "created", "pending", "running", "cancelled", "cancelling", "failed", "completed", "ready",
+    "unknown",
+]  # fmt: skip
+TargetType = Literal["model", "cached_outputs", "retriever", "rag", "rows", "dataset"]
+ACTIVE = ("created", "pending", "running")
 
-class EvaluationRequest(BaseModel):
+
+class ConfigBody(BaseModel):
+    """SDK ``EvaluationConfigParam``: only ``type`` is required; tasks, groups and params are
+    free-form objects whose content the job checks when it runs."""
+
     model_config = ConfigDict(extra="allow")
 
-    config: dict[str, Any]
-    target: dict[str, Any]
+    type: str
+    name: str | None = None
     namespace: str | None = None
 
 
+class TargetBody(BaseModel):
+    """SDK ``EvaluationTargetParam``: ``type`` is required; model may be a string or an object."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: TargetType
+    name: str | None = None
+    namespace: str | None = None
+
+
+class EvaluationRequest(StrictBody):
+    """SDK ``evaluation.JobCreateParams``."""
+
+    config: str | ConfigBody
+    target: str | TargetBody
+    custom_fields: dict[str, Any] | None = None
+    description: str | None = None
+    namespace: str | None = None
+    output_files_url: str | None = None
+    ownership: Ownership | None = None
+    project: str | None = None
+    # Accepted because the SDK sends them, but the emulator owns a job's state and ignores them.
+    result: str | None = None
+    status: JobStatus | None = None
+    status_details: dict[str, Any] | None = None
+
+
+ECHOED = ("custom_fields", "description", "output_files_url", "ownership", "project")
+
+
+def _task_status(job: EvaluationJob) -> dict[str, str] | None:
+    """Per-task status (SDK literal: pending, running, completed, failed); None when cancelled."""
+    per_job = {"created": "pending", "pending": "pending"}.get(job.status, job.status)
+    if per_job not in ("pending", "running", "completed", "failed"):
+        return None
+    tasks = job.config.get("tasks")
+    return {name: per_job for name in tasks} if isinstance(tasks, dict) else None
+
+
+def status_details(job: EvaluationJob) -> dict[str, Any]:
+    """SDK ``EvaluationStatusDetails`` (it has no ``status``: that is on the job)."""
+    return {
+        "progress": job.progress,
+        "message": job.message,
+        "samples_processed": job.records,
+        "task_status": _task_status(job),
+    }
+
+
 def _view(job: EvaluationJob) -> dict[str, Any]:
+    """SDK ``evaluation.EvaluationJob``."""
     return {
         "id": job.id,
         "namespace": job.namespace,
         "status": job.status,
-        "status_details": {
-            "progress": job.progress,
-            "message": job.message,
-            "samples_processed": job.records,
-        },
+        "status_details": status_details(job),
         "config": job.config,
         "target": job.target,
+        "result": job.result_id,
         "created_at": iso(job.created_at),
         "updated_at": iso(job.finished_at or job.started_at or job.created_at),
+        **{field: job.echo.get(field) for field in ECHOED},
     }
 
 
@@ -51,24 +123,109 @@ def _job(emu: Emulator, job_id: str) -> EvaluationJob:
 
 
 def _results(job: EvaluationJob) -> dict[str, Any]:
+    """SDK ``EvaluationResult`` (``job`` is its one required field)."""
     if job.status != "completed" or job.results is None:
         raise HTTPException(
             status_code=409, detail=f"evaluation job {job.id} has no results: it is {job.status}"
         )
-    return {"id": job.id, **job.results}
+    finished = iso(job.finished_at or job.created_at)
+    return {
+        "id": job.result_id or job.id,
+        "job": job.id,
+        "namespace": job.namespace,
+        "created_at": finished,
+        "updated_at": finished,
+        **job.results,
+    }
+
+
+def _resolve(stored: dict[str, dict[str, Any]], ref: str | BaseModel, what: str) -> dict[str, Any]:
+    """An inline entity as sent, or the stored one a 'ns/name' reference names (404 if none)."""
+    if isinstance(ref, BaseModel):
+        return ref.model_dump(mode="json", exclude_none=True)
+    namespace, name = split_ref(ref, what)
+    entity = stored.get(f"{namespace}/{name}")
+    if entity is None:
+        raise not_found(f"evaluation {what} {namespace}/{name}")
+    return entity
+
+
+def _store_entity(
+    emu: Emulator, stored: dict[str, dict[str, Any]], body: BaseModel, prefix: str
+) -> dict[str, Any]:
+    entity = body.model_dump(mode="json", exclude_none=True)
+    entity_id = new_id(prefix)
+    entity.setdefault("namespace", DEFAULT_NAMESPACE)
+    entity.setdefault("name", entity_id)
+    key = f"{entity['namespace']}/{entity['name']}"
+    if key in stored:
+        raise conflict(f"evaluation {prefix.removeprefix('eval-')} {key}")
+    now = iso(emu.clock())
+    entity.update(id=entity_id, created_at=now, updated_at=now)
+    stored[key] = entity
+    emu.store.commit()
+    return entity
+
+
+def _stored(stored: dict[str, dict[str, Any]], namespace: str, name: str, what: str) -> Any:
+    entity = stored.get(f"{namespace}/{name}")
+    if entity is None:
+        raise not_found(f"evaluation {what} {namespace}/{name}")
+    return entity
+
+
+@router.post("/v1/evaluation/configs")
+async def create_config(body: ConfigBody, emu: FreshEmulator) -> dict[str, Any]:
+    return _store_entity(emu, emu.state.evaluation_configs, body, "eval-config")
+
+
+@router.get("/v1/evaluation/configs/{namespace}/{name}")
+async def get_config(namespace: str, name: str, emu: FreshEmulator) -> dict[str, Any]:
+    config: dict[str, Any] = _stored(emu.state.evaluation_configs, namespace, name, "config")
+    return config
+
+
+@router.delete("/v1/evaluation/configs/{namespace}/{name}")
+async def delete_config(namespace: str, name: str, emu: FreshEmulator) -> dict[str, Any]:
+    config = _stored(emu.state.evaluation_configs, namespace, name, "config")
+    del emu.state.evaluation_configs[f"{namespace}/{name}"]
+    emu.store.commit()
+    return delete_response(config["id"], emu.clock(), f"evaluation config {namespace}/{name}")
+
+
+@router.post("/v1/evaluation/targets")
+async def create_target(body: TargetBody, emu: FreshEmulator) -> dict[str, Any]:
+    return _store_entity(emu, emu.state.evaluation_targets, body, "eval-target")
+
+
+@router.get("/v1/evaluation/targets/{namespace}/{name}")
+async def get_target(namespace: str, name: str, emu: FreshEmulator) -> dict[str, Any]:
+    target: dict[str, Any] = _stored(emu.state.evaluation_targets, namespace, name, "target")
+    return target
+
+
+@router.delete("/v1/evaluation/targets/{namespace}/{name}")
+async def delete_target(namespace: str, name: str, emu: FreshEmulator) -> dict[str, Any]:
+    target = _stored(emu.state.evaluation_targets, namespace, name, "target")
+    del emu.state.evaluation_targets[f"{namespace}/{name}"]
+    emu.store.commit()
+    return delete_response(target["id"], emu.clock(), f"evaluation target {namespace}/{name}")
 
 
 @router.post("/v1/evaluation/jobs")
 async def create_job(body: EvaluationRequest, emu: FreshEmulator) -> dict[str, Any]:
-    if not isinstance(body.config.get("tasks"), dict):
+    config = _resolve(emu.state.evaluation_configs, body.config, "config")
+    target = _resolve(emu.state.evaluation_targets, body.target, "target")
+    if not isinstance(config.get("tasks"), dict):
         raise HTTPException(status_code=422, detail="config.tasks must be an object of tasks")
     now = emu.clock()
     job = EvaluationJob(
         id=new_id("eval"),
-        namespace=body.namespace or emu.settings.namespace,
-        config=body.config,
-        target=body.target,
+        namespace=body.namespace or DEFAULT_NAMESPACE,
+        config=config,
+        target=target,
         created_at=now,
+        echo=dump_optional(body, ECHOED),
     )
     emu.state.evaluation_jobs[job.id] = job
     emu.store.record("evaluation", job.id, "created")
@@ -77,13 +234,45 @@ async def create_job(body: EvaluationRequest, emu: FreshEmulator) -> dict[str, A
 
 
 @router.get("/v1/evaluation/jobs")
-async def list_jobs(emu: FreshEmulator) -> dict[str, Any]:
-    return {"object": "list", "data": [_view(j) for j in emu.state.evaluation_jobs.values()]}
+async def list_jobs(query: ListQueryDep, emu: FreshEmulator) -> dict[str, Any]:
+    return paginate(
+        list(emu.state.evaluation_jobs.values()),
+        query,
+        _view,
+        filters={
+            "namespace": lambda j: j.namespace,
+            "status": lambda j: j.status,
+            "project": lambda j: j.echo.get("project"),
+        },
+        sorts={"created_at": lambda j: j.created_at},
+    )
 
 
 @router.get("/v1/evaluation/jobs/{job_id}")
 async def get_job(job_id: str, emu: FreshEmulator) -> dict[str, Any]:
     return _view(_job(emu, job_id))
+
+
+@router.get("/v1/evaluation/jobs/{job_id}/status")
+async def get_job_status(job_id: str, emu: FreshEmulator) -> dict[str, Any]:
+    return status_details(_job(emu, job_id))
+
+
+@router.post("/v1/evaluation/jobs/{job_id}/cancel")
+async def cancel_job(job_id: str, emu: FreshEmulator, scheduler: SchedulerDep) -> dict[str, Any]:
+    """Stops the run and answers the job, now ``cancelled``. The SDK types this answer as a bare
+    ``object``, so any JSON parses; a job that already finished is answered unchanged (200,
+    idempotent) rather than with an error, so a janitor can cancel blindly."""
+    job = _job(emu, job_id)
+    if job.status in ACTIVE:
+        now = emu.clock()
+        scheduler.evaluations.forget(job_id)
+        job.status = "cancelled"
+        job.finished_at = now
+        job.message = "cancelled by request"
+        emu.store.record("evaluation", job.id, "cancelled")
+        emu.store.commit()
+    return _view(job)
 
 
 @router.get("/v1/evaluation/jobs/{job_id}/results")
@@ -106,8 +295,9 @@ async def download_results(job_id: str, emu: FreshEmulator) -> Response:
 
 @router.delete("/v1/evaluation/jobs/{job_id}")
 async def delete_job(job_id: str, emu: FreshEmulator, scheduler: SchedulerDep) -> dict[str, Any]:
+    # The SDK discards this body (delete() -> None); it stays JSON for clients that read it.
     _job(emu, job_id)
     del emu.state.evaluation_jobs[job_id]
     scheduler.evaluations.forget(job_id)
     emu.store.commit()
-    return {"message": f"evaluation job {job_id} deleted", "id": job_id}
+    return delete_response(job_id, emu.clock(), f"evaluation job {job_id}")

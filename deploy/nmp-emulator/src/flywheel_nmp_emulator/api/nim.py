@@ -1,9 +1,17 @@
-"""The NIM proxy (nim host): served models, chat completions, embeddings (OpenAI formats)."""
+"""The NIM proxy (nim host): served models, chat completions, embeddings (OpenAI formats).
+
+With `hosted_api_key` set, the always-served models (the hosted judge and embedding model) act
+as a hosted endpoint would: their chat completions and every embeddings request want
+`Authorization: Bearer <key>` and get a 401 (OpenAI's error body) without it or with another
+key. Deployed models (candidates, customized models) stay keyless. The key is never logged or
+echoed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 from typing import Any
 
 import orjson
@@ -20,6 +28,39 @@ def _error(status: int, message: str, kind: str) -> Response:
     # OpenAI-compatible error body, as NIM answers.
     body = {"error": {"message": message, "type": kind, "code": status}, "detail": message}
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+_BEARER = "bearer "
+
+
+def _unauthorized(request: Request, emu: FreshEmulator) -> Response | None:
+    """401 when a hosted key is set and the request does not carry it; None when allowed."""
+    key = emu.settings.hosted_api_key
+    if key is None:
+        return None
+    header = request.headers.get("authorization", "")
+    given = header[len(_BEARER) :].strip() if header.lower().startswith(_BEARER) else ""
+    if given and hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
+        return None
+    message = (
+        "Incorrect API key provided."
+        if given
+        else "Missing API key: send Authorization: Bearer <key>."
+    )
+    body = {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "invalid_api_key",
+        }
+    }
+    return Response(
+        orjson.dumps(body),
+        status_code=401,
+        media_type="application/json",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 @router.get("/v1/models")
@@ -54,6 +95,10 @@ async def chat_completions(request: Request) -> Response:
     if body.get("stream"):
         return _error(400, "streaming is not supported by the NMP emulator", "BadRequestError")
     model_id: str = body["model"]
+    if model_id in emu.settings.served_without_deployment():
+        refused = _unauthorized(request, emu)
+        if refused is not None:
+            return refused
     model = emu.catalog.chat_model(model_id)
     if model is None:
         return _error(404, f"The model `{model_id}` does not exist.", "NotFoundError")
@@ -71,6 +116,9 @@ async def chat_completions(request: Request) -> Response:
 
 @router.post("/v1/embeddings")
 async def embeddings(request: Request, emu: FreshEmulator) -> Response:
+    refused = _unauthorized(request, emu)
+    if refused is not None:
+        return refused
     body = await json_body(request)
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         return _error(422, "body must be an object with a string 'model'", "BadRequestError")

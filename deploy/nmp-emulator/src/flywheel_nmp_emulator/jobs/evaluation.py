@@ -1,5 +1,5 @@
-"""Evaluation jobs: created -> running -> completed | failed (never "pending": the blueprint
-treats any other status as an error).
+"""Evaluation jobs: created -> running -> completed | failed, or cancelled on request. NMP may
+also report "pending" while a job waits; the emulator needs no wait, so it goes straight on.
 
 The job really runs: it reads the dataset from the emulator's Data Store, renders each record
 through the task's template, asks the target model (the same code the NIM proxy serves), and
@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from flywheel_nmp_emulator.ids import new_id
 from flywheel_nmp_emulator.jobs.files import DatasetFileError, parse_files_url, read_file
 from flywheel_nmp_emulator.jobs.metrics import (
     LlmJudgeMetric,
@@ -206,6 +207,7 @@ class Evaluations:
                 job.progress = 100.0
                 job.message = f"evaluated {progress.total} records"
                 job.results = progress.results
+                job.result_id = new_id("eval-result")
                 emu.store.record("evaluation", job.id, "completed")
             del self._runs[job.id]
             changed = True

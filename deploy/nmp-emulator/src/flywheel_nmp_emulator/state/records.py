@@ -15,6 +15,11 @@ TimelineKind = Literal["deployment", "customization", "evaluation"]
 class Namespace(BaseModel):
     id: str
     created_at: float
+    # Entity Store metadata (SDK Namespace); the Data Store's namespaces leave them empty.
+    description: str | None = None
+    project: str | None = None
+    custom_fields: dict[str, Any] | None = None
+    ownership: dict[str, Any] | None = None
 
 
 class RepoFile(BaseModel):
@@ -35,6 +40,8 @@ class Repo(BaseModel):
 class Dataset(BaseModel):
     """An Entity Store dataset registration (points at a repo through files_url)."""
 
+    # Empty in state written before ids existed; views then derive one from namespace/name.
+    id: str = ""
     name: str
     namespace: str
     files_url: str = ""
@@ -53,6 +60,8 @@ class Deployment(BaseModel):
     config: dict[str, Any]
     status: DeploymentStatus = "pending"
     description: str = ""
+    # What the request sent beside name/namespace/config (SDK fields echoed by every view).
+    echo: dict[str, Any] = Field(default_factory=dict)
     created_at: float
     gpus_granted_at: float | None = None
     ready_at: float | None = None
@@ -86,6 +95,8 @@ class CustomizationJob(BaseModel):
     epochs: int
     status: CustomizationStatus = "created"
     status_logs: list[StatusLog] = Field(default_factory=list)
+    # The request's config and dataset as sent, plus its optional SDK fields, echoed in views.
+    echo: dict[str, Any] = Field(default_factory=dict)
     created_at: float
     started_at: float | None = None
     finished_at: float | None = None
@@ -122,6 +133,9 @@ class EvaluationJob(BaseModel):
     finished_at: float | None = None
     records: int = 0
     results: dict[str, Any] | None = None
+    result_id: str | None = None
+    # Optional SDK fields of the request (description, project, ...), echoed in views.
+    echo: dict[str, Any] = Field(default_factory=dict)
 
 
 class GpuRequest(BaseModel):
@@ -155,5 +169,8 @@ class EmulatorState(BaseModel):
     customization_jobs: dict[str, CustomizationJob] = Field(default_factory=dict)
     models: dict[str, CustomizedModel] = Field(default_factory=dict)
     evaluation_jobs: dict[str, EvaluationJob] = Field(default_factory=dict)
+    # Stored evaluation configs and targets ("ns/name" -> the entity as NMP answers it).
+    evaluation_configs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    evaluation_targets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     gpu: GpuLedger = Field(default_factory=GpuLedger)
     timeline: list[TimelineEvent] = Field(default_factory=list)

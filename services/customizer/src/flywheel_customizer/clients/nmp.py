@@ -1,52 +1,30 @@
-"""The `Training` port on NMP: the shared client's C1, C2, C3, C7 and C8, plus the one call it
-lacks, listing customization jobs, which finds a job by its deterministic name after a crash."""
+"""The `Training` port on NMP: the shared client's C1, C2, C3, C7, C8 and its job list.
 
-from urllib.parse import urlencode
+A job is recognised after a crash by the key it carries in `custom_fields`: NMP echoes
+`custom_fields` on every read of a job, while a job's `name` is not part of NMP's job object
+(the official SDK's `CustomizationJob` has none)."""
 
 import httpx
 import structlog
-from pydantic import BaseModel, ConfigDict
 
 from flywheel_contracts.runtime.nmp import (
     AlreadyExists,
     CustomizationConfigSpec,
+    CustomizationJob,
     CustomizationStatus,
     Hyperparameters,
     LoraParams,
     NmpClient,
+    NmpProtocolError,
     NmpRetryableError,
     NmpSettings,
 )
-from flywheel_contracts.runtime.nmp.http import Call, read
 from flywheel_customizer.ports import JobRequest, SubmittedJob
 
-JOBS_PATH = "/v1/customization/jobs"
-_PAGE_SIZE = 100
+JOB_KEY_FIELD = "flywheel_job"
+"""The `custom_fields` entry holding a job's deterministic key (`JobRequest.name`)."""
 
 _log = structlog.get_logger(__name__)
-
-
-class _ListedJob(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    name: str | None = None
-    output_model: str
-
-
-class _Pagination(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    total_pages: int | None = None
-
-
-class _JobPage(BaseModel):
-    """A page of `GET /v1/customization/jobs`; an NMP without `pagination` sends one page."""
-
-    model_config = ConfigDict(extra="allow")
-
-    data: list[_ListedJob]
-    pagination: _Pagination | None = None
 
 
 class NmpTraining:
@@ -59,26 +37,24 @@ class NmpTraining:
         await self._nmp.aclose()
 
     async def ping(self) -> None:
-        """Readiness: the Customizer answers."""
-        await self._page(1, page_size=1)
+        """Readiness: the Customizer answers its job list."""
+        async for _ in self._nmp.customizer.list_jobs():
+            break
 
     async def find_job(self, name: str) -> SubmittedJob | None:
-        """Pages through every job: only needed after a crash or an unanswered POST, and older
-        NMP releases cannot filter the list by name."""
-        page_number = 1
-        while True:
-            page = await self._page(page_number, page_size=_PAGE_SIZE)
-            matches = [job for job in page.data if job.name == name]
-            if matches:
-                if len(matches) > 1:
-                    _log.warning(
-                        "customization.job_name_repeated", job_name=name, jobs=len(matches)
-                    )
-                return SubmittedJob(id=matches[0].id, output_model=matches[0].output_model)
-            total = page.pagination.total_pages if page.pagination else None
-            if total is None or page_number >= total or not page.data:
-                return None
-            page_number += 1
+        """The job of our namespace whose `custom_fields` carry `name`. Pages through every
+        job: only needed after a crash or an unanswered POST."""
+        matches = [
+            job
+            async for job in self._nmp.customizer.list_jobs()
+            if job.namespace == self._nmp.settings.namespace
+            and (job.custom_fields or {}).get(JOB_KEY_FIELD) == name
+        ]
+        if not matches:
+            return None
+        if len(matches) > 1:
+            _log.warning("customization.job_key_repeated", job_name=name, jobs=len(matches))
+        return _submitted(matches[0])
 
     async def submit(self, request: JobRequest) -> SubmittedJob:
         candidate, training = request.candidate, request.training
@@ -109,23 +85,27 @@ class NmpTraining:
                     adapter_dropout=training.lora.adapter_dropout,
                 ),
             ),
+            custom_fields={JOB_KEY_FIELD: request.name},
         )
         if isinstance(created, AlreadyExists):  # an NMP that refuses duplicate job names
             found = await self.find_job(request.name)
             if found is None:
                 raise NmpRetryableError(f"NMP reports job {request.name} exists but lists none")
             return found
-        return SubmittedJob(id=created.id, output_model=created.output_model)
+        return _submitted(created)
 
     async def status(self, job_id: str) -> CustomizationStatus:
         return await self._nmp.customizer.job_status(job_id)
 
     async def cancel(self, job_id: str) -> None:
-        await self._nmp.customizer.cancel_job(job_id)
+        stopped = await self._nmp.customizer.stop_job(job_id)
+        _log.info("customization.job_stop", job_id=job_id, outcome=stopped.value)
 
     async def served_models(self) -> frozenset[str]:
         return (await self._nmp.nim.list_models()).ids
 
-    async def _page(self, number: int, *, page_size: int) -> _JobPage:
-        query = urlencode({"page": number, "page_size": page_size})
-        return read(await self._nmp.nemo.send(Call("GET", f"{JOBS_PATH}?{query}")), _JobPage)
+
+def _submitted(job: CustomizationJob) -> SubmittedJob:
+    if job.output_model is None:
+        raise NmpProtocolError(f"customization job {job.id} has no output_model")
+    return SubmittedJob(id=job.id, output_model=job.output_model)

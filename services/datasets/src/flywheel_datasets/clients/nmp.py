@@ -3,6 +3,7 @@
 import contextlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from flywheel_contracts.events import DatasetRef
 from flywheel_contracts.runtime.nmp import NmpClient, NmpError, NmpNotFound
@@ -45,11 +46,17 @@ class NmpDatasets:
             self._namespaces_ready = True
 
 
-class NmpEmbeddings:
-    """The NIM embeddings endpoint, in batches."""
+class EmbeddingSource(Protocol):
+    """An embeddings endpoint: `EmbeddingsEndpoint`, or the NMP client's `nim`."""
 
-    def __init__(self, nmp: NmpClient, model: str, batch_size: int) -> None:
-        self._nmp = nmp
+    async def embeddings(self, texts: Sequence[str], *, model: str) -> list[list[float]]: ...
+
+
+class NmpEmbeddings:
+    """An embeddings endpoint, in batches."""
+
+    def __init__(self, source: EmbeddingSource, model: str, batch_size: int) -> None:
+        self._source = source
         self._model = model
         self._batch_size = batch_size
 
@@ -58,7 +65,7 @@ class NmpEmbeddings:
         try:
             for start in range(0, len(texts), self._batch_size):
                 batch = texts[start : start + self._batch_size]
-                vectors.extend(await self._nmp.nim.embeddings(batch, model=self._model))
+                vectors.extend(await self._source.embeddings(batch, model=self._model))
         except NmpError as exc:
             raise EmbeddingUnavailable(f"embeddings from {self._model} failed: {exc}") from exc
         return vectors

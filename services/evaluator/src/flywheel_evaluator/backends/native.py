@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from flywheel_contracts.events import EvalErrorKind
 from flywheel_evaluator.backends import Evaluated, JobContext
 from flywheel_evaluator.backends.records import RecordScorer
-from flywheel_evaluator.clients.chat import ChatEndpoints
+from flywheel_evaluator.clients.chat import ChatEndpoints, Credentials
 from flywheel_evaluator.clients.datasets import DatasetFiles
 from flywheel_evaluator.config import EvaluatorSettings
 from flywheel_evaluator.dataset import EvalItem
@@ -33,7 +33,9 @@ class NativeBackend:
         return RecordScorer(
             candidate=self._endpoints.get(job.base_url),
             target_model=job.target_model,
-            judge=self._endpoints.get(self._settings.judge_base_url),
+            judge=self._endpoints.get(
+                self._settings.judge_base_url, judge_credentials(self._settings)
+            ),
             judge_model=job.judge_model or self._settings.judge.model,
             workload=job.workload_type,
             max_tokens=self._settings.chat.max_tokens,
@@ -56,6 +58,11 @@ class NativeBackend:
 
     async def abandon(self, job: EvaluationJob) -> None:
         """Nothing outside the evaluator: cancelling the task aborted its requests."""
+
+
+def judge_credentials(settings: EvaluatorSettings) -> Credentials:
+    """The judge's key and CA bundle; candidates are always called without."""
+    return Credentials(settings.judge.api_key, settings.judge.ca_bundle)
 
 
 class _Run:

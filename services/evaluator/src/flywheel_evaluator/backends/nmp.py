@@ -21,9 +21,17 @@ from flywheel_contracts.runtime.nmp import (
     NmpNotFound,
     NmpRetryableError,
 )
+from flywheel_contracts.runtime.nmp.jobs import WAITING_JOB_STATUSES
 from flywheel_evaluator.backends import Evaluated, JobContext
 from flywheel_evaluator.backends.native import NativeBackend
-from flywheel_evaluator.backends.nmp_config import RESULT_PATHS, evaluation_config, scored_count
+from flywheel_evaluator.backends.nmp_config import (
+    RESULT_PATHS,
+    evaluation_config,
+    judge_model,
+    mask,
+    masking,
+    scored_count,
+)
 from flywheel_evaluator.clients.datasets import DatasetFiles
 from flywheel_evaluator.config import EvaluatorSettings
 from flywheel_evaluator.dataset import EvalItem
@@ -34,7 +42,10 @@ from flywheel_evaluator.stats import bounded_mean_interval, wilson
 
 _log = structlog.get_logger(__name__)
 
-_RUNNING = frozenset({"created", "running"})
+# `unknown` is NMP losing sight of the job for a moment, not an ending: keep polling.
+_RUNNING = WAITING_JOB_STATUSES | {"running", "unknown"}
+EVALUATION_KEY_FIELD = "flywheel_evaluation"
+"""The `custom_fields` entry naming the evaluation an NMP job belongs to."""
 _SIMILARITY_FLOOR = 1 / SIMILARITY_SCALE
 
 
@@ -67,17 +78,25 @@ class NmpBackend:
         return Evaluated(nmp_job_id, scores, usage)
 
     async def abandon(self, job: EvaluationJob) -> None:
+        """A cancelled run's evaluation: stop the NMP job (it holds evaluation workers and
+        calls the candidate), then delete it."""
         if job.nmp_job_id is not None:
+            await self._nmp.evaluator.stop_job(job.nmp_job_id)
             await self._delete(job.nmp_job_id)
 
     async def _launch(self, ctx: JobContext) -> str:
         job = ctx.job
-        judge = job.judge_model or self._settings.judge.model
+        # A remote judge's api_endpoint carries its key: the config goes to NMP only.
+        judge = judge_model(self._settings, job.judge_model)
         config = evaluation_config(job, judge, self._settings.eval_file)
-        launched = await self._nmp.evaluator.launch(config, job.target_model)
+        with masking(self._settings.judge.api_key):
+            launched = await self._nmp.evaluator.launch(
+                config, job.target_model, custom_fields={EVALUATION_KEY_FIELD: job.id}
+            )
         if isinstance(launched, AlreadyExists):
             raise EvaluationFailed(
-                EvalErrorKind.JOB_FAILED, f"NMP refused the job: {launched.detail}"
+                EvalErrorKind.JOB_FAILED,
+                f"NMP refused the job: {mask(launched.detail, self._settings.judge.api_key)}",
             )
         # Remembered before anything else: a restart polls this job instead of launching another.
         await ctx.remember_nmp_job(launched.id)

@@ -5,16 +5,23 @@ The NMP client's host caller does the HTTP and the error classification (5xx, 40
 timeouts and connection failures are retryable); the retry loop lives here so that each attempt
 is timed on its own: the latency reported for a candidate is what one successful request took,
 not the retries before it.
+
+A remote endpoint (the judge on build.nvidia.com, say) may want an API key and a CA bundle of
+its own (`Credentials`): the key goes into that endpoint's client headers only, so a candidate,
+even one on the same base URL, never receives it.
 """
 
 import asyncio
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
+from pydantic import SecretStr
 
 from flywheel_contracts.runtime.nmp import ChatCompletion, NmpError, NmpRetryableError
 from flywheel_contracts.runtime.nmp.http import Call, RetryPolicy, Sleep, read
@@ -36,12 +43,35 @@ class ChatResult:
     @property
     def prompt_tokens(self) -> int | None:
         usage = self.completion.usage
-        return usage.get("prompt_tokens") if usage else None
+        return usage.prompt_tokens if usage else None
 
     @property
     def completion_tokens(self) -> int | None:
         usage = self.completion.usage
-        return usage.get("completion_tokens") if usage else None
+        return usage.completion_tokens if usage else None
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """How a remote endpoint is reached: a bearer key and the CAs to trust (the repr shows
+    neither the key nor its length)."""
+
+    api_key: SecretStr | None = None
+    ca_bundle: Path | None = None
+
+    def headers(self) -> dict[str, str]:
+        if self.api_key is None:
+            return {}
+        return {"Authorization": f"Bearer {self.api_key.get_secret_value()}"}
+
+    def tls(self) -> ssl.SSLContext | None:
+        """A context trusting `ca_bundle`; None: the default (system) trust."""
+        if self.ca_bundle is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_bundle))
+
+
+NO_CREDENTIALS = Credentials()
 
 
 def openai_base_url(url: str) -> str:
@@ -60,6 +90,7 @@ class ChatEndpoint:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
+        credentials: Credentials = NO_CREDENTIALS,
     ) -> None:
         self._settings = settings
         self._sleep = sleep
@@ -72,6 +103,8 @@ class ChatEndpoint:
             policy=_SINGLE_ATTEMPT,
             sleep=sleep,
             transport=transport,
+            headers=credentials.headers(),
+            tls=credentials.tls(),
         )
 
     async def complete(
@@ -107,21 +140,24 @@ class ChatEndpoint:
 
 
 class ChatEndpoints:
-    """The endpoints in use, one per base URL, shared by every evaluation against it."""
+    """The endpoints in use, one per base URL and credentials, shared by every evaluation
+    against it: the judge's (with its key) and a candidate's are separate even on one URL."""
 
     def __init__(
         self, settings: ChatSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
         self._settings = settings
         self._transport = transport
-        self._endpoints: dict[str, ChatEndpoint] = {}
+        self._endpoints: dict[tuple[str, Credentials], ChatEndpoint] = {}
 
-    def get(self, base_url: str) -> ChatEndpoint:
-        key = openai_base_url(base_url)
-        endpoint = self._endpoints.get(key)
+    def get(self, base_url: str, credentials: Credentials = NO_CREDENTIALS) -> ChatEndpoint:
+        url = openai_base_url(base_url)
+        endpoint = self._endpoints.get((url, credentials))
         if endpoint is None:
-            endpoint = ChatEndpoint(key, self._settings, transport=self._transport)
-            self._endpoints[key] = endpoint
+            endpoint = ChatEndpoint(
+                url, self._settings, transport=self._transport, credentials=credentials
+            )
+            self._endpoints[(url, credentials)] = endpoint
         return endpoint
 
     async def aclose(self) -> None:

@@ -9,7 +9,8 @@ endpoint still holds as many connections in total.
 """
 
 import math
-from collections.abc import Iterator
+import ssl
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -40,16 +41,23 @@ class Pools:
         policy: RetryPolicy,
         sleep: Sleep,
         transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         count = math.ceil(max_connections / CONNECTIONS_PER_POOL)
         size = math.ceil(max_connections / count)
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         # One TLS context for all: loading the CA bundle takes tens of milliseconds per client.
-        tls = httpx.create_ssl_context()
+        tls = tls or httpx.create_ssl_context()
         self._pools: list[_Pool] = []
         for _ in range(count):
             client = httpx.AsyncClient(
-                base_url=base_url, timeout=timeout, limits=limits, verify=tls, transport=transport
+                base_url=base_url,
+                headers=headers,
+                timeout=timeout,
+                limits=limits,
+                verify=tls,
+                transport=transport,
             )
             self._pools.append(_Pool(client, HostCaller(client, policy, sleep)))
 

@@ -1,5 +1,7 @@
 """Reclaiming through the shared NMP client: M3 delete deployments, C7 cancel training jobs,
-E4 delete evaluation jobs, each followed by a check that the resource is really gone.
+cancel then E4 delete evaluation jobs, each followed by a check that the resource is really
+gone. A 404 counts as "already gone" only when a read of the resource answers 404 too: a wrong
+route or namespace also answers 404, while the resource keeps its GPUs.
 
 The client already retries what may heal (5xx, timeouts) a bounded number of times; what still
 fails is reported as failed with NMP's answer, and the stale sweep tries again later.
@@ -13,13 +15,11 @@ import httpx
 
 from flywheel_contracts.events import ResourceKind
 from flywheel_contracts.runtime.nmp import NmpClient, NmpError, NmpNotFound, NmpSettings
+from flywheel_contracts.runtime.nmp.jobs import ENDED_JOB_STATUSES, Stopped
 from flywheel_janitor.config import ReclaimSettings
 from flywheel_janitor.errors import ResourceStillPresent
 from flywheel_janitor.ledger import Outcome, Target
 from flywheel_janitor.ports import ReclaimResult
-
-FINISHED_JOB_STATES = frozenset({"completed", "failed", "cancelled"})
-"""Job states that hold nothing any more."""
 
 _GONE = ReclaimResult(Outcome.ALREADY_GONE)
 _RECLAIMED = ReclaimResult(Outcome.RECLAIMED)
@@ -68,15 +68,17 @@ class NmpResources:
 
     async def _delete_deployment(self, target: Target) -> ReclaimResult:
         deployments = self._client(target.namespace).deployments
-        try:
-            await deployments.delete(target.resource_id)
-        except NmpNotFound:
-            return _GONE
 
         async def still_there() -> bool:
             await deployments.get(target.resource_id)
             return True
 
+        try:
+            await deployments.delete(target.resource_id)
+        except NmpNotFound:
+            if not await _present(still_there):
+                return _GONE
+            raise
         await self._until_gone(still_there, f"deployment {target.ref.id}")
         return _RECLAIMED
 
@@ -84,28 +86,30 @@ class NmpResources:
         customizer = self._client().customizer
 
         async def running() -> bool:
-            return (await customizer.job_status(job_id)).status not in FINISHED_JOB_STATES
+            return (await customizer.job_status(job_id)).status not in ENDED_JOB_STATUSES
 
-        try:
-            if not await running():
-                return _GONE
-            await customizer.cancel_job(job_id)
-        except NmpNotFound:
+        if await customizer.stop_job(job_id) is not Stopped.CANCELLED:
             return _GONE
         await self._until_gone(running, f"customization job {job_id}")
         return _RECLAIMED
 
     async def _delete_evaluation(self, job_id: str) -> ReclaimResult:
+        """Cancel first (a deleted job that was still running may keep its workers), then
+        delete the record of it."""
         evaluator = self._client().evaluator
-        try:
-            await evaluator.delete_job(job_id)
-        except NmpNotFound:
-            return _GONE
 
         async def still_there() -> bool:
             await evaluator.job_status(job_id)
             return True
 
+        if await evaluator.stop_job(job_id) is Stopped.GONE:
+            return _GONE
+        try:
+            await evaluator.delete_job(job_id)
+        except NmpNotFound:
+            if not await _present(still_there):
+                return _GONE
+            raise
         await self._until_gone(still_there, f"evaluation job {job_id}")
         return _RECLAIMED
 
@@ -124,3 +128,11 @@ class NmpResources:
                     f"{what} still there {self._reclaim.gone_timeout_s:g}s after it was reclaimed"
                 )
             await asyncio.sleep(self._reclaim.gone_poll_s)
+
+
+async def _present(read: Callable[[], Awaitable[bool]]) -> bool:
+    """Whether a read still finds the resource (NmpNotFound: it does not)."""
+    try:
+        return await read()
+    except NmpNotFound:
+        return False

@@ -112,12 +112,14 @@ class RecordedNmp:
             ("nemo", "DELETE", rf"/v1/customization/configs/{name}", self._delete_config),
             ("nemo", "POST", r"/v1/customization/jobs", self._create_customization),
             ("nemo", "GET", r"/v1/customization/jobs/(?P<id>[^/]+)/status", self._customization),
-            ("nemo", "POST", r"/v1/customizations/(?P<id>[^/]+)/cancel", self._cancel),
+            ("nemo", "GET", r"/v1/customization/jobs", self._list_customizations),
+            ("nemo", "POST", r"/v1/customization/jobs/(?P<id>[^/]+)/cancel", self._cancel),
             ("nemo", "GET", r"/v1/models/(?P<model>.+)", self._get_model),
             ("nemo", "DELETE", r"/v1/models/(?P<model>.+)", self._delete_model),
             ("nemo", "POST", r"/v1/evaluation/jobs", self._create_evaluation),
             ("nemo", "GET", r"/v1/evaluation/jobs/(?P<id>[^/]+)", self._evaluation),
             ("nemo", "GET", r"/v1/evaluation/jobs/(?P<id>[^/]+)/results", self._results),
+            ("nemo", "POST", r"/v1/evaluation/jobs/(?P<id>[^/]+)/cancel", self._cancel_evaluation),
             ("nemo", "GET", r"/v1/evaluation/jobs/(?P<id>[^/]+)/download-results", self._zip),
             ("nemo", "DELETE", r"/v1/evaluation/jobs/(?P<id>[^/]+)", self._delete_evaluation),
             ("nemo", "POST", r"/v1/deployment/model-deployments", self._deploy),
@@ -229,7 +231,29 @@ class RecordedNmp:
         job_id = self._next_id("cust")
         output_model = f"{body['output_model']}@{job_id}"
         self.state.customizations[job_id] = _Job({**body, "output_model": output_model})
-        return _json(200, {"id": job_id, "output_model": output_model, "status": "created"})
+        return _json(200, self._customization_view(job_id))
+
+    def _customization_view(self, job_id: str) -> dict[str, object]:
+        job = self.state.customizations[job_id]
+        fields = ("config", "dataset", "hyperparameters", "namespace", "custom_fields")
+        status = "cancelled" if job.cancelled else "created"
+        echoed = {key: job.body[key] for key in fields if key in job.body}
+        return {**echoed, "id": job_id, "output_model": job.body["output_model"], "status": status}
+
+    def _list_customizations(self, request: httpx.Request, _: dict[str, str]) -> httpx.Response:
+        """One page of at most ``page_size`` jobs, NMP-style; a page past the end is empty."""
+        params = request.url.params
+        namespace = params.get("filter[namespace]")
+        ids = [
+            job_id
+            for job_id, job in self.state.customizations.items()
+            if namespace is None or job.body.get("namespace", "default") == namespace
+        ]
+        page, size = int(params.get("page", 1)), int(params.get("page_size", 10))
+        chosen = ids[(page - 1) * size : page * size]
+        pagination = {"page": page, "page_size": size, "total_pages": -(-len(ids) // size)}
+        data = [self._customization_view(job_id) for job_id in chosen]
+        return _json(200, {"object": "list", "data": data, "pagination": pagination})
 
     def _customization(self, _: httpx.Request, p: dict[str, str]) -> httpx.Response:
         job = self.state.customizations.get(p["id"])
@@ -249,7 +273,7 @@ class RecordedNmp:
         if job is None:
             return _missing("customization job")
         job.cancelled = True
-        return _json(200, {"id": p["id"], "status": "cancelled"})
+        return _json(200, self._customization_view(p["id"]))
 
     # --- Evaluator ----------------------------------------------------------------------------
 
@@ -262,9 +286,18 @@ class RecordedNmp:
         job = self.state.evaluations.get(p["id"])
         if job is None:
             return _missing("evaluation job")
+        if job.cancelled:
+            return _json(200, {"id": p["id"], "status": "cancelled"})
         state = EVALUATION_STATES[min(job.polls, len(EVALUATION_STATES) - 1)]
         job.polls += 1
         return _json(200, {"id": p["id"], **state})
+
+    def _cancel_evaluation(self, _: httpx.Request, p: dict[str, str]) -> httpx.Response:
+        job = self.state.evaluations.get(p["id"])
+        if job is None:
+            return _missing("evaluation job")
+        job.cancelled = True
+        return _json(200, {"id": p["id"], "status": "cancelled"})
 
     def _task_results(self, job_id: str) -> dict[str, object] | None:
         job = self.state.evaluations.get(job_id)
@@ -387,7 +420,7 @@ class RecordedNmp:
                 value = entry["value"]
                 self.state.repos[key][value["path"]] = base64.b64decode(value["content"])
         oid = hashlib.sha1(request.content).hexdigest()
-        return _json(200, {"commitUrl": f"datasets/{key}/commit/{oid}", "commitOid": oid})
+        return _json(200, {"commitUrl": "", "commitOid": oid})
 
     def _file(self, _: httpx.Request, p: dict[str, str]) -> httpx.Response:
         content = self.state.repos.get(f"{p['ns']}/{p['name']}", {}).get(unquote(p["path"]))

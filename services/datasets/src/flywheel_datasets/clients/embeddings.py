@@ -1,0 +1,80 @@
+"""The embeddings endpoint for semantic ICL: the NIM proxy by default, or a remote
+OpenAI-compatible one (build.nvidia.com, say) with an API key and a CA bundle of its own.
+
+The endpoint has an httpx client of its own: the key is in that client's headers only, so no
+other NMP host (Data Store, Entity Store) ever receives it.
+"""
+
+import asyncio
+import ssl
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import SecretStr
+
+from flywheel_contracts.runtime.nmp import NmpProtocolError, NmpSettings
+from flywheel_contracts.runtime.nmp.http import Call, HostCaller, RetryPolicy, Sleep, read
+from flywheel_contracts.runtime.nmp.models import EmbeddingList
+from flywheel_datasets.config import DatasetsSettings
+
+
+def openai_base_url(url: str) -> str:
+    """`http://host:port` -> `http://host:port/v1`; a URL with a path is kept as given."""
+    url = url.rstrip("/")
+    return url if urlsplit(url).path else f"{url}/v1"
+
+
+class EmbeddingsEndpoint:
+    """`POST {base_url}/embeddings` (OpenAI format), retried as every NMP call is."""
+
+    def __init__(
+        self,
+        base_url: str,
+        nmp: NmpSettings,
+        *,
+        api_key: SecretStr | None = None,
+        ca_bundle: Path | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True
+        )
+        self._client = httpx.AsyncClient(
+            base_url=openai_base_url(base_url),
+            headers=headers,
+            verify=verify,
+            timeout=httpx.Timeout(nmp.request_timeout_s, connect=nmp.connect_timeout_s),
+            transport=transport,
+        )
+        policy = RetryPolicy(nmp.retry_attempts, nmp.retry_backoff_s, nmp.retry_backoff_max_s)
+        self._http = HostCaller(self._client, policy, sleep)
+
+    @classmethod
+    def from_settings(
+        cls, settings: DatasetsSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> "EmbeddingsEndpoint":
+        return cls(
+            settings.embedding_base_url,
+            settings.nmp,
+            api_key=settings.build.embedding_api_key,
+            ca_bundle=settings.build.embedding_ca_bundle,
+            transport=transport,
+        )
+
+    async def embeddings(
+        self, texts: Sequence[str], *, model: str, input_type: str = "query"
+    ) -> list[list[float]]:
+        """One vector per text, in input order."""
+        body = {"model": model, "input": list(texts), "input_type": input_type}
+        call = Call("POST", "/embeddings", json=body, headers={"Accept": "application/json"})
+        vectors = [item.embedding for item in read(await self._http.send(call), EmbeddingList).data]
+        if len(vectors) != len(texts):
+            raise NmpProtocolError(f"asked {len(texts)} embeddings, got {len(vectors)}")
+        return vectors
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

@@ -6,6 +6,7 @@ from uuid import uuid4
 import pytest
 
 from flywheel_contracts.events import (
+    DeploymentRole,
     NimDown,
     NimDownReason,
     NimFailed,
@@ -338,3 +339,96 @@ async def test_a_scheduler_that_lost_its_lease_mid_pass_grants_nothing(world: Wo
     world.lease.leading = True
     await world.tick(2)
     assert len(world.ups(run_id)) == 1
+
+
+# --- The run's own judge ----------------------------------------------------------------------
+
+JUDGE = candidate("org/judge-70b", gpus=2)
+
+
+async def test_a_runs_own_judge_is_deployed_first_and_candidates_wait_until_it_serves() -> None:
+    world = World(budget=4, judge=JUDGE)
+    run_id, _ = await world.ready(THREE)
+    await world.tick()
+    assert [world.deployer.deployments[n].model for n in world.deployer.creates] == [
+        "org/judge-70b"
+    ]
+    await world.tick()
+    [judge_up] = world.ups(run_id)
+    assert judge_up.role is DeploymentRole.JUDGE
+    assert judge_up.deployment.model_id == "org/judge-70b"
+    await world.tick(2)
+    candidates = [up for up in world.ups(run_id) if up.role is DeploymentRole.CANDIDATE]
+    assert [up.candidate.model_name for up in candidates] == ["org/a-1b", "org/b-1b"]
+    # Every evaluation of a candidate asks the judge this run deployed.
+    assert {up.context.config.evaluation.judge_model for up in candidates} == {"org/judge-70b"}
+
+
+async def test_the_judge_takes_its_gpus_from_the_budget() -> None:
+    world = World(budget=3, judge=JUDGE)
+    run_id, _ = await world.ready(THREE)
+    for model in ("org/a-1b", "org/b-1b", "org/c-1b"):
+        await world.tick(3)
+        await world.evaluate(run_id, model)
+    await world.tick(3)
+    assert world.deployer.peak_gpus == 3  # the judge's two and one candidate at a time
+    assert world.outbox.of("run.completed", run_id)
+
+
+async def test_the_judge_goes_once_every_candidate_has_ended_and_is_not_on_the_leaderboard() -> (
+    None
+):
+    world = World(judge=JUDGE)
+    run_id, _ = await world.ready(THREE[:2])
+    await world.tick(4)
+    await world.evaluate(run_id, "org/a-1b")
+    await world.tick()
+    assert any("judge" in name for name in world.live_deployments(run_id))
+    await world.evaluate(run_id, "org/b-1b")
+    await world.tick(2)
+    assert world.live_deployments(run_id) == []
+    downs = [e.payload.candidate_model for e in world.outbox.of("nim.down", run_id)]
+    assert sorted(downs) == ["org/a-1b", "org/b-1b", "org/judge-70b"]
+    [completed] = [e.payload for e in world.outbox.of("run.completed", run_id)]
+    assert isinstance(completed, RunCompleted)
+    assert {e.candidate_model for e in completed.leaderboard.entries} == {"org/a-1b", "org/b-1b"}
+
+
+async def test_a_judge_that_cannot_be_deployed_fails_the_run_and_says_so() -> None:
+    world = World(judge=JUDGE)
+    world.deployer.failing.add("org/judge-70b")
+    run_id, _ = await world.ready(THREE)
+    await world.tick(4)
+    assert [up for up in world.ups(run_id) if up.role is DeploymentRole.CANDIDATE] == []
+    assert world.live_deployments(run_id) == []
+    [failed] = [e.payload for e in world.outbox.of("run.failed", run_id)]
+    assert isinstance(failed, RunFailed)
+    assert failed.reason is RunFailureReason.NO_CANDIDATE_DEPLOYED
+    assert "judge org/judge-70b could not be deployed" in failed.message
+
+
+async def test_cancelling_a_run_removes_its_judge_with_its_candidates() -> None:
+    world = World(judge=JUDGE)
+    run_id, _ = await world.ready(THREE[:2])
+    await world.tick(4)
+    assert len(world.live_deployments(run_id)) == 3
+    await world.service.on_run_cancelled(cancel_event(run_id))
+    await world.tick(2)
+    assert world.live_deployments(run_id) == []
+    assert world.outbox.of("run.failed", run_id)
+
+
+async def test_the_runs_judge_model_is_the_one_deployed() -> None:
+    world = World(judge=JUDGE)
+    run_id = uuid4()
+    await world.service.on_dataset_ready(ready_event(run_id, THREE[:1], judge_model="org/j-8b"))
+    await world.tick(2)
+    [judge_up] = world.ups(run_id)
+    assert (judge_up.role, judge_up.candidate.model_name) == (DeploymentRole.JUDGE, "org/j-8b")
+    assert judge_up.candidate.gpus == 2
+
+
+async def test_without_a_judge_setting_only_candidates_are_deployed(world: World) -> None:
+    run_id, _ = await world.ready(THREE)
+    await world.tick(2)
+    assert {up.role for up in world.ups(run_id)} == {DeploymentRole.CANDIDATE}

@@ -29,6 +29,7 @@ from flywheel_contracts.events.evaluation import (
 from flywheel_contracts.events.leaderboard import Leaderboard, LeaderboardEntry, Recommendation
 from flywheel_contracts.events.nims import (
     DeploymentRef,
+    DeploymentRole,
     NimDown,
     NimDownReason,
     NimFailed,
@@ -73,6 +74,7 @@ __all__ = [
     "DatasetRef",
     "DatasetRefs",
     "DeploymentRef",
+    "DeploymentRole",
     "EvalDone",
     "EvalError",
     "EvalErrorKind",

@@ -9,6 +9,7 @@ from flywheel_contracts.events.datasets import DatasetContext
 from flywheel_contracts.payload import EventPayload, Part
 from flywheel_contracts.primitives import HttpUrl, Identifier, Message, ModelName, Seconds
 from flywheel_contracts.run_config import CandidateConfig
+from flywheel_contracts.upcasters import RawPayload, register
 
 
 class DeploymentRef(Part):
@@ -20,15 +21,27 @@ class DeploymentRef(Part):
     model_id: ModelName = Field(description="Model id to send in inference requests.")
 
 
+class DeploymentRole(StrEnum):
+    CANDIDATE = "candidate"
+    """A model under evaluation (and training)."""
+    JUDGE = "judge"
+    """The run's own LLM judge, deployed through NMP like a candidate; never evaluated."""
+
+
 class NimUp(EventPayload):
-    """A candidate is deployed and serving; carries everything evaluation and training need."""
+    """A candidate (or the run's judge) is deployed and serving; carries everything evaluation
+    and training need."""
 
     EVENT_TYPE: ClassVar[str] = "nim.up"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     candidate: CandidateConfig
     deployment: DeploymentRef
     context: DatasetContext
+    role: DeploymentRole = Field(
+        DeploymentRole.CANDIDATE,
+        description="What the deployment is for: evaluators and trainers act on candidates only.",
+    )
 
 
 class NimFailureReason(StrEnum):
@@ -67,3 +80,9 @@ class NimDown(EventPayload):
     deployment_name: Identifier
     reason: NimDownReason
     deployment_seconds: Seconds = Field(description="Time from deploy request to removal.")
+
+
+# v2 added `role`: every v1 deployment was a candidate.
+@register(NimUp.EVENT_TYPE, from_version=1)
+def _nim_up_v1_to_v2(payload: RawPayload) -> RawPayload:
+    return {**payload, "role": DeploymentRole.CANDIDATE.value}

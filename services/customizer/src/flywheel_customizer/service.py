@@ -6,7 +6,7 @@ from collections.abc import Callable
 import structlog
 
 from flywheel_contracts.envelope import Envelope
-from flywheel_contracts.events import InFlightWork, NimUp, RunCancelled
+from flywheel_contracts.events import DeploymentRole, InFlightWork, NimUp, RunCancelled
 from flywheel_customizer.jobs import CustomizationRecord
 from flywheel_customizer.ports import Customizations
 from flywheel_customizer.reconciler import Clock, utc_now
@@ -28,7 +28,10 @@ class CustomizerService:
         """Record a customization for the candidate if it wants one; a redelivered or repeated
         `nim.up` for the same run and candidate finds the record already there."""
         candidate = event.payload.candidate
-        if not candidate.customization_enabled:
+        if (
+            event.payload.role is not DeploymentRole.CANDIDATE
+            or not candidate.customization_enabled
+        ):
             _log.debug("nim_up.no_customization", candidate=candidate.model_name)
             return
         record = CustomizationRecord.from_nim_up(event, self._clock())

@@ -23,6 +23,7 @@ from flywheel_contracts.events import (
     DatasetContext,
     DatasetRef,
     DeploymentRef,
+    DeploymentRole,
     EvalErrorKind,
     NimUp,
     RunCancelled,
@@ -65,6 +66,9 @@ class EvaluatorService:
 
     async def on_nim_up(self, event: Envelope[NimUp]) -> None:
         up = event.payload
+        if up.role is not DeploymentRole.CANDIDATE:
+            _log.debug("nim_up.not_a_candidate", role=up.role.value)
+            return
         datasets = up.context.datasets
         for eval_type, dataset in ((EvalType.BASE, datasets.eval), (EvalType.ICL, datasets.icl)):
             if eval_type in up.context.config.evaluation.eval_types:

@@ -51,6 +51,7 @@ def create_app(settings: NimManagerSettings) -> FastAPI:
         _now,
         budget=settings.gpu_budget,
         tick_interval_s=settings.tick_interval_s,
+        judge=settings.local_judge.candidate(),
     )
     subscribe(kit, service)
     kit.add_loop("scheduler", service.run_forever)

@@ -12,6 +12,7 @@ from uuid import UUID
 from flywheel_contracts.events import (
     DatasetReady,
     DeploymentRef,
+    DeploymentRole,
     NimDown,
     NimDownReason,
     NimFailed,
@@ -22,9 +23,10 @@ from flywheel_contracts.events import (
     RunFailureReason,
 )
 from flywheel_contracts.ids import deterministic_name
-from flywheel_contracts.run_config import EvalType
+from flywheel_contracts.run_config import CandidateConfig, EvalType
 from flywheel_nim_manager.leaderboard import build_leaderboard
 from flywheel_nim_manager.records import (
+    JUDGE_PREFIX,
     CandidateRecord,
     Ending,
     EndReason,
@@ -43,10 +45,13 @@ def deployment_name(run_id: UUID, model: str) -> str:
     return deterministic_name(f"fw-{run_id.hex}", model)
 
 
-def plan(run_id: UUID, ready: DatasetReady, queued_at: datetime) -> list[CandidateRecord]:
-    """The run's candidates, queued in the order the configuration lists them."""
+def plan(
+    run_id: UUID, ready: DatasetReady, queued_at: datetime, judge: CandidateConfig | None = None
+) -> list[CandidateRecord]:
+    """The run's candidates, queued in the order the configuration lists them; with `judge`,
+    the run's own judge first (the run's `evaluation.judge_model`, if set, names its model)."""
     config = ready.context.config
-    return [
+    records = [
         CandidateRecord(
             run_id=run_id,
             model=candidate.model_name,
@@ -58,6 +63,32 @@ def plan(run_id: UUID, ready: DatasetReady, queued_at: datetime) -> list[Candida
         )
         for index, candidate in enumerate(config.candidates)
     ]
+    if judge is None:
+        return records
+    model = config.evaluation.judge_model or judge.model_name
+    judge = judge.model_copy(update={"model_name": model})
+    judge_record = CandidateRecord(
+        run_id=run_id,
+        model=model,
+        role=DeploymentRole.JUDGE,
+        index=-1,
+        candidate=judge,
+        eval_types=(),
+        deployment_name=deployment_name(run_id, f"{JUDGE_PREFIX}{model}"),
+        queued_at=queued_at,
+    )
+    return [judge_record, *records]
+
+
+def judge_of(records: Sequence[CandidateRecord]) -> CandidateRecord | None:
+    return next((r for r in records if not r.is_candidate), None)
+
+
+def judge_retirement(records: Sequence[CandidateRecord]) -> Ending | None:
+    """The judge is removed once every candidate of its run has ended."""
+    if all(r.phase.terminal for r in records if r.is_candidate):
+        return Ending(reason=EndReason.FINISHED, message="every candidate has ended")
+    return None
 
 
 def expected_work(record: CandidateRecord) -> frozenset[WorkItem]:
@@ -127,6 +158,22 @@ class Vanished:
 
 
 DeployStep = Wait | ServeNow | Remove | Vanished
+
+
+def judge_gate(records: Sequence[CandidateRecord]) -> Ending | Wait | None:
+    """Whether the run's candidates may be granted GPUs (None): not before its judge serves
+    (each of their evaluations asks it: Wait), never once it ended without serving (the
+    Ending the candidates get)."""
+    judge = judge_of(records)
+    if judge is None or judge.served:
+        return None
+    if not judge.phase.terminal:
+        return Wait()
+    why = judge.ending.message if judge.ending else "it ended"
+    return Ending(
+        reason=EndReason.DEPLOY_FAILED,
+        message=f"the run's judge {judge.model} could not be deployed: {why}",
+    )
 
 
 def deployment_step(
@@ -200,8 +247,23 @@ def end_phase(record: CandidateRecord) -> Phase:
     return Phase.DOWN if record.served else Phase.FAILED
 
 
-def nim_up(record: CandidateRecord, ready: DatasetReady, namespace: str, nim_url: str) -> NimUp:
+def nim_up(
+    record: CandidateRecord,
+    ready: DatasetReady,
+    namespace: str,
+    nim_url: str,
+    judge: CandidateRecord | None = None,
+) -> NimUp:
+    """The deployment is serving. A candidate of a run with its own `judge` is announced with
+    the run's context naming that judge, so every evaluation of it (customized ones too, whose
+    context comes from here) asks the model this run deployed."""
+    context = ready.context
+    if judge is not None and record.is_candidate:
+        evaluation = context.config.evaluation.model_copy(update={"judge_model": judge.model})
+        config = context.config.model_copy(update={"evaluation": evaluation})
+        context = context.model_copy(update={"config": config})
     return NimUp(
+        role=record.role,
         candidate=record.candidate,
         deployment=DeploymentRef(
             namespace=namespace,
@@ -210,16 +272,18 @@ def nim_up(record: CandidateRecord, ready: DatasetReady, namespace: str, nim_url
             # The NIM proxy serves a deployment under its model name.
             model_id=record.model,
         ),
-        context=ready.context,
+        context=context,
     )
 
 
 def run_outcome(
     run: RunRecord, records: Sequence[CandidateRecord]
 ) -> RunCompleted | RunFailed | None:
-    """The run's terminal event once every candidate has ended; None while any is live."""
+    """The run's terminal event once every candidate (and its judge) has ended; None while any
+    is live."""
     if any(not record.phase.terminal for record in records):
         return None
+    records = [record for record in records if record.is_candidate]
     if run.cancelled is not None:
         return RunFailed(
             reason=RunFailureReason.CANCELLED, message=run.cancelled.payload.reason, stage=None

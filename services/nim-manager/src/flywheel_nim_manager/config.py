@@ -1,11 +1,36 @@
 """nim-manager's settings, read from `FLYWHEEL_NIM_MANAGER_*` (nested groups with `__`)."""
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
 from flywheel_contracts.primitives import ServiceName
+from flywheel_contracts.run_config import CandidateConfig
 from flywheel_contracts.runtime import ServiceSettings
 from flywheel_contracts.runtime.nmp import NmpSettings
+
+
+class LocalJudgeSettings(BaseModel):
+    """A judge deployed through NMP for each run, like a candidate: queued first, counted
+    against the GPU budget, serving until the run's candidates have ended, reclaimed by the
+    janitor on cancel. Off by default (the judge is served already, or remote)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = False
+    model: str = Field(
+        "meta/llama-3.3-70b-instruct",
+        min_length=1,
+        description="The judge's model when the run's `evaluation.judge_model` is unset; keep "
+        "it equal to the evaluator's `JUDGE__MODEL`.",
+    )
+    gpus: int = Field(2, ge=1, le=64, description="GPUs the judge's deployment needs.")
+    tag: str | None = Field(None, description="NIM image tag; None: `default_image_tag`.")
+
+    def candidate(self) -> CandidateConfig | None:
+        """The judge as the scheduler deploys it, or None when off."""
+        if not self.enabled:
+            return None
+        return CandidateConfig(model_name=self.model, gpus=self.gpus, tag=self.tag)
 
 
 class NimManagerSettings(ServiceSettings):
@@ -48,3 +73,4 @@ class NimManagerSettings(ServiceSettings):
         "1.8.3", min_length=1, description="NIM image tag for candidates that set none."
     )
     pvc_size: str = Field("25Gi", min_length=1, description="Model cache volume per deployment.")
+    local_judge: LocalJudgeSettings = LocalJudgeSettings()

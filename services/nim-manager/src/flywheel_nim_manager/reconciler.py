@@ -65,6 +65,7 @@ class Reconciler:
         """One pass; called while this instance holds the lease."""
         await self._load()
         await self._stop_runs()
+        await self._drop_unjudged()
         await self._retire()
         await self._remove()
         # NMP calls above may have taken longer than the lease: grant only if it is still ours,
@@ -89,12 +90,18 @@ class Reconciler:
     def _in(self, phase: Phase) -> list[CandidateRecord]:
         return [r for r in self._records.values() if r.phase is phase]
 
+    def _of_run(self, run_id: UUID) -> list[CandidateRecord]:
+        return [r for r in self._records.values() if r.run_id == run_id]
+
     def _queued(self) -> list[CandidateRecord]:
-        """Queued candidates of runs still going, oldest first."""
+        """Queued candidates of runs still going, oldest first; a run's candidates only once
+        its judge (if nim-manager deploys one) serves."""
         schedulable = [
             r
             for r in self._in(Phase.QUEUED)
-            if self._runs[r.run_id].ready is not None and self._runs[r.run_id].stopping is None
+            if self._runs[r.run_id].ready is not None
+            and self._runs[r.run_id].stopping is None
+            and (not r.is_candidate or conductor.judge_gate(self._of_run(r.run_id)) is None)
         ]
         return sorted(schedulable, key=lambda r: (r.queued_at, str(r.run_id), r.index))
 
@@ -114,7 +121,7 @@ class Reconciler:
         ready = self._runs[record.run_id].ready
         assert ready is not None, "a run has candidates only once its datasets are ready"
         await self._outbox.emit(
-            payload, run_id=record.run_id, cause=ready, discriminator=record.model
+            payload, run_id=record.run_id, cause=ready, discriminator=record.discriminator
         )
 
     # The steps of a pass, in order.
@@ -132,10 +139,24 @@ class Reconciler:
             elif record.phase in (Phase.DEPLOYING, Phase.UP):
                 await self._move(record, phase=Phase.REMOVING, ending=conductor.stop(run))
 
+    async def _drop_unjudged(self) -> None:
+        """Queued candidates of a run whose judge could not be deployed never start."""
+        for record in self._in(Phase.QUEUED):
+            if not record.is_candidate:
+                continue
+            gate = conductor.judge_gate(self._of_run(record.run_id))
+            if isinstance(gate, Ending):
+                await self._move(record, phase=Phase.DROPPED, ending=gate, ended_at=self._now)
+
     async def _retire(self) -> None:
-        """Serving candidates whose work is done (or overdue) are removed."""
+        """Serving candidates whose work is done (or overdue) are removed, and a run's judge
+        once all its candidates have ended."""
         for record in self._in(Phase.UP):
-            ending = conductor.retirement(record, self._now, self._policy.work_timeout)
+            ending = (
+                conductor.retirement(record, self._now, self._policy.work_timeout)
+                if record.is_candidate
+                else conductor.judge_retirement(self._of_run(record.run_id))
+            )
             if ending is not None:
                 _log.info(
                     "candidate.retiring",
@@ -262,7 +283,10 @@ class Reconciler:
                 ready = self._runs[record.run_id].ready
                 assert ready is not None
                 policy = self._policy
-                up = conductor.nim_up(record, ready.payload, policy.namespace, policy.nim_url)
+                judge = conductor.judge_of(self._of_run(record.run_id))
+                up = conductor.nim_up(
+                    record, ready.payload, policy.namespace, policy.nim_url, judge
+                )
                 await self._emit(record, up)
                 await self._move(record, phase=Phase.UP, up_at=self._now)
                 _log.info("candidate.up", run_id=str(record.run_id), model=record.model)

@@ -14,6 +14,7 @@ from flywheel_contracts.events import (
     CustomizationError,
     DatasetFailed,
     DatasetReady,
+    DeploymentRole,
     EvalDone,
     EvalError,
     RunCancelled,
@@ -106,11 +107,14 @@ def _describe(error: EvalError | CustomizationError | None) -> str | None:
 
 
 class CandidateRecord(_Record):
-    """One candidate of one run: its place in the queue, its deployment, the work it served."""
+    """One candidate of one run: its place in the queue, its deployment, the work it served.
+    The run's own judge, when nim-manager deploys one, is a record of role `judge`: it goes
+    through the same queue, budget and phases, and serves until every candidate has ended."""
 
     run_id: UUID
     model: str
-    index: int = Field(description="Position in the run's candidate list.")
+    role: DeploymentRole = DeploymentRole.CANDIDATE
+    index: int = Field(description="Position in the run's candidate list (-1: the judge).")
     candidate: CandidateConfig
     eval_types: tuple[EvalType, ...]
     deployment_name: str
@@ -126,7 +130,17 @@ class CandidateRecord(_Record):
 
     @property
     def key(self) -> str:
-        return candidate_key(self.run_id, self.model)
+        return candidate_key(self.run_id, self.discriminator)
+
+    @property
+    def discriminator(self) -> str:
+        """What tells this record's events and document from its run's others: the model, or
+        for the judge `judge:<model>` (a run may also evaluate the judge's model)."""
+        return self.model if self.is_candidate else f"{JUDGE_PREFIX}{self.model}"
+
+    @property
+    def is_candidate(self) -> bool:
+        return self.role is DeploymentRole.CANDIDATE
 
     @property
     def served(self) -> bool:
@@ -150,6 +164,9 @@ class CandidateRecord(_Record):
         if self.granted_at is None or self.ended_at is None:
             return None
         return max((self.ended_at - self.granted_at).total_seconds(), 0.0)
+
+
+JUDGE_PREFIX = "judge:"
 
 
 def candidate_key(run_id: UUID, model: str) -> str:

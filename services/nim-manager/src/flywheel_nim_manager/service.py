@@ -22,6 +22,7 @@ from flywheel_contracts.events import (
     InFlightWork,
     RunCancelled,
 )
+from flywheel_contracts.run_config import CandidateConfig
 from flywheel_nim_manager import conductor, metrics
 from flywheel_nim_manager.errors import MissingRunId
 from flywheel_nim_manager.ports import Clock, Lease, Repository
@@ -51,8 +52,10 @@ class NimManagerService:
         *,
         budget: int,
         tick_interval_s: float,
+        judge: CandidateConfig | None = None,
     ) -> None:
         self._repo = repository
+        self._judge = judge
         self._reconciler = reconciler
         self._lease = lease
         self._clock = clock
@@ -65,7 +68,7 @@ class NimManagerService:
 
     async def on_dataset_ready(self, event: Envelope[DatasetReady]) -> None:
         run_id = _run_id(event)
-        records = conductor.plan(run_id, event.payload, self._clock())
+        records = conductor.plan(run_id, event.payload, self._clock(), judge=self._judge)
         if await self._repo.add_ready(event, records):
             _log.info("run.planned", run_id=str(run_id), candidates=[r.model for r in records])
         else:

@@ -41,22 +41,23 @@ async def stop_job(
     status: Callable[[str], Awaitable[str]],
 ) -> Stopped:
     """Cancel `job_id` unless it has ended; a 404 counts only once a read confirms it."""
+    if (settled := await _settled(job_id, status)) is not None:
+        return settled
+    try:
+        await cancel(job_id)
+    except NmpNotFound as exc:
+        if (settled := await _settled(job_id, status)) is not None:
+            return settled
+        raise CancelNotApplied(
+            f"cancelling job {job_id} answered 404 but the job is {await status(job_id)}: {exc}"
+        ) from exc
+    return Stopped.CANCELLED
+
+
+async def _settled(job_id: str, status: Callable[[str], Awaitable[str]]) -> Stopped | None:
+    """GONE or ENDED as a read of the job says; None while it still runs."""
     try:
         current = await status(job_id)
     except NmpNotFound:
         return Stopped.GONE
-    if current in ENDED_JOB_STATUSES:
-        return Stopped.ENDED
-    try:
-        await cancel(job_id)
-    except NmpNotFound as exc:
-        try:
-            current = await status(job_id)
-        except NmpNotFound:
-            return Stopped.GONE
-        if current in ENDED_JOB_STATUSES:
-            return Stopped.ENDED
-        raise CancelNotApplied(
-            f"cancelling job {job_id} answered 404 but the job is {current}: {exc}"
-        ) from exc
-    return Stopped.CANCELLED
+    return Stopped.ENDED if current in ENDED_JOB_STATUSES else None

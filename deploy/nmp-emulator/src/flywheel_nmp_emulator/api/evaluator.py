@@ -174,42 +174,37 @@ def _stored(stored: dict[str, dict[str, Any]], namespace: str, name: str, what: 
     return entity
 
 
-@router.post("/v1/evaluation/configs")
-async def create_config(body: ConfigBody, emu: FreshEmulator) -> dict[str, Any]:
-    return _store_entity(emu, emu.state.evaluation_configs, body, "eval-config")
+def _entity_routes(collection: str, what: str, body_type: type[BaseModel]) -> None:
+    """Create, get and delete of evaluation configs or targets, which jobs may name by
+    'ns/name'; both live in `emu.state.evaluation_<collection>`."""
+    path = f"/v1/evaluation/{collection}"
+
+    def stored(emu: Emulator) -> dict[str, dict[str, Any]]:
+        entities: dict[str, dict[str, Any]] = getattr(emu.state, f"evaluation_{collection}")
+        return entities
+
+    async def create(body: BaseModel, emu: FreshEmulator) -> dict[str, Any]:
+        return _store_entity(emu, stored(emu), body, f"eval-{what}")
+
+    create.__annotations__["body"] = body_type  # FastAPI reads the body's model from here
+
+    async def get(namespace: str, name: str, emu: FreshEmulator) -> dict[str, Any]:
+        entity: dict[str, Any] = _stored(stored(emu), namespace, name, what)
+        return entity
+
+    async def delete(namespace: str, name: str, emu: FreshEmulator) -> dict[str, Any]:
+        entity = _stored(stored(emu), namespace, name, what)
+        del stored(emu)[f"{namespace}/{name}"]
+        emu.store.commit()
+        return delete_response(entity["id"], emu.clock(), f"evaluation {what} {namespace}/{name}")
+
+    router.add_api_route(path, create, methods=["POST"])
+    router.add_api_route(f"{path}/{{namespace}}/{{name}}", get, methods=["GET"])
+    router.add_api_route(f"{path}/{{namespace}}/{{name}}", delete, methods=["DELETE"])
 
 
-@router.get("/v1/evaluation/configs/{namespace}/{name}")
-async def get_config(namespace: str, name: str, emu: FreshEmulator) -> dict[str, Any]:
-    config: dict[str, Any] = _stored(emu.state.evaluation_configs, namespace, name, "config")
-    return config
-
-
-@router.delete("/v1/evaluation/configs/{namespace}/{name}")
-async def delete_config(namespace: str, name: str, emu: FreshEmulator) -> dict[str, Any]:
-    config = _stored(emu.state.evaluation_configs, namespace, name, "config")
-    del emu.state.evaluation_configs[f"{namespace}/{name}"]
-    emu.store.commit()
-    return delete_response(config["id"], emu.clock(), f"evaluation config {namespace}/{name}")
-
-
-@router.post("/v1/evaluation/targets")
-async def create_target(body: TargetBody, emu: FreshEmulator) -> dict[str, Any]:
-    return _store_entity(emu, emu.state.evaluation_targets, body, "eval-target")
-
-
-@router.get("/v1/evaluation/targets/{namespace}/{name}")
-async def get_target(namespace: str, name: str, emu: FreshEmulator) -> dict[str, Any]:
-    target: dict[str, Any] = _stored(emu.state.evaluation_targets, namespace, name, "target")
-    return target
-
-
-@router.delete("/v1/evaluation/targets/{namespace}/{name}")
-async def delete_target(namespace: str, name: str, emu: FreshEmulator) -> dict[str, Any]:
-    target = _stored(emu.state.evaluation_targets, namespace, name, "target")
-    del emu.state.evaluation_targets[f"{namespace}/{name}"]
-    emu.store.commit()
-    return delete_response(target["id"], emu.clock(), f"evaluation target {namespace}/{name}")
+_entity_routes("configs", "config", ConfigBody)
+_entity_routes("targets", "target", TargetBody)
 
 
 @router.post("/v1/evaluation/jobs")

@@ -9,21 +9,14 @@ import asyncio
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import SecretStr
 
-from flywheel_contracts.runtime.nmp import NmpProtocolError, NmpSettings
-from flywheel_contracts.runtime.nmp.http import Call, HostCaller, RetryPolicy, Sleep, read
-from flywheel_contracts.runtime.nmp.models import EmbeddingList
+from flywheel_contracts.runtime.nmp import NmpSettings
+from flywheel_contracts.runtime.nmp.http import HostCaller, RetryPolicy, Sleep
+from flywheel_contracts.runtime.nmp.nim import NimProxy, openai_base_url
 from flywheel_datasets.config import DatasetsSettings
-
-
-def openai_base_url(url: str) -> str:
-    """`http://host:port` -> `http://host:port/v1`; a URL with a path is kept as given."""
-    url = url.rstrip("/")
-    return url if urlsplit(url).path else f"{url}/v1"
 
 
 class EmbeddingsEndpoint:
@@ -51,7 +44,7 @@ class EmbeddingsEndpoint:
             transport=transport,
         )
         policy = RetryPolicy(nmp.retry_attempts, nmp.retry_backoff_s, nmp.retry_backoff_max_s)
-        self._http = HostCaller(self._client, policy, sleep)
+        self._proxy = NimProxy(HostCaller(self._client, policy, sleep), prefix="")
 
     @classmethod
     def from_settings(
@@ -69,12 +62,7 @@ class EmbeddingsEndpoint:
         self, texts: Sequence[str], *, model: str, input_type: str = "query"
     ) -> list[list[float]]:
         """One vector per text, in input order."""
-        body = {"model": model, "input": list(texts), "input_type": input_type}
-        call = Call("POST", "/embeddings", json=body, headers={"Accept": "application/json"})
-        vectors = [item.embedding for item in read(await self._http.send(call), EmbeddingList).data]
-        if len(vectors) != len(texts):
-            raise NmpProtocolError(f"asked {len(texts)} embeddings, got {len(vectors)}")
-        return vectors
+        return await self._proxy.embeddings(texts, model=model, input_type=input_type)
 
     async def aclose(self) -> None:
         await self._client.aclose()

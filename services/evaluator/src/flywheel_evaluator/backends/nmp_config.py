@@ -22,7 +22,7 @@ from flywheel_contracts.runtime.nmp.evaluation_configs import (
     tool_calling_config,
 )
 from flywheel_contracts.runtime.nmp.names import dataset_files_url
-from flywheel_evaluator.clients.chat import openai_base_url
+from flywheel_contracts.runtime.nmp.nim import openai_base_url
 from flywheel_evaluator.config import EvaluatorSettings
 from flywheel_evaluator.judging import SIMILARITY_RUBRIC, TOOL_CALL_RUBRIC
 from flywheel_evaluator.models import EvaluationJob

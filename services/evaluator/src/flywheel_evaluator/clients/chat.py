@@ -17,7 +17,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -25,6 +24,7 @@ from pydantic import SecretStr
 
 from flywheel_contracts.runtime.nmp import ChatCompletion, NmpError, NmpRetryableError
 from flywheel_contracts.runtime.nmp.http import Call, RetryPolicy, Sleep, read
+from flywheel_contracts.runtime.nmp.nim import openai_base_url
 from flywheel_evaluator.clients.pools import Pools
 from flywheel_evaluator.config import ChatSettings
 from flywheel_evaluator.errors import ChatFailed
@@ -72,12 +72,6 @@ class Credentials:
 
 
 NO_CREDENTIALS = Credentials()
-
-
-def openai_base_url(url: str) -> str:
-    """`http://host:port` -> `http://host:port/v1`; a URL with a path is kept as given."""
-    url = url.rstrip("/")
-    return url if urlsplit(url).path else f"{url}/v1"
 
 
 class ChatEndpoint:

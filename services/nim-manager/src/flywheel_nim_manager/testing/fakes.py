@@ -255,6 +255,7 @@ def ready_event(
     candidates: Sequence[CandidateConfig],
     eval_types: Sequence[EvalType] = (EvalType.BASE, EvalType.ICL),
     min_score: float = 0.8,
+    judge_model: str | None = None,
 ) -> Envelope[DatasetReady]:
     """dataset.ready for `run_id`: the golden example with these candidates."""
     example: DatasetReady = EXAMPLES["dataset.ready"].payload
@@ -263,7 +264,11 @@ def ready_event(
         update={
             "candidates": tuple(candidates),
             "evaluation": context.config.evaluation.model_copy(
-                update={"eval_types": tuple(eval_types), "min_score_to_recommend": min_score}
+                update={
+                    "eval_types": tuple(eval_types),
+                    "min_score_to_recommend": min_score,
+                    "judge_model": judge_model,
+                }
             ),
         }
     )
@@ -372,6 +377,8 @@ class World:
     deployer: FakeDeployer = field(default_factory=FakeDeployer)
     outbox: RecordingOutbox = field(default_factory=RecordingOutbox)
     lease: FakeLease = field(default_factory=FakeLease)
+    judge: CandidateConfig | None = None
+    """The judge nim-manager deploys for each run, if any."""
 
     def __post_init__(self) -> None:
         self.restart()
@@ -398,6 +405,7 @@ class World:
             self.clock,
             budget=self.budget,
             tick_interval_s=0.01,
+            judge=self.judge,
         )
 
     async def tick(self, times: int = 1, seconds: float = 1.0) -> None:

@@ -36,6 +36,8 @@ CUSTOMIZATION_STATES: tuple[dict[str, object], ...] = (
 )
 EVALUATION_STATES: tuple[dict[str, object], ...] = (
     {"status": "created", "status_details": {"progress": None}},
+    # NMP's wait for evaluation workers: a caller that takes it for an ending fails every job.
+    {"status": "pending", "status_details": {"progress": None}},
     {"status": "running", "status_details": {"progress": 50.0}},
     {"status": "completed", "status_details": {"progress": 100}},
 )

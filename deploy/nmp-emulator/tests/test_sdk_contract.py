@@ -20,6 +20,7 @@ from nemo_microservices import AsyncNeMoMicroservices
 from nemo_microservices._response import AsyncAPIResponse
 from nemo_microservices.pagination import DefaultPaginationPagination
 from nemo_microservices.types import (
+    CreateEmbeddingResponse,
     CustomizationConfig,
     Dataset,
     EvaluationConfig,
@@ -28,6 +29,7 @@ from nemo_microservices.types import (
     Model,
     Namespace,
 )
+from nemo_microservices.types.chat import ChatCompletionResponse
 from nemo_microservices.types.customization import CustomizationJob, CustomizationStatusDetails
 from nemo_microservices.types.deployment import ModelDeployment
 from nemo_microservices.types.evaluation import EvaluationJob
@@ -285,3 +287,33 @@ async def test_a_page_past_the_end_is_empty(sdk: Sdk) -> None:
         "total_pages": 1,
         "total_results": 1,
     }
+
+
+async def test_customization_config_delete(sdk: Sdk) -> None:
+    configs = sdk.nmp.customization.configs
+    await configs.create(**customization_config(MODEL, NS))
+    name = f"{MODEL.split('/', 1)[1]}@v1.0.0+dfw"
+    deleted = await raw(configs.with_raw_response.delete(name, namespace=NS))
+    assert isinstance(deleted, dict)  # the SDK types this answer as `object`
+    assert [c async for c in configs.list()] == []
+
+
+async def test_the_nim_proxy_answers_chat_and_embeddings_as_the_sdk_types_them(sdk: Sdk) -> None:
+    """The judge (served without a deployment, as a hosted one is) and the embedding model,
+    through the SDK's inference calls: the calls evaluator and datasets make."""
+    chat = await raw(
+        sdk.nmp.chat.completions.with_raw_response.create(
+            model=JUDGE,
+            messages=[{"role": "user", "content": "Rate it.\nRATING: <0 or 1>"}],
+            max_tokens=64,
+        )
+    )
+    answer = strict(ChatCompletionResponse, chat)
+    assert answer.choices and answer.choices[0].message.role == "assistant"
+    embedded = await raw(
+        sdk.nmp.embeddings.with_raw_response.create(
+            model="nvidia/llama-3.2-nv-embedqa-1b-v2", input=["a", "b"], input_type="query"
+        )
+    )
+    vectors = strict(CreateEmbeddingResponse, embedded)
+    assert len(vectors.data) == 2

@@ -1,5 +1,6 @@
 """Typed payloads of every event in the catalog."""
 
+from flywheel_contracts.events.baseline import ProductionBaseline, ProductionModel
 from flywheel_contracts.events.customization import (
     CustomizationDone,
     CustomizationError,
@@ -26,7 +27,14 @@ from flywheel_contracts.events.evaluation import (
     MetricScore,
     UsageStats,
 )
-from flywheel_contracts.events.leaderboard import Leaderboard, LeaderboardEntry, Recommendation
+from flywheel_contracts.events.leaderboard import (
+    Leaderboard,
+    LeaderboardEntry,
+    ProductionRow,
+    Recommendation,
+    Shortfall,
+    Verdict,
+)
 from flywheel_contracts.events.nims import (
     DeploymentRef,
     DeploymentRole,
@@ -90,6 +98,9 @@ __all__ = [
     "NimFailed",
     "NimFailureReason",
     "NimUp",
+    "ProductionBaseline",
+    "ProductionModel",
+    "ProductionRow",
     "ReclaimFailure",
     "ReclaimTrigger",
     "Recommendation",
@@ -105,9 +116,11 @@ __all__ = [
     "RunFailureReason",
     "RunRequested",
     "ServiceStopping",
+    "Shortfall",
     "SourcePosition",
     "SplitCounts",
     "SystemShutdown",
     "UsageStats",
+    "Verdict",
     "WorkloadCount",
 ]

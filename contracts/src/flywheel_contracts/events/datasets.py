@@ -5,6 +5,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from flywheel_contracts.events.baseline import ProductionBaseline
 from flywheel_contracts.payload import EventPayload, Part
 from flywheel_contracts.primitives import Count, FilesUrl, Identifier, Message
 from flywheel_contracts.run_config import RunConfig, WorkloadType
@@ -74,11 +75,15 @@ class DatasetReady(EventPayload):
     """The run's datasets are uploaded and registered in NMP."""
 
     EVENT_TYPE: ClassVar[str] = "dataset.ready"
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
 
     context: DatasetContext
     counts: SplitCounts
     stats: FilterStats
+    baseline: ProductionBaseline | None = Field(
+        default=None,
+        description="The production model's tokens, latency and volume on the selected records.",
+    )
 
 
 class DatasetFailureReason(StrEnum):
@@ -105,6 +110,12 @@ class DatasetFailed(EventPayload):
 # payload is a valid v2 one whose new counts take their defaults.
 @register(DatasetReady.EVENT_TYPE, from_version=1)
 def _dataset_ready_v1_to_v2(payload: RawPayload) -> RawPayload:
+    return payload
+
+
+# v3 added the production baseline: a v2 payload has none.
+@register(DatasetReady.EVENT_TYPE, from_version=2)
+def _dataset_ready_v2_to_v3(payload: RawPayload) -> RawPayload:
     return payload
 
 

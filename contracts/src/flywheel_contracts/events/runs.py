@@ -9,6 +9,7 @@ from flywheel_contracts.events.leaderboard import Leaderboard
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.primitives import Identifier, Label, Message
 from flywheel_contracts.run_config import RunOverrides
+from flywheel_contracts.upcasters import RawPayload, register
 
 
 class RunRequested(EventPayload):
@@ -39,7 +40,7 @@ class RunCompleted(EventPayload):
     """The run finished; the leaderboard says how each candidate did."""
 
     EVENT_TYPE: ClassVar[str] = "run.completed"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     workload_id: Identifier
     client_id: Identifier
@@ -63,3 +64,9 @@ class RunFailed(EventPayload):
     reason: RunFailureReason
     message: Message
     stage: Label | None = Field(default=None, description="The stage that failed, if one did.")
+
+
+# v2 added the production row, savings and ratios, and the decision's data: all optional.
+@register(RunCompleted.EVENT_TYPE, from_version=1)
+def _run_completed_v1_to_v2(payload: RawPayload) -> RawPayload:
+    return payload

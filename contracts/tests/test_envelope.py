@@ -30,7 +30,7 @@ def test_root_event_starts_its_own_correlation() -> None:
     assert event.correlation_id == event.event_id
     assert event.causation_id is None
     assert event.event_type == "run.requested"
-    assert event.schema_version == 1
+    assert event.schema_version == RunRequested.SCHEMA_VERSION
 
 
 def test_explicit_correlation_id_is_kept_for_root_events() -> None:

@@ -238,6 +238,13 @@ class RunOverrides(Part):
     learning_rate: float | None = Field(default=None, gt=0, lt=1)
     adapter_dim: int | None = Field(default=None, ge=1)
     eval_types: tuple[EvalType, ...] | None = Field(default=None, min_length=1)
+    min_score_to_recommend: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The workload's threshold: the lower bound of a candidate's 95% interval on "
+        "the primary metric must reach it.",
+    )
 
 
 # Where each override lands in RunConfig, as a dotted path.
@@ -255,4 +262,5 @@ _OVERRIDE_PATHS: dict[str, str] = {
     "learning_rate": "training.learning_rate",
     "adapter_dim": "training.lora.adapter_dim",
     "eval_types": "evaluation.eval_types",
+    "min_score_to_recommend": "evaluation.min_score_to_recommend",
 }

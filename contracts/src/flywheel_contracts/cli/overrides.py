@@ -46,6 +46,12 @@ OVERRIDE_OPTIONS: tuple[OverrideOption, ...] = (
         click.Choice([s.value for s in ExampleSelection]),
         "How in-context examples are chosen.",
     ),
+    OverrideOption(
+        "--min-score",
+        "min_score_to_recommend",
+        click.FloatRange(0, 1),
+        "The workload's threshold for the interval's lower bound.",
+    ),
     OverrideOption("--epochs", "epochs", click.INT, "LoRA training epochs."),
     OverrideOption("--batch-size", "batch_size", click.INT, "LoRA training batch size."),
     OverrideOption("--learning-rate", "learning_rate", click.FLOAT, "LoRA learning rate."),

@@ -16,7 +16,7 @@ class RunRequested(EventPayload):
     """A client asks for a run over one workload's logged traffic."""
 
     EVENT_TYPE: ClassVar[str] = "run.requested"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     workload_id: Identifier = Field(description="The logged workload to study.")
     client_id: Identifier = Field(description="The client whose traffic is used.")
@@ -69,4 +69,10 @@ class RunFailed(EventPayload):
 # v2 added the production row, savings and ratios, and the decision's data: all optional.
 @register(RunCompleted.EVENT_TYPE, from_version=1)
 def _run_completed_v1_to_v2(payload: RawPayload) -> RawPayload:
+    return payload
+
+
+# v2 added the `min_score_to_recommend` override: a v1 request has none.
+@register(RunRequested.EVENT_TYPE, from_version=1)
+def _run_requested_v1_to_v2(payload: RawPayload) -> RawPayload:
     return payload

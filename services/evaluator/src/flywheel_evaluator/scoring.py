@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from flywheel_contracts.events import MetricScore, UsageStats
 from flywheel_contracts.run_config import WorkloadType
+from flywheel_contracts.stats import mean_interval, percentile, wilson
 from flywheel_evaluator.models import RecordResult
-from flywheel_evaluator.stats import mean_interval, percentile, wilson
 
 FUNCTION_NAME = "function_name_accuracy"
 FUNCTION_NAME_AND_ARGS = "function_name_and_args_accuracy"

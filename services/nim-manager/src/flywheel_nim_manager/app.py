@@ -41,6 +41,7 @@ def create_app(settings: NimManagerSettings) -> FastAPI:
             work_timeout=timedelta(seconds=settings.work_timeout_s),
             namespace=settings.nmp.namespace,
             nim_url=settings.nmp.nim_base_url,
+            judgement=settings.judgement(),
         ),
         _now,
     )

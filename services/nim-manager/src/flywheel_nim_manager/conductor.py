@@ -24,7 +24,7 @@ from flywheel_contracts.events import (
 )
 from flywheel_contracts.ids import deterministic_name
 from flywheel_contracts.run_config import CandidateConfig, EvalType
-from flywheel_nim_manager.leaderboard import build_leaderboard
+from flywheel_nim_manager.leaderboard import DEFAULT_JUDGEMENT, Judgement, build_leaderboard
 from flywheel_nim_manager.records import (
     JUDGE_PREFIX,
     CandidateRecord,
@@ -277,7 +277,7 @@ def nim_up(
 
 
 def run_outcome(
-    run: RunRecord, records: Sequence[CandidateRecord]
+    run: RunRecord, records: Sequence[CandidateRecord], judgement: Judgement = DEFAULT_JUDGEMENT
 ) -> RunCompleted | RunFailed | None:
     """The run's terminal event once every candidate (and its judge) has ended; None while any
     is live."""
@@ -309,5 +309,7 @@ def run_outcome(
     return RunCompleted(
         workload_id=context.config.workload_id,
         client_id=context.config.client_id,
-        leaderboard=build_leaderboard(context.workload_type, context.config, records),
+        leaderboard=build_leaderboard(
+            context.workload_type, context.config, records, run.ready.payload.baseline, judgement
+        ),
     )

@@ -7,6 +7,7 @@ from flywheel_contracts.primitives import ServiceName
 from flywheel_contracts.run_config import CandidateConfig
 from flywheel_contracts.runtime import ServiceSettings
 from flywheel_contracts.runtime.nmp import NmpSettings
+from flywheel_nim_manager.leaderboard import Judgement, Pricing
 
 
 class LocalJudgeSettings(BaseModel):
@@ -31,6 +32,31 @@ class LocalJudgeSettings(BaseModel):
         if not self.enabled:
             return None
         return CandidateConfig(model_name=self.model, gpus=self.gpus, tag=self.tag)
+
+
+DEFAULT_PRICES = {
+    "meta/llama-3.3-70b-instruct": 0.00088,
+    "meta/llama-3.1-8b-instruct": 0.0002,
+    "meta/llama-3.2-3b-instruct": 0.00015,
+    "meta/llama-3.2-1b-instruct": 0.0001,
+}
+"""Illustrative USD prices per 1,000 tokens for the demo's models; set your own."""
+
+
+class RecommendSettings(BaseModel):
+    """Limits of the recommendation beyond the run's score threshold (ratios to production)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_failed_ratio: float = Field(
+        0.1, ge=0, le=1, description="Most failed requests an evaluation may have to qualify."
+    )
+    max_cost_ratio: float | None = Field(
+        None, gt=0, description="Highest cost per request relative to production; None: any."
+    )
+    max_latency_ratio: float | None = Field(
+        None, gt=0, description="Highest p95 latency relative to production; None: any."
+    )
 
 
 class NimManagerSettings(ServiceSettings):
@@ -74,3 +100,18 @@ class NimManagerSettings(ServiceSettings):
     )
     pvc_size: str = Field("25Gi", min_length=1, description="Model cache volume per deployment.")
     local_judge: LocalJudgeSettings = LocalJudgeSettings()
+    prices: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        description="USD per 1,000 tokens by model, for production and candidates (a "
+        "candidate's own `price_per_1k_tokens` wins when above 0); a model not listed has an "
+        "unknown price, shown as unknown, never as 0.",
+    )
+    recommend: RecommendSettings = RecommendSettings()
+
+    def judgement(self) -> Judgement:
+        return Judgement(
+            pricing=Pricing(self.prices),
+            max_failed_ratio=self.recommend.max_failed_ratio,
+            max_cost_ratio=self.recommend.max_cost_ratio,
+            max_latency_ratio=self.recommend.max_latency_ratio,
+        )

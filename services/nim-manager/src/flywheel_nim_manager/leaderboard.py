@@ -1,10 +1,27 @@
-"""The report of a finished run: one entry per candidate and evaluation type, and the candidate
-a reviewer should look at first. Pure."""
+"""The report of a finished run: one entry per candidate and evaluation type, each against
+the production model that served the logged traffic (the reference row), and the decision a
+reviewer is asked to approve (decision.py). Pure."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from flywheel_contracts.events import Leaderboard, LeaderboardEntry, MetricScore, Recommendation
-from flywheel_contracts.run_config import EvalType, RunConfig, WorkloadType
+from flywheel_contracts.events import (
+    Leaderboard,
+    LeaderboardEntry,
+    ProductionBaseline,
+    ProductionRow,
+)
+from flywheel_contracts.run_config import CandidateConfig, EvalType, RunConfig, WorkloadType
+from flywheel_nim_manager.decision import (
+    DecisionPolicy,
+    LowerBound,
+    Subject,
+    decide,
+    monthly_usd,
+    proportion_lower_bound,
+    ratio,
+    similarity_lower_bound,
+)
 from flywheel_nim_manager.records import CandidateRecord, EndReason, WorkItem
 
 PRIMARY_METRIC: dict[WorkloadType, str] = {
@@ -14,20 +31,116 @@ PRIMARY_METRIC: dict[WorkloadType, str] = {
 """The score a recommendation is based on; both are 1.0 when the candidate always gives the
 production model's answer."""
 
+LOWER_BOUND: dict[WorkloadType, LowerBound] = {
+    WorkloadType.TOOL_CALLING: proportion_lower_bound,
+    WorkloadType.GENERIC: similarity_lower_bound,
+}
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """USD per 1,000 tokens, by model. A candidate's own price (when above 0) wins; a model
+    in neither place has an unknown price, shown as unknown and never taken as 0."""
+
+    per_1k_tokens: Mapping[str, float] = field(default_factory=dict)
+
+    def of(self, model: str | None, candidate: CandidateConfig | None = None) -> float | None:
+        if candidate is not None and candidate.price_per_1k_tokens > 0:
+            return candidate.price_per_1k_tokens
+        return self.per_1k_tokens.get(model) if model is not None else None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """How a run is priced and decided: the price table and the decision's limits (the
+    threshold comes from each run's config)."""
+
+    pricing: Pricing = Pricing()
+    max_failed_ratio: float = 0.1
+    max_cost_ratio: float | None = None
+    max_latency_ratio: float | None = None
+
+    def policy(self, config: RunConfig) -> DecisionPolicy:
+        return DecisionPolicy(
+            threshold=config.evaluation.min_score_to_recommend,
+            max_failed_ratio=self.max_failed_ratio,
+            max_cost_ratio=self.max_cost_ratio,
+            max_latency_ratio=self.max_latency_ratio,
+        )
+
+
+DEFAULT_JUDGEMENT = Judgement()
+
 
 def build_leaderboard(
-    workload_type: WorkloadType, config: RunConfig, records: Sequence[CandidateRecord]
+    workload_type: WorkloadType,
+    config: RunConfig,
+    records: Sequence[CandidateRecord],
+    baseline: ProductionBaseline | None = None,
+    judgement: Judgement = DEFAULT_JUDGEMENT,
 ) -> Leaderboard:
+    production = _production_row(baseline, judgement.pricing)
     entries = tuple(
-        _entry(record, eval_type)
+        _against(_entry(record, eval_type, judgement.pricing), production)
         for record in sorted(records, key=lambda r: r.index)
         for eval_type in config.evaluation.eval_types
         if eval_type is not EvalType.CUSTOMIZED or record.candidate.customization_enabled
     )
-    recommendation = recommend(
-        entries, PRIMARY_METRIC[workload_type], config.evaluation.min_score_to_recommend
+    subject = Subject(
+        workload_id=config.workload_id,
+        production_model=baseline.model if baseline else None,
+        customized={
+            record.model: customized
+            for record in records
+            if (outcome := record.outcomes.get(WorkItem.CUSTOMIZATION)) is not None
+            and (customized := outcome.customized_model) is not None
+        },
     )
-    return Leaderboard(entries=entries, recommendation=recommendation)
+    recommendation = decide(
+        entries,
+        PRIMARY_METRIC[workload_type],
+        LOWER_BOUND[workload_type],
+        judgement.policy(config),
+        subject,
+    )
+    return Leaderboard(entries=entries, recommendation=recommendation, production=production)
+
+
+def _production_row(baseline: ProductionBaseline | None, pricing: Pricing) -> ProductionRow | None:
+    if baseline is None:
+        return None
+    price = pricing.of(baseline.model)
+    tokens = baseline.tokens_per_request
+    cost = cost_per_1k_requests(tokens, price) if tokens is not None and price is not None else None
+    volume = baseline.requests_per_day
+    return ProductionRow(
+        baseline=baseline,
+        price_per_1k_tokens=price,
+        cost_per_1k_requests_usd=cost,
+        monthly_cost_usd=monthly_usd(cost, volume) if cost is not None and volume else None,
+    )
+
+
+def _against(entry: LeaderboardEntry, production: ProductionRow | None) -> LeaderboardEntry:
+    """The entry with its ratios to production and its monthly saving at the logged volume."""
+    if production is None or entry.error is not None:
+        return entry
+    baseline = production.baseline
+    cost, reference = entry.cost_per_1k_requests_usd, production.cost_per_1k_requests_usd
+    volume = baseline.requests_per_day
+    saving = (
+        monthly_usd(reference - cost, volume)
+        if cost is not None and reference is not None and volume is not None
+        else None
+    )
+    return entry.model_copy(
+        update={
+            "cost_ratio": ratio(cost, reference),
+            "monthly_saving_usd": round(saving, 2) if saving is not None else None,
+            "latency_p50_ratio": ratio(entry.latency_p50_ms, baseline.latency_p50_ms),
+            "latency_p95_ratio": ratio(entry.latency_p95_ms, baseline.latency_p95_ms),
+        }
+    )
 
 
 def cost_per_1k_requests(tokens_per_request: float, price_per_1k_tokens: float) -> float:
@@ -35,11 +148,12 @@ def cost_per_1k_requests(tokens_per_request: float, price_per_1k_tokens: float) 
     return round(tokens_per_request * price_per_1k_tokens, 9)
 
 
-def _entry(record: CandidateRecord, eval_type: EvalType) -> LeaderboardEntry:
+def _entry(record: CandidateRecord, eval_type: EvalType, pricing: Pricing) -> LeaderboardEntry:
     outcome = record.outcomes.get(WorkItem.evaluation(eval_type))
     done = outcome.evaluation if outcome is not None else None
     if done is not None and done.ok and done.usage is not None:
         usage = done.usage
+        price = pricing.of(record.model, record.candidate)
         return LeaderboardEntry(
             candidate_model=record.model,
             eval_type=eval_type,
@@ -47,8 +161,8 @@ def _entry(record: CandidateRecord, eval_type: EvalType) -> LeaderboardEntry:
             latency_p50_ms=usage.latency_p50_ms,
             latency_p95_ms=usage.latency_p95_ms,
             tokens_per_request=usage.tokens_per_request,
-            cost_per_1k_requests_usd=cost_per_1k_requests(
-                usage.tokens_per_request, record.candidate.price_per_1k_tokens
+            cost_per_1k_requests_usd=(
+                cost_per_1k_requests(usage.tokens_per_request, price) if price is not None else None
             ),
             deployment_seconds=record.deployment_seconds,
         )
@@ -74,43 +188,3 @@ def _why_no_scores(record: CandidateRecord, eval_type: EvalType) -> str:
     if ending is not None and ending.reason is not EndReason.FINISHED:
         return f"no result: {ending.message}"
     return "no result"
-
-
-def _score(entry: LeaderboardEntry, metric: str) -> MetricScore | None:
-    return next((score for score in entry.scores if score.name == metric), None)
-
-
-def recommend(entries: Sequence[LeaderboardEntry], metric: str, threshold: float) -> Recommendation:
-    """The cheapest entry whose `metric` reaches `threshold` (ties: the better score, then the
-    configured order), or an honest "no candidate qualifies"."""
-    scored = [(entry, score) for entry in entries if (score := _score(entry, metric)) is not None]
-    qualifying = [(entry, score) for entry, score in scored if score.value >= threshold]
-    if not qualifying:
-        return Recommendation(
-            candidate_model=None, eval_type=None, reason=_nobody(scored, metric, threshold)
-        )
-    entry, score = min(
-        qualifying, key=lambda pair: (pair[0].cost_per_1k_requests_usd or 0.0, -pair[1].value)
-    )
-    cost = entry.cost_per_1k_requests_usd or 0.0
-    return Recommendation(
-        candidate_model=entry.candidate_model,
-        eval_type=entry.eval_type,
-        reason=(
-            f"{metric} {score.value:.3f} (95% CI {score.ci_low:.3f}-{score.ci_high:.3f}) "
-            f">= {threshold:.2f} at ${cost:.4f} per 1,000 requests, the cheapest of "
-            f"{len(qualifying)} qualifying; flagged for human review before any promotion"
-        ),
-    )
-
-
-def _nobody(
-    scored: Sequence[tuple[LeaderboardEntry, MetricScore]], metric: str, threshold: float
-) -> str:
-    if not scored:
-        return f"no candidate qualifies: no evaluation produced {metric}"
-    entry, best = max(scored, key=lambda pair: pair[1].value)
-    return (
-        f"no candidate qualifies: the best {metric} is {best.value:.3f} "
-        f"({entry.candidate_model}, {entry.eval_type.value}), below {threshold:.2f}"
-    )

@@ -6,7 +6,7 @@ next one with the same event ids.
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -18,6 +18,7 @@ from flywheel_contracts.errors import PermanentError
 from flywheel_contracts.payload import EventPayload
 from flywheel_nim_manager import conductor, metrics
 from flywheel_nim_manager.conductor import Remove, ServeNow, Vanished, Wait
+from flywheel_nim_manager.leaderboard import Judgement
 from flywheel_nim_manager.ports import Clock, Deployer, Lease, Outbox, Repository
 from flywheel_nim_manager.records import CandidateRecord, Ending, EndReason, Phase, RunRecord
 from flywheel_nim_manager.scheduling import Request, plan
@@ -35,6 +36,7 @@ class Policy:
     work_timeout: timedelta
     namespace: str
     nim_url: str
+    judgement: Judgement = field(default_factory=Judgement)
 
 
 class Reconciler:
@@ -307,7 +309,7 @@ class Reconciler:
         for record in self._records.values():
             by_run[record.run_id].append(record)
         for run in self._runs.values():
-            outcome = conductor.run_outcome(run, by_run[run.run_id])
+            outcome = conductor.run_outcome(run, by_run[run.run_id], self._policy.judgement)
             if outcome is None:
                 continue
             cause: Envelope[Any] | None = run.stopping or run.ready

@@ -92,6 +92,9 @@ class WorkOutcome(_Record):
     ok: bool
     error: str | None = None
     evaluation: EvalDone | None = Field(default=None, description="Scores and usage of an eval.")
+    customized_model: str | None = Field(
+        default=None, description="The model id a successful customization produced."
+    )
 
     @classmethod
     def of_eval(cls, done: EvalDone) -> "WorkOutcome":
@@ -99,7 +102,7 @@ class WorkOutcome(_Record):
 
     @classmethod
     def of_customization(cls, done: CustomizationDone) -> "WorkOutcome":
-        return cls(ok=done.ok, error=_describe(done.error))
+        return cls(ok=done.ok, error=_describe(done.error), customized_model=done.customized_model)
 
 
 def _describe(error: EvalError | CustomizationError | None) -> str | None:

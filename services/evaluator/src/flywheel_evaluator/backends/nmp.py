@@ -22,6 +22,7 @@ from flywheel_contracts.runtime.nmp import (
     NmpRetryableError,
 )
 from flywheel_contracts.runtime.nmp.jobs import WAITING_JOB_STATUSES
+from flywheel_contracts.stats import bounded_mean_interval, wilson
 from flywheel_evaluator.backends import Evaluated, JobContext
 from flywheel_evaluator.backends.native import NativeBackend
 from flywheel_evaluator.backends.nmp_config import (
@@ -38,7 +39,6 @@ from flywheel_evaluator.dataset import EvalItem
 from flywheel_evaluator.errors import ChatFailed, EvaluationFailed
 from flywheel_evaluator.models import EvaluationJob, RecordResult
 from flywheel_evaluator.scoring import METRICS, PROPORTIONS, SIMILARITY_SCALE, usage_stats
-from flywheel_evaluator.stats import bounded_mean_interval, wilson
 
 _log = structlog.get_logger(__name__)
 
@@ -135,7 +135,12 @@ class NmpBackend:
                 try:
                     answer = await scorer.ask(item)
                 except ChatFailed as exc:
-                    return RecordResult(index=item.index, ok=False, error=str(exc)[:500])
+                    return RecordResult(
+                        index=item.index,
+                        ok=False,
+                        error=str(exc)[:500],
+                        icl_example_ids=item.example_ids,
+                    )
             return RecordResult(
                 index=item.index,
                 ok=True,
@@ -143,6 +148,7 @@ class NmpBackend:
                 latency_ms=answer.latency_ms,
                 prompt_tokens=answer.prompt_tokens,
                 completion_tokens=answer.completion_tokens,
+                icl_example_ids=item.example_ids,
             )
 
         sample = items[: self._settings.nmp_backend.usage_sample]

@@ -283,8 +283,11 @@ def evaluation(
     score: float = 0.9,
     tokens: float = 100.0,
     error: str | None = None,
+    half_width: float = 0.1,
+    failed: int = 0,
 ) -> EvalDone:
-    """What the evaluator reports: `score` on the tool-calling primary metric, or `error`."""
+    """What the evaluator reports: `score` (interval `half_width` either side) on the
+    tool-calling primary metric, or `error`."""
     if error is not None:
         return EvalDone(
             candidate_model=model,
@@ -303,9 +306,9 @@ def evaluation(
                 name="function_name_and_args_accuracy",
                 value=score,
                 n=20,
-                failed=0,
-                ci_low=max(score - 0.1, 0.0),
-                ci_high=min(score + 0.1, 1.0),
+                failed=failed,
+                ci_low=max(score - half_width, 0.0),
+                ci_high=min(score + half_width, 1.0),
             ),
         ),
         usage=UsageStats(
@@ -342,8 +345,9 @@ def eval_done(
     score: float = 0.9,
     tokens: float = 100.0,
     error: str | None = None,
+    **options: Any,
 ) -> Envelope[EvalDone]:
-    payload = evaluation(model, eval_type, score=score, tokens=tokens, error=error)
+    payload = evaluation(model, eval_type, score=score, tokens=tokens, error=error, **options)
     return new_event(payload, producer="evaluator", run_id=run_id)
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from flywheel_evaluator.stats import (
+from flywheel_contracts.stats import (
     bounded_mean_interval,
     mean_interval,
     percentile,

@@ -1,0 +1,125 @@
+"""The answer a user came for, on the real stack: a run whose customized candidate clears the
+workload's threshold is recommended by its customized model id, priced against the production
+model that served the logged traffic; a run where nothing clears says why, candidate by
+candidate.
+
+A flywheel of its own with enough tool-calling traffic (1,500 records) for the emulator's
+LoRA training to learn arguments: its customized 1B model reaches about 0.85 on
+`function_name_and_args_accuracy`, whose 95% lower bound on 100 evaluation records clears a
+threshold of 0.7 (the workload's, set per run), while the base models stay far below it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from flywheel_contracts.events import Shortfall
+from flywheel_contracts.run_config import DEMO_CANDIDATES, EvalType, RunOverrides
+from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
+from flywheel_localstack.pytest_plugin import StackHandle
+from flywheel_localstack.services import Flywheel, FlywheelSetup, ship, wait_indexed
+from flywheel_nim_manager.testing.process import EventTap
+from tests.support.runs import completed, start_run
+from tests.support.world import event_tap, flywheel_setup, private_emulator, running_flywheel
+
+pytestmark = pytest.mark.e2e
+
+PRODUCTION = "meta/llama-3.3-70b-instruct"  # what the generated traffic logs as its model
+SMALL, PLAIN = DEMO_CANDIDATES[0], DEMO_CANDIDATES[1]
+RECORDS = 1500
+THRESHOLD = 0.7
+OVERRIDES = RunOverrides(
+    candidates=(SMALL, PLAIN),
+    random_seed=7,
+    eval_size=100,
+    min_score_to_recommend=THRESHOLD,
+)
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    with private_emulator(tmp_path_factory.mktemp("nmp-answer")) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def setup(stack: StackHandle, emulator: httpx.Client) -> FlywheelSetup:
+    return flywheel_setup(stack, emulator, "e2e-answer")
+
+
+@pytest.fixture(scope="module")
+def flywheel(setup: FlywheelSetup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flywheel]:
+    with running_flywheel(setup, tmp_path_factory.mktemp("answer-services")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client_id(
+    stack: StackHandle,
+    setup: FlywheelSetup,
+    flywheel: Flywheel,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[str]:
+    if stack.shipper_dir is None:
+        pytest.skip("needs the local stack's log shipper")
+    client = setup.name
+    staged = tmp_path_factory.mktemp("answer-traffic") / f"{client}.partial"
+    generate_to_file(staged, RECORDS, 21, TrafficConfig(client_ids=(client,), workloads=(ROUTER,)))
+    shipped = ship(stack.shipper_dir, staged)
+    try:
+        wait_indexed(setup.servers.elasticsearch_url, setup.index, client, RECORDS, 180.0)
+        yield client
+    finally:
+        shipped.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="module")
+async def tap(setup: FlywheelSetup) -> AsyncIterator[EventTap]:
+    async with event_tap(setup) as events:
+        yield events
+
+
+async def test_a_customized_candidate_that_clears_the_threshold_is_the_answer(
+    setup: FlywheelSetup, flywheel: Flywheel, client_id: str, tap: EventTap
+) -> None:
+    run_id = await start_run(setup, ROUTER, client_id, OVERRIDES)
+    board = (await completed(tap, run_id)).leaderboard
+    production = board.production
+    assert production is not None, "no production baseline from the logs"
+    assert production.baseline.model == PRODUCTION
+    assert production.cost_per_1k_requests_usd and production.monthly_cost_usd
+
+    recommendation = board.recommendation
+    print(f"\n{recommendation.reason}")
+    assert recommendation.eval_type is EvalType.CUSTOMIZED, recommendation.reason
+    assert recommendation.base_model == SMALL.model_name
+    done = [e.payload for e in tap.of("customization.done", run_id)]
+    assert recommendation.model_id in {d.customized_model for d in done}
+    assert recommendation.score is not None and recommendation.threshold == THRESHOLD
+    assert recommendation.score.ci_low >= THRESHOLD
+    assert recommendation.monthly_saving_usd is not None and recommendation.monthly_saving_usd > 0
+    assert recommendation.cost_ratio is not None and recommendation.cost_ratio < 1
+    assert recommendation.latency_p95_ratio is not None
+    assert recommendation.reason.startswith(f"Switch {ROUTER} from {PRODUCTION} to ")
+    assert recommendation.model_id is not None and recommendation.model_id in recommendation.reason
+    others = [v for v in recommendation.verdicts if v.eval_type is not EvalType.CUSTOMIZED]
+    assert others and all(v.shortfall is not None for v in others)
+
+
+async def test_a_run_where_nothing_clears_the_threshold_says_why_per_candidate(
+    setup: FlywheelSetup, flywheel: Flywheel, client_id: str, tap: EventTap
+) -> None:
+    plain = DEMO_CANDIDATES[1:]
+    overrides = OVERRIDES.model_copy(update={"candidates": plain, "eval_types": (EvalType.BASE,)})
+    run_id = await start_run(setup, ROUTER, client_id, overrides)
+    recommendation = (await completed(tap, run_id)).leaderboard.recommendation
+    print(f"\n{recommendation.reason}")
+    assert recommendation.candidate_model is None and recommendation.model_id is None
+    assert recommendation.reason.startswith(f"No candidate can replace {PRODUCTION} on {ROUTER}")
+    assert {v.candidate_model for v in recommendation.verdicts} == {c.model_name for c in plain}
+    for verdict in recommendation.verdicts:
+        assert not verdict.qualified
+        assert verdict.shortfall in {Shortfall.BELOW_THRESHOLD, Shortfall.INTERVAL_TOO_WIDE}
+        assert verdict.candidate_model in recommendation.reason

@@ -15,13 +15,19 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from flywheel_contracts.cli.bus import Record
+from flywheel_contracts.cli.kafka import KafkaBus
+from flywheel_contracts.cli.runs import read_run_events
+from flywheel_contracts.errors import InvalidEvent
 from flywheel_contracts.events import Shortfall
+from flywheel_contracts.report import build_report
+from flywheel_contracts.report.drilldown import recommended_drilldown
 from flywheel_contracts.run_config import DEMO_CANDIDATES, EvalType, RunOverrides
 from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
 from flywheel_localstack.pytest_plugin import StackHandle
 from flywheel_localstack.services import Flywheel, FlywheelSetup, ship, wait_indexed
 from flywheel_nim_manager.testing.process import EventTap
-from tests.support.runs import completed, start_run
+from tests.support.runs import completed, kafka, start_run
 from tests.support.world import event_tap, flywheel_setup, private_emulator, running_flywheel
 
 pytestmark = pytest.mark.e2e
@@ -85,7 +91,8 @@ async def test_a_customized_candidate_that_clears_the_threshold_is_the_answer(
     setup: FlywheelSetup, flywheel: Flywheel, client_id: str, tap: EventTap
 ) -> None:
     run_id = await start_run(setup, ROUTER, client_id, OVERRIDES)
-    board = (await completed(tap, run_id)).leaderboard
+    result = await completed(tap, run_id)
+    board = result.leaderboard
     production = board.production
     assert production is not None, "no production baseline from the logs"
     assert production.baseline.model == PRODUCTION
@@ -106,6 +113,21 @@ async def test_a_customized_candidate_that_clears_the_threshold_is_the_answer(
     assert recommendation.model_id is not None and recommendation.model_id in recommendation.reason
     others = [v for v in recommendation.verdicts if v.eval_type is not EvalType.CUSTOMIZED]
     assert others and all(v.shortfall is not None for v in others)
+
+    # The evidence: what the recommended candidate answered, record by record, in the report.
+    drilldown = recommended_drilldown(flywheel["evaluator"].url, run_id, result)
+    assert drilldown is not None and drilldown.total == OVERRIDES.eval_size
+    assert len(drilldown.records) == 20
+    for record in drilldown.records:
+        assert record.prompt and record.production_answer, record
+        assert record.candidate_answer is not None and "function_name_accuracy" in record.verdict
+    events = read_run_events(KafkaBus(kafka(setup)), run_id, _refuse_invalid)
+    html = build_report(run_id, events, drilldown)
+    assert f"What {SMALL.model_name} (customized) answered" in html
+
+
+def _refuse_invalid(_record: Record, problem: InvalidEvent) -> None:
+    raise AssertionError(f"an invalid event on the run's topics: {problem}")
 
 
 async def test_a_run_where_nothing_clears_the_threshold_says_why_per_candidate(

@@ -1,5 +1,6 @@
 """The whole build against fake ports: files, counts, statistics and the failures."""
 
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -7,14 +8,16 @@ from uuid import UUID
 
 import orjson
 import pytest
+import structlog
 
 from flywheel_contracts.events import RunRequested
 from flywheel_contracts.run_config import RunConfig, RunOverrides, WorkloadType
 from flywheel_datasets.builder import Built, DatasetBuilder
 from flywheel_datasets.config import BuildSettings, PiiSettings
 from flywheel_datasets.dedup_worker import Deduplication, inline_deduplication
-from flywheel_datasets.errors import NotEnoughRecords
+from flywheel_datasets.errors import EmbeddingUnavailable, NotEnoughRecords
 from flywheel_datasets.formats import EVAL_FILE, TRAIN_FILE, VAL_FILE
+from flywheel_datasets.icl import EXAMPLE_IDS, LEXICAL_SIMILARITY
 from flywheel_datasets.records import Record
 from flywheel_datasets.run_defaults import RunDefaults
 from services.datasets.tests.factories import FakeEmbedder, FakeSource, record
@@ -91,6 +94,10 @@ async def test_the_files_match_the_counts_and_the_statistics_add_up(tmp_path: Pa
     assert stats.fetched == sum(stats.rules.values()) + stats.selected
     assert counts.val == pytest.approx(0.1 * (counts.train + counts.val), abs=2)
     assert built.stratified
+    # The baseline describes the records the split was built from (leaked ones included).
+    assert built.baseline is not None
+    assert built.baseline.records == stats.selected + stats.leaked
+    assert [(m.model, m.records) for m in built.baseline.models] == [("big", 299)]
 
 
 async def test_the_icl_file_is_the_eval_file_with_examples(tmp_path: Path) -> None:
@@ -126,7 +133,7 @@ async def test_a_time_window_bounds_the_query(tmp_path: Path) -> None:
         inline_deduplication,
         window=timedelta(days=3),
     )
-    await builder.build(_config(), UNTIL, tmp_path)
+    await builder.build(_config(eval_size=20), UNTIL, tmp_path)
     assert source.queries[0].since == UNTIL - timedelta(days=3)
 
 
@@ -161,8 +168,8 @@ async def test_pii_is_scrubbed_from_every_file_when_enabled(tmp_path: Path) -> N
 
 async def test_the_same_seed_rebuilds_the_same_files(tmp_path: Path) -> None:
     traffic = _traffic(200)
-    first = await _build(FakeSource(traffic), tmp_path / "first", random_seed=5)
-    again = await _build(FakeSource(traffic), tmp_path / "again", random_seed=5)
+    first = await _build(FakeSource(traffic), tmp_path / "first", random_seed=5, eval_size=20)
+    again = await _build(FakeSource(traffic), tmp_path / "again", random_seed=5, eval_size=20)
     assert _contents(first) == _contents(again)
     assert len(_contents(first)) == 4
 
@@ -184,3 +191,24 @@ async def test_large_reads_deduplicate_with_the_given_factory(
     built = await builder.build(_config(limit=250, eval_size=20), UNTIL, tmp_path)
     assert used == expected
     assert built.stats.selected > 0
+
+
+async def test_under_the_defaults_examples_are_chosen_per_record_even_without_embeddings(
+    tmp_path: Path,
+) -> None:
+    async def unavailable(texts: Sequence[str]) -> list[list[float]]:
+        raise EmbeddingUnavailable("embeddings from model failed: connection refused")
+
+    source = FakeSource(_traffic(400))
+    builder = DatasetBuilder(source, unavailable, BuildSettings(), inline_deduplication)
+    with structlog.testing.capture_logs() as logs:
+        built = await builder.build(_config(), UNTIL, tmp_path)
+    assert built.counts.eval == 100  # the default evaluation set
+    assert built.icl_selection == LEXICAL_SIMILARITY
+    (done,) = [entry for entry in logs if entry["event"] == "dataset.built"]
+    assert done["icl_selection"] == LEXICAL_SIMILARITY
+    assert "connection refused" in done["icl_fallback_reason"]
+    doc_ids = {f"doc-{i}" for i in range(400)}
+    shown = [tuple(r[EXAMPLE_IDS]) for r in _lines(built.icl_files[EVAL_FILE])]
+    assert all(shown) and set().union(*shown) <= doc_ids
+    assert len(set(shown)) > 1

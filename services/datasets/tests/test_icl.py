@@ -1,10 +1,16 @@
 """ICL examples: pool, uniform and semantic choice, the token budget, injection."""
 
+from collections.abc import Sequence
+
 import pytest
+import structlog
 
 from flywheel_contracts.run_config import ExampleSelection, IclConfig, WorkloadType
+from flywheel_datasets.errors import EmbeddingUnavailable
 from flywheel_datasets.icl import (
+    EXAMPLE_IDS,
     ICL_HEADER,
+    LEXICAL_SIMILARITY,
     Example,
     example_pool,
     example_text,
@@ -16,6 +22,7 @@ from flywheel_datasets.icl import (
     uniform_bins,
     uniform_groups,
 )
+from flywheel_datasets.similarity import lexical_similarities
 from flywheel_datasets.tokens import estimate_tokens
 from services.datasets.tests.factories import FakeEmbedder, candidate, record
 
@@ -133,3 +140,65 @@ async def test_semantic_selection_picks_the_nearest_examples() -> None:
     assert "parcel" not in system
     assert result.examples == 1
     assert len(embedder.calls) == 1  # the pool and the queries in one call
+
+
+_TRAIN = [
+    ("Where is my parcel ORD-1 tracking", "track_shipment", "doc-track"),
+    ("Cancel the order ORD-2 please", "cancel_order", "doc-cancel"),
+    ("What is the status of order ORD-3", "get_order_status", "doc-status"),
+]
+_QUERIES = ["please cancel order ORD-9", "tracking for my parcel ORD-8"]
+
+
+async def _unavailable(texts: Sequence[str]) -> list[list[float]]:
+    raise EmbeddingUnavailable("embeddings from model failed: 401 Unauthorized")
+
+
+async def test_every_icl_record_lists_the_ids_of_the_examples_it_was_shown() -> None:
+    pool = example_pool([candidate(record(u, tool=t), d) for u, t, d in _TRAIN], 10, seed=1)
+    config = IclConfig(max_examples=1, example_selection=ExampleSelection.SEMANTIC_SIMILARITY)
+    result = await icl_records(
+        [record(q) for q in _QUERIES], pool, config, WorkloadType.TOOL_CALLING, FakeEmbedder().embed
+    )
+    assert [r[EXAMPLE_IDS] for r in result.records] == [["doc-cancel"], ["doc-track"]]
+    assert result.selection == "semantic_similarity"
+    assert result.fallback_reason is None
+    assert inject(record(), [])[EXAMPLE_IDS] == []
+
+
+async def test_without_embeddings_semantic_selection_falls_back_to_lexical_similarity() -> None:
+    pool = example_pool([candidate(record(u, tool=t), d) for u, t, d in _TRAIN], 10, seed=1)
+    config = IclConfig(max_examples=1, example_selection=ExampleSelection.SEMANTIC_SIMILARITY)
+    with structlog.testing.capture_logs() as logs:
+        result = await icl_records(
+            [record(q) for q in _QUERIES], pool, config, WorkloadType.TOOL_CALLING, _unavailable
+        )
+    # Chosen per record, by the words of the last user message.
+    assert [r[EXAMPLE_IDS] for r in result.records] == [["doc-cancel"], ["doc-track"]]
+    assert result.selection == LEXICAL_SIMILARITY
+    assert result.fallback_reason is not None and "401" in result.fallback_reason
+    warnings = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert [w["event"] for w in warnings] == ["icl.embeddings_unavailable"]
+    assert warnings[0]["fallback"] == LEXICAL_SIMILARITY and "401" in warnings[0]["reason"]
+
+
+async def test_uniform_selection_stays_selectable_and_shows_every_record_the_same() -> None:
+    pool = example_pool([candidate(record(u, tool=t), d) for u, t, d in _TRAIN], 10, seed=1)
+    config = IclConfig(max_examples=1, example_selection=ExampleSelection.UNIFORM_DISTRIBUTION)
+    result = await icl_records(
+        [record(q) for q in _QUERIES], pool, config, WorkloadType.TOOL_CALLING, _unavailable
+    )
+    first, second = (r[EXAMPLE_IDS] for r in result.records)
+    assert first == second and len(first) == 1
+    assert result.selection == "uniform_distribution"
+
+
+def test_lexical_similarity_is_a_cosine_over_character_grams() -> None:
+    scores = lexical_similarities(
+        ["Where is my order ORD-5?", "cancel my subscription"],
+        ["where is order ord 7", "Please cancel the subscription", "where is my order ord 5"],
+    )
+    assert scores.shape == (2, 3)
+    assert scores[0].argmax() == 2 and scores[1].argmax() == 1
+    assert abs(float(scores[0, 2]) - 1.0) < 1e-6  # equal once normalized
+    assert lexical_similarities([], ["a"]).shape == (0, 1)

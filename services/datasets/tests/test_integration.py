@@ -28,7 +28,12 @@ from flywheel_contracts.run_config import WorkloadType
 from flywheel_contracts.runtime.nmp import NmpClient
 from flywheel_contracts.runtime.publisher import Publisher
 from flywheel_contracts.runtime.testing import eventually, running
-from flywheel_contracts.traffic import ORDER_TOOLS, TrafficConfig, generate_records
+from flywheel_contracts.traffic import (
+    DEFAULT_MODEL,
+    ORDER_TOOLS,
+    TrafficConfig,
+    generate_records,
+)
 from flywheel_datasets.app import create_service
 from flywheel_datasets.clients.elasticsearch import ElasticsearchRecords
 from flywheel_datasets.clients.nmp import NmpDatasets
@@ -128,6 +133,18 @@ async def test_a_run_gets_datasets_that_download_back_and_match_the_counts(
     assert context.config.split.random_seed == 3
     assert 0 < stats.selected <= stats.fetched <= RECORDS
     assert stats.fetched == sum(stats.rules.values()) + stats.selected
+    # The production baseline, from the generated traffic itself (usage and latency logged).
+    baseline = ready.baseline
+    assert baseline is not None
+    assert [m.model for m in baseline.models] == [DEFAULT_MODEL]
+    assert baseline.model == "meta/llama-3.3-70b-instruct"
+    assert baseline.records == stats.selected + stats.leaked
+    assert baseline.records_with_usage == baseline.records_with_latency == baseline.records
+    assert baseline.prompt_tokens_per_request and baseline.completion_tokens_per_request
+    assert baseline.latency_p50_ms is not None and baseline.latency_p95_ms is not None
+    assert 0 < baseline.latency_p50_ms <= baseline.latency_p95_ms
+    # A few minutes of traffic: under a day, so the volume is the records read.
+    assert baseline.requests_per_day == stats.fetched
 
     store = service.nmp.data_store
     refs = context.datasets

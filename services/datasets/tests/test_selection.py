@@ -128,3 +128,30 @@ async def test_pages_of_any_size_select_the_same_records(page_size: int) -> None
     assert len(whole.candidates) == 8
     assert whole.dropped[Rule.NO_TOOL_CALLS] == 5
     assert whole.fetched == sum(whole.dropped.values()) + len(whole.candidates)
+
+
+async def test_the_baseline_describes_the_selected_records_and_the_volume_every_record_read() -> (
+    None
+):
+    def logged(user: str, model: str, at: str, tool: str | None = "get_order_status") -> Record:
+        source = record(user, tool=tool)
+        source["response"]["model"] = model
+        source["response"]["usage"] = {"prompt_tokens": 10, "completion_tokens": 2}
+        source["timestamp"] = at
+        return source
+
+    records = [
+        logged("Where is my order ORD-7?", "tuned", "2025-01-09T09:00:00.000Z"),
+        logged("Where is my order ORD-7?", "tuned", "2025-01-08T09:00:00.000Z"),  # duplicate
+        logged("Any discount codes this week?", "small", "2025-01-07T09:00:00.000Z", tool=None),
+        logged("Cancel order ORD-9 please", "big", "2025-01-06T21:00:00.000Z"),
+        logged("Track the parcel of ORD-11", "big", "2025-01-06T09:00:00.000Z"),
+    ]
+    records[4]["request"]["messages"] = []  # broken: read, not selected
+    _, selection = await _collect(records)
+    baseline = selection.baseline
+    assert [c.doc_id for c in selection.candidates] == ["doc-0", "doc-3"]
+    # The plain answer went to the other stream, the duplicate and the broken record nowhere.
+    assert [(m.model, m.records) for m in baseline.models] == [("big", 1), ("tuned", 1)]
+    assert (baseline.records, baseline.records_with_usage) == (2, 2)
+    assert baseline.requests_per_day == pytest.approx(5 / 3)  # all five read, over three days

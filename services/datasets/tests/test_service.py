@@ -25,6 +25,7 @@ from flywheel_contracts.events import (
     RunRequested,
     SplitCounts,
 )
+from flywheel_contracts.events.baseline import ProductionBaseline, ProductionModel
 from flywheel_contracts.ids import derive_event_id
 from flywheel_contracts.run_config import RunConfig, RunOverrides, WorkloadType
 from flywheel_contracts.runtime.testing import eventually
@@ -39,6 +40,13 @@ pytestmark = pytest.mark.unit
 OWNER = "datasets.test"
 STATS = FilterStats(fetched=3, invalid_format=0, unparsable_arguments=0, duplicates=0, selected=3)
 COUNTS = SplitCounts(eval=1, icl=1, train=1, val=1)
+BASELINE = ProductionBaseline(
+    models=(ProductionModel(model="big", records=3),),
+    records=3,
+    records_with_usage=0,
+    records_with_latency=0,
+    requests_per_day=3.0,
+)
 
 
 def built_in(directory: Path) -> Built:
@@ -62,6 +70,7 @@ def built_in(directory: Path) -> Built:
         counts=COUNTS,
         stats=STATS,
         stratified=False,
+        baseline=BASELINE,
     )
 
 
@@ -279,6 +288,7 @@ async def test_a_request_is_built_uploaded_and_announced_once(harness: Harness) 
     assert not directory.exists(), "the files outlive the upload"
     assert ready.context.config.split.random_seed is not None
     assert ready.counts == COUNTS
+    assert ready.baseline == BASELINE
     assert harness.jobs.jobs[request.run_id]["status"] == "done"
 
 

@@ -247,3 +247,25 @@ async def test_generic_similarity_is_the_judge_rating_over_ten() -> None:
     assert (similarity.n, similarity.failed) == (4, 1)
     assert similarity.value == pytest.approx((1.0 + 0.1 + 0.4) / 3)
     assert fake.chat_requests[JUDGE] == 2
+
+
+async def test_each_record_detail_keeps_the_ids_of_the_icl_examples_it_was_shown() -> None:
+    records = [tool_record(i) for i in range(4)]
+    records[0]["icl_example_ids"] = ["doc-7", "doc-3"]
+    records[1]["icl_example_ids"] = []
+    records[2]["icl_example_ids"] = ["doc-9"]
+    failing = {"question 2"}
+
+    def candidate(body: dict[str, Any]) -> httpx.Response:
+        if body["messages"][-1]["content"] in failing:
+            return httpx.Response(500, json={"detail": "boom"})
+        return echo_reference(records)(body)
+
+    fake = FakeNmp(candidate, judge_says("**RATING:** 1"))
+    ctx = MemoryContext(job(fake.upload(records)))
+    await evaluate(fake, ctx, settings(attempts=1))
+
+    shown = {index: result.icl_example_ids for index, result in ctx.saved.items()}
+    assert shown == {0: ["doc-7", "doc-3"], 1: [], 2: ["doc-9"], 3: None}
+    assert not ctx.saved[2].ok  # a failed request keeps them too
+    assert ctx.saved[0].model_dump(mode="json")["icl_example_ids"] == ["doc-7", "doc-3"]

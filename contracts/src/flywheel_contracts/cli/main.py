@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 import click
+import httpx
 from pydantic import ValidationError
 from rich.live import Live
 
@@ -31,6 +32,7 @@ from flywheel_contracts.cli.tail import tail_lines
 from flywheel_contracts.envelope import encode
 from flywheel_contracts.errors import InvalidEvent
 from flywheel_contracts.report import write_report
+from flywheel_contracts.report.drilldown import recommended_drilldown
 from flywheel_contracts.runtime.settings import KafkaSettings
 from flywheel_contracts.traffic import cli as traffic_cli
 
@@ -187,10 +189,21 @@ def watch(session: Session, run_id: UUID, timeout: float | None) -> None:
     "--html",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     metavar="PATH",
-    help="Also write the HTML report (charts, timeline, leaderboard) to PATH.",
+    help="Also write the HTML report (headline, charts, savings, timeline, leaderboard) to PATH.",
+)
+@click.option(
+    "--evaluator",
+    "evaluator_url",
+    envvar="FLYWHEEL_EVALUATOR_URL",
+    default="http://127.0.0.1:8104",
+    show_default=True,
+    help="The evaluator, whose per-record answers of the recommended candidate the HTML report "
+    "shows.",
 )
 @click.pass_obj
-def report(session: Session, run_id: UUID, as_json: bool, html: Path | None) -> None:
+def report(
+    session: Session, run_id: UUID, as_json: bool, html: Path | None, evaluator_url: str
+) -> None:
     """Print a finished run's leaderboard, or why it failed (exit 3)."""
     bus = session.bus()
     # The HTML report's timeline needs every stage's events; the text report only the outcome.
@@ -208,8 +221,14 @@ def report(session: Session, run_id: UUID, as_json: bool, html: Path | None) -> 
     elif progress.completed is not None:
         render.console().print(render.leaderboard_view(run_id, progress.completed))
     if html is not None:
+        drilldown = None
+        if progress.completed is not None:
+            try:
+                drilldown = recommended_drilldown(evaluator_url, run_id, progress.completed)
+            except (httpx.HTTPError, ValueError) as exc:
+                click.echo(f"no per-record answers from {evaluator_url}: {exc}", err=True)
         try:
-            write_report(run_id, events, html)
+            write_report(run_id, events, html, drilldown)
         except OSError as exc:
             raise CliError(f"cannot write the report: {exc}") from None
         # On stderr: stdout stays the leaderboard or the JSON a script reads.

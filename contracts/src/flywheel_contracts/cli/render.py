@@ -13,7 +13,8 @@ from rich.text import Text
 
 from flywheel_contracts.cli.bus import TopicStats
 from flywheel_contracts.cli.progress import RunProgress, Status, Step
-from flywheel_contracts.events import LeaderboardEntry, RunCompleted, RunFailed
+from flywheel_contracts.events import LeaderboardEntry, ProductionRow, RunCompleted, RunFailed
+from flywheel_contracts.report import figures
 from flywheel_contracts.run_config import EvalType
 
 _BAR_WIDTH = 30
@@ -30,6 +31,11 @@ _USAGE_COLUMNS = (
     ("tokens per req", 6),
     ("$ per 1k req", 7),
     ("deployed s", 8),
+)
+_SAVING_COLUMNS = (
+    ("cost ratio", len("unknown")),
+    ("monthly saving", len("+$99,999.99")),
+    ("p95 latency ratio", len("unknown")),
 )
 _PIPE_WIDTH = 160
 
@@ -101,43 +107,80 @@ def failure_line(run_id: UUID, failed: RunFailed) -> str:
 
 
 def leaderboard_view(run_id: UUID, completed: RunCompleted) -> RenderableType:
-    """The final report: one row per candidate and evaluation, then the recommendation."""
+    """The final report: the decision's headline, production's reference row and one row per
+    candidate and evaluation, then why the others fell short and the recommendation."""
     board = completed.leaderboard
+    recommendation = board.recommendation
     metrics = list(dict.fromkeys(s.name for entry in board.entries for s in entry.scores))
     table = Table(
         title=f"run {run_id}: {completed.workload_id} / {completed.client_id}",
-        caption="score: mean, 95% confidence interval below",
+        caption="score: mean, 95% confidence interval below · ratios: candidate over production"
+        " · monthly saving at the logged volume, negative: costs more",
         box=box.SIMPLE_HEAD,
     )
     # Model names have no spaces to wrap at; folded mid-name they would be unreadable.
     names = [entry.candidate_model for entry in board.entries]
+    if board.production is not None:
+        names.append(figures.production_models(board.production.baseline))
     table.add_column("candidate", min_width=max(map(len, names), default=0), overflow="fold")
     table.add_column("eval", width=len(EvalType.CUSTOMIZED))
     for metric in metrics:
         # Spaced names wrap in the header instead of widening the column.
         table.add_column(metric.replace("_", " "), justify="right", width=_SCORE_WIDTH)
-    for heading, width in _USAGE_COLUMNS:
+    for heading, width in _SAVING_COLUMNS + _USAGE_COLUMNS:
         table.add_column(heading, justify="right", width=width)
+    if board.production is not None:
+        table.add_row(*_production_cells(board.production, metrics), style="dim")
     notes: list[RenderableType] = []
+    judged = {(v.candidate_model, v.eval_type) for v in recommendation.verdicts}
     for entry in board.entries:
         table.add_row(*_entry_cells(entry, metrics))
-        if entry.error is not None:
+        if entry.error is not None and (entry.candidate_model, entry.eval_type) not in judged:
             notes.append(Text(f"{entry.candidate_model} {entry.eval_type}: {entry.error}", "red"))
-    recommendation = board.recommendation
     if recommendation.candidate_model is None:
-        verdict = Text(f"No recommendation: {recommendation.reason}", style="yellow")
+        headline = Text(recommendation.reason, style="bold yellow")
+        pick = Text(figures.pick_line(recommendation), style="yellow")
     else:
-        verdict = Text(
-            f"Recommended: {recommendation.candidate_model} ({recommendation.eval_type}): "
-            f"{recommendation.reason}",
-            style="bold green",
-        )
-    return Group(table, *notes, verdict)
+        headline = Text(recommendation.reason, style="bold green")
+        pick = Text(figures.pick_line(recommendation), style="green")
+    parts: list[RenderableType] = [headline, pick, table]
+    if board.production is not None:
+        parts.append(Text(figures.production_summary(board.production), style="dim"))
+    parts += notes
+    verdicts = figures.other_verdicts(recommendation)
+    if verdicts:
+        shown = "Why not the others:" if recommendation.candidate_model else "Verdicts:"
+        parts.append(Text(shown, style="bold"))
+        parts += [Text(f"  {figures.verdict_line(v)}") for v in verdicts]
+    needed = figures.records_needed(recommendation)
+    if needed is not None:
+        parts.append(Text(needed, style="yellow"))
+    return Group(*parts)
 
 
-def _entry_cells(entry: LeaderboardEntry, metrics: list[str]) -> list[str]:
+def _production_cells(row: ProductionRow, metrics: list[str]) -> list[Text | str]:
+    """Production's reference row: the baseline from the logs, its ratios 1 by definition."""
+    baseline = row.baseline
+    latency = ""
+    if baseline.latency_p50_ms is not None and baseline.latency_p95_ms is not None:
+        latency = f"{baseline.latency_p50_ms:.0f} / {baseline.latency_p95_ms:.0f}"
+    return [
+        Text(figures.production_models(baseline), style="bold"),
+        "production",
+        *("" for _ in metrics),
+        "1.00x" if row.cost_per_1k_requests_usd is not None else figures.UNKNOWN,
+        "",
+        "1.00x" if baseline.latency_p95_ms is not None else figures.UNKNOWN,
+        latency or figures.UNKNOWN,
+        _number(baseline.tokens_per_request, ".0f") or figures.UNKNOWN,
+        _number(row.cost_per_1k_requests_usd, ".4f") or figures.UNKNOWN,
+        "",
+    ]
+
+
+def _entry_cells(entry: LeaderboardEntry, metrics: list[str]) -> list[Text | str]:
     scores = {score.name: score for score in entry.scores}
-    cells = [entry.candidate_model, str(entry.eval_type)]
+    cells: list[Text | str] = [entry.candidate_model, str(entry.eval_type)]
     for metric in metrics:
         score = scores.get(metric)
         if score is None:
@@ -147,7 +190,13 @@ def _entry_cells(entry: LeaderboardEntry, metrics: list[str]) -> list[str]:
     latency = ""
     if entry.latency_p50_ms is not None and entry.latency_p95_ms is not None:
         latency = f"{entry.latency_p50_ms:.0f} / {entry.latency_p95_ms:.0f}"
+    scored = entry.error is None
+    saving = figures.signed_saving(entry.monthly_saving_usd) if scored else ""
+    saving_style = "red" if (entry.monthly_saving_usd or 0) < 0 else "green"
     cells += [
+        figures.ratio(entry.cost_ratio) if scored else "",
+        Text(saving, style=saving_style if entry.monthly_saving_usd is not None else ""),
+        figures.ratio(entry.latency_p95_ratio) if scored else "",
         latency,
         _number(entry.tokens_per_request, ".0f"),
         _number(entry.cost_per_1k_requests_usd, ".4f"),

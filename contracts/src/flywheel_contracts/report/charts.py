@@ -1,16 +1,17 @@
-"""The report's three charts as inline SVG: scores with their confidence intervals, estimated cost
-against accuracy, and the run's timeline.
+"""The report's charts as inline SVG: scores with their confidence intervals, estimated cost
+against accuracy, the monthly saving against production, and the run's timeline.
 
 Every mark carries `data-*` attributes naming what it shows, so the tests (and a reader of the
 source) can tell which bar is which without measuring pixels.
 """
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
-from flywheel_contracts.events import LeaderboardEntry, MetricScore
-from flywheel_contracts.report import svg
+from flywheel_contracts.events import LeaderboardEntry, MetricScore, ProductionRow
+from flywheel_contracts.report import figures, svg
 from flywheel_contracts.report.story import Lane, LaneKind, Segment, State
 from flywheel_contracts.run_config import EvalType
 
@@ -25,6 +26,10 @@ _LANE_COLORS: dict[LaneKind, str] = {
     LaneKind.TRAINING: "#af7aa1",
     LaneKind.EVALUATION: "#4e79a7",
 }
+SAVING_COLOR = "#1b9e77"
+"""A candidate that costs less than production: its saving's bar."""
+COST_INCREASE_COLOR = "#d95f02"
+"""A candidate that costs more than production."""
 _FAILED = "#e15759"
 _AXIS = "#555"
 _GRID = "#e4e4e4"
@@ -243,6 +248,145 @@ def _marker(shape: int, cx: float, cy: float, color: str) -> str:
             corners = [(cx, cy - r - 1), (cx + r + 1, cy), (cx, cy + r + 1), (cx - r - 1, cy)]
     points = " ".join(f"{px:.1f},{py:.1f}" for px, py in corners)
     return svg.element("polygon", {"points": points, **paint})
+
+
+SAVINGS_ROW = 26.0
+"""Height of one bar's row in the savings chart."""
+
+
+def savings_chart(
+    entries: Sequence[LeaderboardEntry],
+    production: ProductionRow | None,
+    recommended: tuple[str | None, str | None] = (None, None),
+) -> str:
+    """One horizontal bar per candidate and evaluation type: its monthly saving against
+    production at the logged volume, right of zero when it saves, left when it costs more.
+
+    An unknown saving is written "unknown" at zero, never drawn as 0. Production's own monthly
+    cost, when known, is a dashed line: the most any candidate could save."""
+    label_w, top, plot_w, value_w = 300.0, 34.0, 520.0, 110.0
+    width = label_w + plot_w + value_w
+    bottom = top + SAVINGS_ROW * len(entries) + 4
+    height = bottom + 18
+    known = [e.monthly_saving_usd for e in entries if e.monthly_saving_usd is not None]
+    ceiling = production.monthly_cost_usd if production is not None else None
+    high = max([0.0, *known, *([ceiling] if ceiling is not None else [])])
+    low = min([0.0, *known])
+    ticks = _signed_ticks(low, high)
+    x = svg.Scale(ticks[0], ticks[-1], label_w, label_w + plot_w)
+    body = []
+    for tick in ticks:
+        body.append(
+            svg.element(
+                "line", {"x1": x(tick), "x2": x(tick), "y1": top - 4, "y2": bottom, "stroke": _GRID}
+            )
+        )
+        body.append(
+            svg.text(
+                figures.usd(tick, 0),
+                {"x": x(tick), "y": top - 10, "text_anchor": "middle", **_FONT},
+            )
+        )
+    for row, entry in enumerate(entries):
+        body.append(_saving_bar(entry, x, top + row * SAVINGS_ROW, recommended, label_w))
+    zero = x(0.0)
+    body.append(
+        svg.element("line", {"x1": zero, "x2": zero, "y1": top - 4, "y2": bottom, "stroke": _AXIS})
+    )
+    if ceiling is not None and ceiling > 0:
+        body.append(
+            svg.element(
+                "g",
+                {"class_": "ceiling", "data_cost": f"{ceiling:.2f}"},
+                svg.title(f"production's monthly cost: {figures.usd(ceiling)}"),
+                svg.element(
+                    "line",
+                    {
+                        "x1": x(ceiling),
+                        "x2": x(ceiling),
+                        "y1": top - 4,
+                        "y2": bottom,
+                        "stroke": _AXIS,
+                        "stroke_dasharray": "4 3",
+                    },
+                ),
+                svg.text(
+                    f"production {figures.usd(ceiling)} a month",
+                    {"x": x(ceiling), "y": bottom + 14, "text_anchor": "middle", **_FONT},
+                ),
+            )
+        )
+    return svg.svg(
+        width, height, "monthly saving against production per candidate", body, "chart savings"
+    )
+
+
+def _signed_ticks(low: float, high: float) -> list[float]:
+    """Round ticks from at most `low` (<= 0) to at least `high` (>= 0), through 0."""
+    step_ticks = svg.nice_ticks(max(high, -low))
+    step = step_ticks[1] - step_ticks[0]
+    below = math.ceil(round(-low / step, 9))
+    above = max(math.ceil(round(high / step, 9)), 1 if below == 0 else 0)
+    return [round(i * step, 12) for i in range(-below, above + 1)]
+
+
+def _saving_bar(
+    entry: LeaderboardEntry,
+    x: svg.Scale,
+    y: float,
+    recommended: tuple[str | None, str | None],
+    label_w: float,
+) -> str:
+    pick = (entry.candidate_model, str(entry.eval_type)) == recommended
+    name = f"{entry.candidate_model} {entry.eval_type}" + (" \u2605" if pick else "")
+    label: dict[str, svg.Attr] = {
+        "x": label_w - 8,
+        "y": y + 17,
+        "text_anchor": "end",
+        "class_": "bar-label",
+        **_FONT,
+    }
+    if pick:
+        label["font_weight"] = "bold"
+    marks = [svg.text(name, label)]
+    saving = entry.monthly_saving_usd
+    ids: dict[str, svg.Attr] = {
+        "data_candidate": entry.candidate_model,
+        "data_eval_type": str(entry.eval_type),
+    }
+    if saving is None:
+        why = f": {entry.error}" if entry.error else ""
+        marks += [
+            svg.title(f"{entry.candidate_model} {entry.eval_type}: monthly saving unknown{why}"),
+            svg.text(
+                figures.UNKNOWN, {"x": x(0.0) + 6, "y": y + 17, "fill": "#777", "font_size": 11}
+            ),
+        ]
+        return svg.element("g", {"class_": "saving unknown", **ids}, *marks)
+    left, right = sorted((x(0.0), x(saving)))
+    colour = COST_INCREASE_COLOR if saving < 0 else SAVING_COLOR
+    phrase = figures.saving_phrase(saving)
+    ratio = "" if entry.cost_ratio is None else f" ({figures.ratio(entry.cost_ratio)} the cost)"
+    marks += [
+        svg.title(f"{entry.candidate_model} {entry.eval_type} {phrase}{ratio}"),
+        svg.element(
+            "rect",
+            {
+                "x": left,
+                "y": y + 4,
+                # A saving of a few cents still shows.
+                "width": max(right - left, 2.0),
+                "height": SAVINGS_ROW - 8,
+                "fill": colour,
+            },
+        ),
+        svg.text(
+            figures.signed_saving(saving),
+            # Right of the bar, or of zero for a cost increase: never over the names.
+            {"x": right + 6, "y": y + 17, **_FONT},
+        ),
+    ]
+    return svg.element("g", {"class_": "saving", "data_saving": f"{saving:.2f}", **ids}, *marks)
 
 
 TIMELINE_ROW = 24.0

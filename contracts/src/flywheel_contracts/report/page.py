@@ -4,11 +4,23 @@ from datetime import datetime
 from html import escape
 
 from flywheel_contracts import events as ev
-from flywheel_contracts.report.charts import cost_chart, score_chart, timeline_chart
+from flywheel_contracts.report import figures
+from flywheel_contracts.report.charts import (
+    cost_chart,
+    savings_chart,
+    score_chart,
+    timeline_chart,
+)
+from flywheel_contracts.report.drilldown import Drilldown, drilldown_section
 from flywheel_contracts.report.story import RunStory
 from flywheel_contracts.run_config import RunConfig
 
+PRODUCTION_ROW_BACKGROUND = "#e3ecf7"
+"""The leaderboard's reference row, production's, stands out by this background."""
+
 _CSS = """
+table.drill td { vertical-align: top; max-width: 420px; }
+table.drill pre { white-space: pre-wrap; margin: 0; font-size: 12px; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
        margin: 24px 32px; background: #fff; }
 h1 { font-size: 22px; margin: 0 0 4px; }
@@ -19,6 +31,8 @@ dl.meta { display: grid; grid-template-columns: max-content auto; gap: 2px 16px;
 dl.meta dt { color: #666; }
 dl.meta dd { margin: 0; }
 .verdict { padding: 8px 12px; border-radius: 4px; margin: 12px 0; }
+.verdict p { margin: 2px 0; }
+.verdict .headline { font-size: 16px; font-weight: 600; }
 .verdict.ok { background: #e8f4ea; border-left: 4px solid #59a14f; }
 .verdict.none { background: #fdf5e2; border-left: 4px solid #edc948; }
 .verdict.failed { background: #fbe9e9; border-left: 4px solid #e15759; }
@@ -28,14 +42,20 @@ th, td { padding: 3px 10px; text-align: right; border-bottom: 1px solid #eee; }
 th { background: #f6f6f6; }
 td.name, th.name { text-align: left; font-family: ui-monospace, monospace; white-space: nowrap; }
 tr.recommended td { background: #e8f4ea; font-weight: 600; }
+tr.production td { background: PRODUCTION_ROW_BACKGROUND; }
+td.saves { color: #137a5c; }
+td.dearer { color: #b34700; }
+ul.verdicts { margin: 6px 0; padding-left: 20px; }
+ul.verdicts .name { font-family: ui-monospace, monospace; }
 td.error { color: #c03; text-align: left; }
 .ci { color: #777; font-size: 11px; }
 footer { color: #888; font-size: 12px; margin-top: 28px; }
-"""
+""".replace("PRODUCTION_ROW_BACKGROUND", PRODUCTION_ROW_BACKGROUND)
 
 
-def render_page(story: RunStory, *, events: int) -> str:
-    """The page of `story`, built from `events` events; every text is escaped."""
+def render_page(story: RunStory, *, events: int, drilldown: Drilldown | None = None) -> str:
+    """The page of `story`, built from `events` events, with the recommended candidate's
+    per-record answers when given; every text is escaped."""
     workload = _workload(story)
     heading = f"Run {story.run_id}"
     parts = [
@@ -61,11 +81,29 @@ def render_page(story: RunStory, *, events: int) -> str:
             parts.append(score_chart(board.entries, metric))
             parts.append(cost_chart(board.entries, metric))
             parts.append("</div>")
+    if board is not None and board.entries:
+        parts.append("<h2>Monthly saving against production</h2>")
+        parts.append(
+            "<p class=sub>What each candidate and evaluation type would save a month (30 days) at"
+            " the logged volume, against the production model's estimated cost; right of zero"
+            " saves, left costs more; the dashed line is production's whole monthly cost;"
+            " \u2605 marks the recommendation.</p>"
+        )
+        if board.production is not None:
+            parts.append(f"<p>{escape(figures.production_summary(board.production))}</p>")
+        pick = board.recommendation
+        recommended = (
+            pick.candidate_model,
+            None if pick.eval_type is None else str(pick.eval_type),
+        )
+        parts.append(savings_chart(board.entries, board.production, recommended))
     parts.append("<h2>Timeline</h2>")
     parts.append(timeline_chart(story.lanes, story.started_at, story.ended_at))
     if board is not None:
         parts.append("<h2>Leaderboard</h2>")
         parts.append(_leaderboard(board))
+    if drilldown is not None:
+        parts.append(drilldown_section(drilldown))
     if story.config is not None:
         parts.append("<h2>Candidates</h2>")
         parts.append(_candidates(story.config))
@@ -89,14 +127,15 @@ def _verdict(story: RunStory) -> str:
     if story.completed is None:
         return "<div class='verdict none'>The run has not finished.</div>"
     recommendation = story.completed.leaderboard.recommendation
-    if recommendation.candidate_model is None:
-        text = f"No recommendation: {recommendation.reason}"
-        return f"<div class='verdict none'>{escape(text)}</div>"
-    text = (
-        f"Recommended: {recommendation.candidate_model} ({recommendation.eval_type}): "
-        f"{recommendation.reason}"
-    )
-    return f"<div class='verdict ok'>{escape(text)}</div>"
+    kind = "none" if recommendation.candidate_model is None else "ok"
+    lines = [
+        f"<p class=headline>{escape(recommendation.reason)}</p>",
+        f"<p class=pick>{escape(figures.pick_line(recommendation))}</p>",
+    ]
+    needed = figures.records_needed(recommendation)
+    if needed is not None:
+        lines.append(f"<p class=needed>{escape(needed)}</p>")
+    return f"<div class='verdict {kind}'>{''.join(lines)}</div>"
 
 
 def _metadata(story: RunStory) -> str:
@@ -141,6 +180,9 @@ def _leaderboard(board: ev.Leaderboard) -> str:
         "eval",
         # Spaced, the long metric names wrap instead of widening the table.
         *(metric.replace("_", " ") for metric in metrics),
+        "cost ratio",
+        "monthly saving",
+        "p95 latency ratio",
         "latency ms p50 / p95",
         "tokens per req",
         "$ per 1k req",
@@ -152,15 +194,25 @@ def _leaderboard(board: ev.Leaderboard) -> str:
     )
     pick = board.recommendation
     rows = []
+    if board.production is not None:
+        rows.append(_production_row(board.production, metrics))
     for entry in board.entries:
         recommended = (entry.candidate_model, entry.eval_type) == (
             pick.candidate_model,
             pick.eval_type,
         )
+        scored = entry.error is None
+        saving = entry.monthly_saving_usd
         cells = [
             f"<td class=name>{escape(entry.candidate_model)}</td>",
             f"<td class=name>{escape(str(entry.eval_type))}</td>",
             *(_score_cell(entry, metric) for metric in metrics),
+            _cell(figures.ratio(entry.cost_ratio) if scored else None),
+            _cell(
+                figures.signed_saving(saving) if scored else None,
+                None if saving is None else "dearer" if saving < 0 else "saves",
+            ),
+            _cell(figures.ratio(entry.latency_p95_ratio) if scored else None),
             _cell(
                 None
                 if entry.latency_p50_ms is None or entry.latency_p95_ms is None
@@ -173,7 +225,48 @@ def _leaderboard(board: ev.Leaderboard) -> str:
         ]
         css = " class=recommended" if recommended else ""
         rows.append(f"<tr{css}>{''.join(cells)}</tr>")
-    return f"<table class=leaderboard><tr>{header}</tr>{''.join(rows)}</table>"
+    table = f"<table class=leaderboard><tr>{header}</tr>{''.join(rows)}</table>"
+    return table + _verdicts(pick)
+
+
+def _production_row(row: ev.ProductionRow, metrics: list[str]) -> str:
+    """The reference row: production's figures from the logs; an unknown one says so."""
+    baseline = row.baseline
+    unknown = figures.UNKNOWN
+    latency = unknown
+    if baseline.latency_p50_ms is not None and baseline.latency_p95_ms is not None:
+        latency = f"{baseline.latency_p50_ms:.0f} / {baseline.latency_p95_ms:.0f}"
+    cells = [
+        f"<td class=name>{escape(figures.production_models(baseline))}</td>",
+        "<td class=name>production</td>",
+        *("<td></td>" for _ in metrics),
+        _cell("1.00x" if row.cost_per_1k_requests_usd is not None else unknown),
+        _cell(
+            "cost unknown"
+            if row.monthly_cost_usd is None
+            else f"costs {figures.usd(row.monthly_cost_usd)} a month"
+        ),
+        _cell("1.00x" if baseline.latency_p95_ms is not None else unknown),
+        _cell(latency),
+        _cell(_number(baseline.tokens_per_request, ".0f") or unknown),
+        _cell(_number(row.cost_per_1k_requests_usd, ".4f") or unknown),
+        _cell(None),
+        _cell(None),
+    ]
+    return f"<tr class=production>{''.join(cells)}</tr>"
+
+
+def _verdicts(recommendation: ev.Recommendation) -> str:
+    verdicts = figures.other_verdicts(recommendation)
+    if not verdicts:
+        return ""
+    title = "Why not the others" if recommendation.candidate_model else "Verdicts"
+    items = "".join(
+        f"<li><span class=name>{escape(f'{v.candidate_model} {v.eval_type}')}</span>: "
+        f"{escape(figures.verdict_reason(v))}</li>"
+        for v in verdicts
+    )
+    return f"<h3>{title}</h3><ul class=verdicts>{items}</ul>"
 
 
 def _score_cell(entry: ev.LeaderboardEntry, metric: str) -> str:
@@ -185,8 +278,9 @@ def _score_cell(entry: ev.LeaderboardEntry, metric: str) -> str:
     return f"<td>{score.value:.2f} <span class=ci>{escape(interval)}</span></td>"
 
 
-def _cell(value: str | None) -> str:
-    return f"<td>{escape(value or '')}</td>"
+def _cell(value: str | None, css: str | None = None) -> str:
+    attr = f" class={css}" if css else ""
+    return f"<td{attr}>{escape(value or '')}</td>"
 
 
 def _number(value: float | None, spec: str) -> str | None:

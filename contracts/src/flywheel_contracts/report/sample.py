@@ -1,7 +1,10 @@
 """A complete, plausible run as events, for the report's tests and previews without a flywheel.
 
 Three candidates as in the demo (the smallest LoRA-customized), every stage timed like a run on
-the NMP emulator; the scores rise with model size and with customization.
+the NMP emulator; the scores rise with model size and with customization. Production is a 70B
+model whose logged traffic gives the reference row; every candidate saves against it, and the
+decision follows the documented rule (lower bound of the interval against the threshold, then
+the largest saving).
 """
 
 import math
@@ -23,6 +26,22 @@ from flywheel_contracts.run_config import (
 CANDIDATES = DEMO_CANDIDATES
 METRICS = ("function_name_accuracy", "function_name_and_args_accuracy")
 EVAL_SIZE = 20
+PRODUCTION_MODEL = "meta/llama-3.3-70b-instruct"
+PRODUCTION_PRICE_PER_1K_TOKENS = 0.00088
+THRESHOLD = 0.6
+"""The decision's threshold on the first metric's lower bound."""
+BASELINE = ev.ProductionBaseline(
+    models=(ev.ProductionModel(model=PRODUCTION_MODEL, records=2027),),
+    records=2027,
+    records_with_usage=2027,
+    prompt_tokens_per_request=1690.0,
+    completion_tokens_per_request=55.0,
+    records_with_latency=2027,
+    latency_p50_ms=1250.0,
+    latency_p95_ms=2600.0,
+    requests_per_day=2027.0,
+)
+_DAYS_A_MONTH = 30
 _NS = "dfwbp"
 _T0 = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
 
@@ -63,6 +82,14 @@ def sample_run(
         config=config,
     )
     events: list[Envelope[Any]] = []
+    production_cost = round(_TOKENS * PRODUCTION_PRICE_PER_1K_TOKENS, 9)
+    production_monthly = round(_monthly(production_cost), 2)
+    production = ev.ProductionRow(
+        baseline=BASELINE,
+        price_per_1k_tokens=PRODUCTION_PRICE_PER_1K_TOKENS,
+        cost_per_1k_requests_usd=production_cost,
+        monthly_cost_usd=production_monthly,
+    )
 
     def emit(
         payload: EventPayload,
@@ -104,12 +131,14 @@ def sample_run(
                 duplicates=254,
                 selected=2027,
             ),
+            baseline=BASELINE,
         ),
         "datasets",
         18.0,
         requested,
     )
     entries: list[ev.LeaderboardEntry] = []
+    adapters: dict[str, str] = {}
     for i, candidate in enumerate(CANDIDATES):
         model = candidate.model_name
         deployment = ev.DeploymentRef(
@@ -131,6 +160,7 @@ def sample_run(
         finished = up_at
         if candidate.customization_enabled:
             job, adapter = f"cust-{i}", f"{_NS}/customized-{deployment.name}@cust-{i}"
+            adapters[model] = adapter
             started_training = emit(
                 ev.CustomizationStarted(candidate_model=model, job_id=job, output_model=adapter),
                 "customizer",
@@ -222,6 +252,7 @@ def sample_run(
         )
         for eval_type, scores, usage in results:
             tokens = usage.tokens_per_request
+            cost = round(tokens * candidate.price_per_1k_tokens, 9)
             entries.append(
                 ev.LeaderboardEntry(
                     candidate_model=model,
@@ -230,22 +261,22 @@ def sample_run(
                     latency_p50_ms=usage.latency_p50_ms,
                     latency_p95_ms=usage.latency_p95_ms,
                     tokens_per_request=tokens,
-                    cost_per_1k_requests_usd=round(tokens * candidate.price_per_1k_tokens, 9),
+                    cost_per_1k_requests_usd=cost,
                     deployment_seconds=deployed,
+                    cost_ratio=round(cost / production_cost, 4),
+                    monthly_saving_usd=round(production_monthly - _monthly(cost), 2),
+                    latency_p50_ratio=round(usage.latency_p50_ms / _P50, 4),
+                    latency_p95_ratio=round(usage.latency_p95_ms / _P95, 4),
                 )
             )
-    best = max(entries, key=lambda e: e.scores[1].value)
     emit(
         ev.RunCompleted(
             workload_id=workload_id,
             client_id=client_id,
             leaderboard=ev.Leaderboard(
                 entries=tuple(entries),
-                recommendation=ev.Recommendation(
-                    candidate_model=best.candidate_model,
-                    eval_type=best.eval_type,
-                    reason=f"{METRICS[1]} {best.scores[1].value:.2f} is the highest",
-                ),
+                recommendation=_decide(workload_id, entries, adapters),
+                production=production,
             ),
         ),
         "nim-manager",
@@ -253,3 +284,81 @@ def sample_run(
         ready,
     )
     return events
+
+
+_TOKENS = BASELINE.tokens_per_request or 0.0
+_P50 = BASELINE.latency_p50_ms or 1.0
+_P95 = BASELINE.latency_p95_ms or 1.0
+
+
+def _monthly(cost_per_1k_requests: float) -> float:
+    return cost_per_1k_requests * (BASELINE.requests_per_day or 0.0) / 1000 * _DAYS_A_MONTH
+
+
+def _decide(
+    workload_id: str, entries: list[ev.LeaderboardEntry], adapters: dict[str, str]
+) -> ev.Recommendation:
+    """The first metric's lower bound against THRESHOLD; of those that clear it, the one that
+    saves most."""
+    metric = METRICS[0]
+
+    def score(entry: ev.LeaderboardEntry) -> ev.MetricScore:
+        return next(s for s in entry.scores if s.name == metric)
+
+    qualified = [e for e in entries if score(e).ci_low >= THRESHOLD]
+    best = max(qualified, key=lambda e: e.monthly_saving_usd or 0.0, default=None)
+    verdicts = []
+    for entry in entries:
+        s = score(entry)
+        shown = f"{s.value:.2f} (95% CI {s.ci_low:.2f}-{s.ci_high:.2f})"
+        shortfall: ev.Shortfall | None = None
+        if entry is best:
+            detail = f"{shown} clears {THRESHOLD:.2f}"
+        elif entry in qualified:
+            shortfall, detail = ev.Shortfall.OUTRANKED, f"{shown} clears, but saves less"
+        elif s.value >= THRESHOLD:
+            shortfall = ev.Shortfall.INTERVAL_TOO_WIDE
+            detail = f"{shown}: the interval's lower bound is below {THRESHOLD:.2f}"
+        else:
+            shortfall, detail = ev.Shortfall.BELOW_THRESHOLD, f"{shown} is below {THRESHOLD:.2f}"
+        verdicts.append(
+            ev.Verdict(
+                candidate_model=entry.candidate_model,
+                eval_type=entry.eval_type,
+                qualified=entry in qualified,
+                shortfall=shortfall,
+                detail=detail,
+            )
+        )
+    if best is None:
+        return ev.Recommendation(
+            candidate_model=None,
+            eval_type=None,
+            reason=f"Keep {PRODUCTION_MODEL}: no candidate's {metric} clears {THRESHOLD:.2f}.",
+            metric=metric,
+            threshold=THRESHOLD,
+            verdicts=tuple(verdicts),
+        )
+    s = score(best)
+    customized = best.eval_type is EvalType.CUSTOMIZED
+    model_id = adapters[best.candidate_model] if customized else best.candidate_model
+    return ev.Recommendation(
+        candidate_model=best.candidate_model,
+        eval_type=best.eval_type,
+        reason=(
+            f"Switch {workload_id} from {PRODUCTION_MODEL} to {model_id}: {metric} "
+            f"{s.value:.2f} (95% CI {s.ci_low:.2f}-{s.ci_high:.2f}, {s.n} records) clears "
+            f"{THRESHOLD:.2f}, saving ${best.monthly_saving_usd:,.2f} a month "
+            f"({best.cost_ratio or 0:.0%} of the cost) at {best.latency_p95_ratio or 0:.2f}x the "
+            "p95 latency."
+        ),
+        model_id=model_id,
+        base_model=best.candidate_model if customized else None,
+        metric=metric,
+        threshold=THRESHOLD,
+        score=s,
+        monthly_saving_usd=best.monthly_saving_usd,
+        cost_ratio=best.cost_ratio,
+        latency_p95_ratio=best.latency_p95_ratio,
+        verdicts=tuple(verdicts),
+    )

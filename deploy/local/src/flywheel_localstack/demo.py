@@ -4,8 +4,10 @@ The stack comes up (Kafka, Elasticsearch, the database, the NMP emulator, the lo
 six services start as daemons on their documented ports, a day of generated agent traffic goes
 into the shipper's folder and is waited for until searchable, and a run over the tool-calling
 workload with three candidates (one LoRA-customized) is requested, followed live and ends with
-its leaderboard and an HTML report (.stack/reports/RUN.html: scores with confidence intervals,
-estimated cost against accuracy, the run's timeline). The services keep running, so a second
+its leaderboard (the decision's headline sentence, production's reference row, each candidate's
+cost ratio, monthly saving and p95 latency ratio, why the others fell short) and an HTML report
+(.stack/reports/RUN.html: the same headline, scores with confidence intervals, estimated cost
+against accuracy, the monthly saving against production, the run's timeline). The services keep running, so a second
 `make demo` reuses them (and the same traffic, which ingest recognizes as already stored);
 `python -m flywheel_localstack.demo --stop` stops them.
 
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import httpx
 from rich.live import Live
 
 from flywheel_contracts.cli import render
@@ -32,6 +35,7 @@ from flywheel_contracts.cli.progress import RunProgress
 from flywheel_contracts.cli.requests import current_user, run_requested
 from flywheel_contracts.cli.runs import follow_run
 from flywheel_contracts.envelope import Envelope
+from flywheel_contracts.report.drilldown import recommended_drilldown
 from flywheel_contracts.run_config import DEMO_CANDIDATES, RunOverrides
 from flywheel_contracts.runtime import KafkaSettings
 from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
@@ -96,9 +100,11 @@ def ship_traffic(stack: Stack, setup: FlywheelSetup) -> None:
     print(f"{DEMO_RECORDS} records searchable in index {setup.index} after {seconds:.1f}s")
 
 
-def run_and_follow(setup: FlywheelSetup, reports_dir: Path) -> RunProgress:
-    """Request the demo's run, show its progress until it ends, then its leaderboard and the
-    path of its HTML report."""
+def run_and_follow(
+    setup: FlywheelSetup, reports_dir: Path, evaluator_url: str | None = None
+) -> RunProgress:
+    """Request the demo's run, show its progress until it ends, then its leaderboard (the
+    headline, production's row and the savings) and the path of its HTML report."""
     kafka = KafkaSettings(
         bootstrap_servers=setup.servers.kafka_bootstrap, topic_prefix=setup.topic_prefix
     )
@@ -124,8 +130,14 @@ def run_and_follow(setup: FlywheelSetup, reports_dir: Path) -> RunProgress:
         console.print(render.leaderboard_view(run_id, progress.completed))
     print(render.outcome_line(progress))
     # Written whatever the outcome: the timeline shows where a failed run stopped.
-    report = write_run_report(run_id, events, reports_dir)
-    print(f"\nHTML report (charts, timeline, leaderboard): {report}")
+    drilldown = None
+    if progress.completed is not None and evaluator_url is not None:
+        try:
+            drilldown = recommended_drilldown(evaluator_url, run_id, progress.completed)
+        except (httpx.HTTPError, ValueError) as exc:
+            print(f"no per-record answers from the evaluator: {exc}")
+    report = write_run_report(run_id, events, reports_dir, drilldown=drilldown)
+    print(f"\nHTML report (headline, scores, savings, timeline, leaderboard): {report}")
     return progress
 
 
@@ -157,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ship_traffic(stack, setup)
     watch.lap("traffic")
-    progress = run_and_follow(setup, stack.settings.reports_dir)
+    progress = run_and_follow(setup, stack.settings.reports_dir, daemons.url("evaluator"))
     watch.lap("run")
     print(
         "\nthe stack and the services keep running; `make stack-status` shows the stack, "

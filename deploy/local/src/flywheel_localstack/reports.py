@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from flywheel_contracts.envelope import Envelope
-from flywheel_contracts.report import write_report
+from flywheel_contracts.report import Drilldown, write_report
 from flywheel_localstack.browser import WINDOW, screenshot
 
 
@@ -23,10 +23,14 @@ class ReportFiles:
 
 
 def write_run_report(
-    run_id: UUID, events: Iterable[Envelope[Any]], directory: Path, name: str | None = None
+    run_id: UUID,
+    events: Iterable[Envelope[Any]],
+    directory: Path,
+    name: str | None = None,
+    drilldown: Drilldown | None = None,
 ) -> Path:
     """`directory/<name or run id>.html`; returns its path."""
-    return write_report(run_id, events, directory / f"{name or run_id}.html")
+    return write_report(run_id, events, directory / f"{name or run_id}.html", drilldown)
 
 
 def report_with_screenshot(
@@ -35,8 +39,9 @@ def report_with_screenshot(
     directory: Path,
     name: str | None = None,
     window: tuple[int, int] = WINDOW,
+    drilldown: Drilldown | None = None,
 ) -> ReportFiles:
     """The run's report and a headless browser's screenshot of it, `<name or run id>.html` and
     `.png` in `directory` (the browser is installed on first use)."""
-    html = write_run_report(run_id, events, directory, name)
+    html = write_run_report(run_id, events, directory, name, drilldown)
     return ReportFiles(html, screenshot(html, html.with_suffix(".png"), window=window))

@@ -25,6 +25,7 @@ from pathlib import Path
 import structlog
 
 from flywheel_contracts.events import FilterStats, SplitCounts
+from flywheel_contracts.events.baseline import ProductionBaseline
 from flywheel_contracts.run_config import RunConfig, WorkloadType
 from flywheel_datasets.config import BuildSettings
 from flywheel_datasets.dedup_worker import (
@@ -66,6 +67,10 @@ class Built:
     counts: SplitCounts
     stats: FilterStats
     stratified: bool
+    baseline: ProductionBaseline | None = None  # the production traffic of the selected records
+    icl_selection: str = ""
+    """How the ICL examples were chosen: `uniform_distribution`, `semantic_similarity`, or
+    `lexical_similarity` when the embeddings endpoint was unavailable (see `icl`)."""
 
     @property
     def size(self) -> int:
@@ -125,7 +130,10 @@ class DatasetBuilder:
             workload_type=selection.workload_type.value,
             fetched=stats.fetched,
             selected=stats.selected,
+            production_model=selection.baseline.model,
             stratified=split.stratified,
+            icl_selection=icl.selection,
+            icl_fallback_reason=icl.fallback_reason,
             icl_examples=icl.examples,
             icl_short_of_minimum=icl.short_of_minimum,
             dropped=dict(stats.rules),
@@ -146,6 +154,8 @@ class DatasetBuilder:
             ),
             stats=stats,
             stratified=split.stratified,
+            baseline=selection.baseline,
+            icl_selection=icl.selection,
         )
 
     async def _select(self, config: RunConfig, until: datetime) -> Selection:

@@ -11,6 +11,14 @@ across tools so rare tools are present, is the candidate pool.
   embedded by the NIM embeddings endpoint; the `k` nearest examples are candidates
   (`k = 5 * max_examples` for tool calling), of which `relevance_ratio` of `max_examples` are the
   most similar and the rest cover tools not yet shown (blueprint relevance/coverage selection).
+  When the endpoint cannot embed (`EmbeddingUnavailable`: refused, 401, unreachable after the
+  client's retries), the build does not fail: the same nearest-`k` and relevance/coverage rule
+  runs on lexical similarity instead (cosine of the last user messages' character 4-gram sets,
+  `similarity.lexical_similarities`), with one warning line giving the reason. `IclResult.selection`
+  says which of `uniform_distribution`, `semantic_similarity` or `lexical_similarity` was used.
+
+Every ICL record carries `icl_example_ids`: the log-store document ids of the training records
+shown to it, in prompt order (an empty list when none fitted), so a reviewer can find them.
 
 Fitting: a record's budget is `max_context_length - reserved_tokens - tokens(record)`; examples
 are taken round-robin across tools while they fit. Unlike the blueprint, which stops at the
@@ -25,11 +33,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import orjson
+import structlog
 
 from flywheel_contracts.run_config import ExampleSelection, IclConfig, WorkloadType
+from flywheel_datasets.errors import EmbeddingUnavailable
 from flywheel_datasets.records import Record, content_text, response_message, user_turns
 from flywheel_datasets.selection import Candidate
+from flywheel_datasets.similarity import lexical_similarities
 from flywheel_datasets.tokens import estimate_tokens
 
 ICL_HEADER = (
@@ -38,6 +50,13 @@ ICL_HEADER = (
 )
 _SEPARATOR = "\n\n"
 _SEMANTIC_CANDIDATES_PER_EXAMPLE = 5
+EXAMPLE_IDS = "icl_example_ids"
+"""The key of an ICL record that lists the document ids of the examples in its prompt."""
+LEXICAL_SIMILARITY = "lexical_similarity"
+"""The selection used when semantic selection cannot embed (not a `ExampleSelection`: it is
+never asked for, only fallen back to)."""
+
+_log = structlog.get_logger("flywheel.datasets.icl")
 
 Embed = Callable[[Sequence[str]], Awaitable[list[list[float]]]]
 
@@ -48,6 +67,8 @@ class Example:
     text: str
     tokens: int
     query: str
+    doc_id: str = ""
+    """The training record's document id in the log store."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +77,10 @@ class IclResult:
     examples: int
     short_of_minimum: int
     """Records that got fewer than `min_examples` examples (their budget was too small)."""
+    selection: str = ExampleSelection.UNIFORM_DISTRIBUTION.value
+    """The selection used: an `ExampleSelection` value, or `LEXICAL_SIMILARITY` (fallback)."""
+    fallback_reason: str | None = None
+    """Why semantic selection fell back to lexical similarity."""
 
 
 def example_text(record: Record) -> str:
@@ -95,7 +120,10 @@ def example_pool(
     while len(picked) < size and any(depth < len(q) for q in queues):
         picked.extend(q[depth] for q in queues if depth < len(q))
         depth += 1
-    return [_example(prepare(candidate.record()), candidate.label) for candidate in picked[:size]]
+    return [
+        _example(prepare(candidate.record()), candidate.label, candidate.doc_id)
+        for candidate in picked[:size]
+    ]
 
 
 def uniform_bins(total: int, bins: int) -> list[int]:
@@ -173,9 +201,10 @@ def record_budget(record: Record, config: IclConfig) -> int:
 
 
 def inject(record: Record, examples: Sequence[Example]) -> Record:
-    """A copy of `record` whose system message carries the header and the examples."""
+    """A copy of `record` whose system message carries the header and the examples, and
+    whose `icl_example_ids` lists their document ids."""
     if not examples:
-        return record
+        return {**record, EXAMPLE_IDS: []}
     block = ICL_HEADER + _SEPARATOR + _SEPARATOR.join(e.text for e in examples)
     messages = [dict(m) for m in record["request"]["messages"]]
     if messages[0].get("role") == "system":
@@ -183,7 +212,11 @@ def inject(record: Record, examples: Sequence[Example]) -> Record:
         messages[0]["content"] = f"{block}{_SEPARATOR}{original}"
     else:
         messages.insert(0, {"role": "system", "content": block})
-    return {**record, "request": {**record["request"], "messages": messages}}
+    return {
+        **record,
+        "request": {**record["request"], "messages": messages},
+        EXAMPLE_IDS: [e.doc_id for e in examples],
+    }
 
 
 async def icl_records(
@@ -193,8 +226,17 @@ async def icl_records(
     workload: WorkloadType,
     embed: Embed,
 ) -> IclResult:
+    selection = config.example_selection.value
+    fallback: str | None = None
     if config.example_selection is ExampleSelection.SEMANTIC_SIMILARITY and pool:
-        per_record = await _semantic(evaluation, pool, config, workload, embed)
+        queries = [_last_user_text(record) for record in evaluation]
+        try:
+            scores = await _embedding_similarities(queries, pool, embed)
+        except (EmbeddingUnavailable, ConnectionError) as exc:
+            selection, fallback = LEXICAL_SIMILARITY, f"{type(exc).__name__}: {exc}"[:500]
+            _log.warning("icl.embeddings_unavailable", fallback=LEXICAL_SIMILARITY, reason=fallback)
+            scores = lexical_similarities(queries, [e.query for e in pool])
+        per_record = nearest_groups(scores, pool, config, workload)
     else:
         groups = uniform_groups(pool, config.max_examples, workload)
         per_record = [groups] * len(evaluation)
@@ -205,35 +247,43 @@ async def icl_records(
         used += len(examples)
         short += len(examples) < config.min_examples
         records.append(inject(record, examples))
-    return IclResult(records, used, short)
+    return IclResult(records, used, short, selection, fallback)
 
 
-async def _semantic(
-    evaluation: Sequence[Record],
-    pool: Sequence[Example],
-    config: IclConfig,
-    workload: WorkloadType,
-    embed: Embed,
-) -> list[list[list[Example]]]:
-    queries = [_last_user_text(record) for record in evaluation]
-    vectors = np.asarray(await embed([e.query for e in pool] + queries), dtype=np.float32)
+async def _embedding_similarities(
+    queries: Sequence[str], pool: Sequence[Example], embed: Embed
+) -> npt.NDArray[np.float32]:
+    """Cosine similarity of each query's embedding with each example's (rows: queries)."""
+    vectors = np.asarray(await embed([e.query for e in pool] + list(queries)), dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors /= np.where(norms == 0, 1, norms)
     examples, targets = vectors[: len(pool)], vectors[len(pool) :]
+    similarities: npt.NDArray[np.float32] = targets @ examples.T
+    return similarities
+
+
+def nearest_groups(
+    similarities: npt.NDArray[np.float32],
+    pool: Sequence[Example],
+    config: IclConfig,
+    workload: WorkloadType,
+) -> list[list[list[Example]]]:
+    """Per query (a row of `similarities` against `pool`): the `k` nearest examples, chosen
+    among by the relevance/coverage rule."""
     k = config.max_examples * (
         _SEMANTIC_CANDIDATES_PER_EXAMPLE if workload is WorkloadType.TOOL_CALLING else 1
     )
     groups = []
-    for scores in targets @ examples.T:
+    for scores in similarities:
         # Stable on ties, so equal scores keep pool order and the result is reproducible.
         nearest = np.argsort(-scores, kind="stable")[:k]
         groups.append(semantic_groups([pool[i] for i in nearest], config, workload))
     return groups
 
 
-def _example(record: Record, label: str) -> Example:
+def _example(record: Record, label: str, doc_id: str) -> Example:
     text = example_text(record)
-    return Example(label, text, estimate_tokens(text), _last_user_text(record))
+    return Example(label, text, estimate_tokens(text), _last_user_text(record), doc_id)
 
 
 def _last_user_text(record: Record) -> str:

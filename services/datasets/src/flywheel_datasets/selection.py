@@ -13,6 +13,9 @@ routes them to a stream, `Collector.settle` takes the page's verdicts and counts
 until reading is done. Records of a page past that point were never read, as far as the counts
 go.
 
+While the page is settled, every record read feeds the workload's volume and every kept one the
+production baseline of its stream (`baseline`): counts and sums, no copy of the record.
+
 A kept record is held as compact JSON without its tool schemas, which are the same object for
 every record that logged the same tools: the sample costs about a kilobyte per record.
 """
@@ -25,7 +28,9 @@ from typing import Any
 
 import orjson
 
+from flywheel_contracts.events.baseline import ProductionBaseline
 from flywheel_contracts.run_config import WorkloadType
+from flywheel_datasets.baseline import Tally, Volume, production_baseline
 from flywheel_datasets.dedup import Offer
 from flywheel_datasets.dedup_worker import Deduplication
 from flywheel_datasets.records import Record, conversation_key, first_tool_name, user_turns
@@ -68,12 +73,14 @@ class Selection:
     workload_type: WorkloadType
     fetched: int
     dropped: Counter[Rule]
+    baseline: ProductionBaseline
 
 
 @dataclass
 class _Stream:
     kept: list[int] = field(default_factory=list)
     dropped: Counter[Rule] = field(default_factory=Counter)
+    tally: Tally = field(default_factory=Tally)  # the production baseline of `kept`
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,7 @@ class Collector:
         self._calls_prepared = False
         self._candidates: list[Candidate] = []
         self._fetched = 0
+        self._volume = Volume()
         self._format_drops: Counter[Rule] = Counter()
         self._valid = 0
         self._offered_calls = 0
@@ -155,6 +163,7 @@ class Collector:
             if self.done:
                 return
             self._fetched += 1
+            self._volume.add(logged.source)
             if isinstance(check, Rule):
                 self._format_drops[check] += 1
                 continue
@@ -166,6 +175,7 @@ class Collector:
             verdict = next(pending)
             if verdict is None:
                 self._streams[stream].kept.append(len(self._candidates))
+                self._streams[stream].tally.add(logged.source)
                 self._candidates.append(_candidate(logged, check))
             else:
                 self._streams[stream].dropped[verdict] += 1
@@ -180,6 +190,7 @@ class Collector:
             workload_type=WorkloadType.TOOL_CALLING if self._tool_calling else WorkloadType.GENERIC,
             fetched=self._fetched,
             dropped=+dropped,
+            baseline=production_baseline(stream.tally, self._volume),
         )
 
     def _check(self, source: Record) -> list[str] | Rule:

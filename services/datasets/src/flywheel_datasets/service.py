@@ -232,7 +232,9 @@ class DatasetService:
                 message=_message(f"{type(exc).__name__}: {exc}"),
             )
         context = DatasetContext(datasets=refs, workload_type=built.workload_type, config=config)
-        return JobStatus.DONE, DatasetReady(context=context, counts=built.counts, stats=built.stats)
+        return JobStatus.DONE, DatasetReady(
+            context=context, counts=built.counts, stats=built.stats, baseline=built.baseline
+        )
 
     async def _upload(self, config: RunConfig, run_id: UUID, built: Built) -> DatasetRefs:
         names = dataset_names(config.workload_id, run_id)

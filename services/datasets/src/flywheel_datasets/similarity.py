@@ -299,3 +299,26 @@ class NearDuplicateIndex:
 
 def _doubled(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.concatenate([array, np.empty_like(array)])
+
+
+def lexical_similarities(
+    queries: Sequence[str], documents: Sequence[str]
+) -> npt.NDArray[np.float32]:
+    """Cosine similarity of each query with each document (rows: queries), over the sets of
+    4-grams the near-duplicate check measures (`normalize`, then `grams_of`): shared grams over
+    the geometric mean of the two set sizes. The fallback of semantic ICL selection when no
+    embeddings endpoint answers; one vectorized pass per query over every document's grams."""
+    scores = np.zeros((len(queries), len(documents)), dtype=np.float32)
+    if not queries or not documents:
+        return scores
+    document_grams = [np.fromiter(grams_of(normalize(d)), dtype=np.uint32) for d in documents]
+    sizes = np.array([g.size for g in document_grams], dtype=np.float32)
+    owners = np.repeat(np.arange(len(documents)), [g.size for g in document_grams])
+    every_gram = np.concatenate(document_grams)
+    for row, query in enumerate(queries):
+        grams = np.fromiter(grams_of(normalize(query)), dtype=np.uint32)
+        shared = np.bincount(
+            owners[np.isin(every_gram, grams, assume_unique=False)], minlength=len(documents)
+        )
+        scores[row] = shared / np.sqrt(sizes * grams.size)
+    return scores

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from flywheel_contracts.runtime import ReadinessCheck, ServiceKit, create_service_app
 from flywheel_contracts.runtime.nmp import NmpClient
+from flywheel_evaluator.api import records_router
 from flywheel_evaluator.backends import Backend
 from flywheel_evaluator.backends.native import NativeBackend
 from flywheel_evaluator.backends.nmp import NmpBackend
@@ -32,6 +33,7 @@ class Evaluator:
     nmp: NmpClient
     endpoints: ChatEndpoints
     repository: EvaluationRepository
+    datasets: DatasetFiles
     service: EvaluatorService
     worker: Worker
 
@@ -75,7 +77,7 @@ def build(
     kit.add_loop("worker", worker.run_forever)
     kit.add_readiness_check("nmp", _nmp_reachable(nmp))
     kit.report_in_flight_with(worker.in_flight)
-    return Evaluator(kit, nmp, endpoints, repository, service, worker)
+    return Evaluator(kit, nmp, endpoints, repository, datasets, service, worker)
 
 
 def _nmp_reachable(nmp: NmpClient) -> ReadinessCheck:
@@ -87,7 +89,8 @@ def _nmp_reachable(nmp: NmpClient) -> ReadinessCheck:
 
 def create_app(settings: EvaluatorSettings) -> FastAPI:
     evaluator = build(settings)
-    app = create_service_app(evaluator.kit)
+    routers = [records_router(evaluator.repository, evaluator.datasets)]
+    app = create_service_app(evaluator.kit, routers=routers)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -3,6 +3,9 @@
 Each JSONL line holds `request` (OpenAI chat request: messages, optional tools) and `response`
 (the production model's completion, the reference). Lines that are not such a record are
 skipped: they have no reference to score against, so they are no failed request either.
+
+An ICL record also lists `icl_example_ids`, the log-store ids of the training records shown in
+its prompt; they go with the record's result, for a reviewer to see what the model was shown.
 """
 
 from dataclasses import dataclass
@@ -21,6 +24,8 @@ class EvalItem:
     tools: list[dict[str, Any]] | None
     reference: dict[str, Any]
     """The production model's message: `content` and, for tool calling, `tool_calls`."""
+    example_ids: list[str] | None = None
+    """The ICL record's `icl_example_ids`; None for a record without them (base, customized)."""
 
     @property
     def reference_calls(self) -> list[Any]:
@@ -53,7 +58,11 @@ def _item(index: int, record: Any) -> EvalItem | None:
     if not isinstance(message, dict):
         return None
     tools = request.get("tools")
-    return EvalItem(index, messages, tools if isinstance(tools, list) and tools else None, message)
+    ids = record.get("icl_example_ids")
+    example_ids = [str(i) for i in ids] if isinstance(ids, list) else None
+    return EvalItem(
+        index, messages, tools if isinstance(tools, list) and tools else None, message, example_ids
+    )
 
 
 def parse_items(content: bytes) -> list[EvalItem]:

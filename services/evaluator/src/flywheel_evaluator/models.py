@@ -93,3 +93,8 @@ class RecordResult(BaseModel):
     scores: dict[str, float | None] = Field(default_factory=dict)
     judge_reply: str | None = None
     judge_error: str | None = None
+    icl_example_ids: list[str] | None = Field(
+        default=None,
+        description="ICL evaluations: the log-store ids of the training records whose examples "
+        "the record's prompt held (the ICL dataset's `icl_example_ids`).",
+    )

@@ -71,6 +71,7 @@ class RecordScorer:
                 attempts=exc.attempts,
                 error=str(exc)[:_ERROR_CHARS],
                 scores=dict.fromkeys(METRICS[self._workload]),
+                icl_example_ids=item.example_ids,
             )
         message = answer.completion.choices[0].message
         judged = (
@@ -86,6 +87,7 @@ class RecordScorer:
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
             prediction={"content": message.content, "tool_calls": message.tool_calls},
+            icl_example_ids=item.example_ids,
             **judged,
         )
 

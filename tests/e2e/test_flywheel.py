@@ -24,7 +24,8 @@ from flywheel_contracts.events import (
     RunFailed,
     RunFailureReason,
 )
-from flywheel_contracts.report.charts import EVAL_COLORS
+from flywheel_contracts.report.charts import EVAL_COLORS, SAVING_COLOR
+from flywheel_contracts.report.page import PRODUCTION_ROW_BACKGROUND
 from flywheel_contracts.run_config import DEMO_CANDIDATES, RunOverrides, WorkloadType
 from flywheel_contracts.traffic import CHAT, ROUTER
 from flywheel_localstack.config import StackSettings
@@ -111,6 +112,9 @@ def screenshot_the_report(setup: FlywheelSetup, run_id: UUID) -> None:
         assert colours[hex_rgb(colour)] > 500, (
             f"the screenshot shows no {eval_type} bars: {files.png}"
         )
+    # The answer: the production model's reference row and the savings against it.
+    assert colours[hex_rgb(PRODUCTION_ROW_BACKGROUND)] > 2_000, f"no baseline row: {files.png}"
+    assert colours[hex_rgb(SAVING_COLOR)] > 2_000, f"no savings bars: {files.png}"
 
 
 async def test_a_generic_chat_run_is_judged_by_similarity(

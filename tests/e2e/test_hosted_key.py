@@ -28,12 +28,18 @@ from flywheel_contracts.cli.runs import read_run_events
 from flywheel_contracts.errors import InvalidEvent
 from flywheel_contracts.report import build_report
 from flywheel_contracts.run_config import DEMO_CANDIDATES, ExampleSelection, RunOverrides
-from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
+from flywheel_contracts.traffic import ROUTER
 from flywheel_localstack.pytest_plugin import StackHandle
-from flywheel_localstack.services import SERVICES, Flywheel, FlywheelSetup, ship, wait_indexed
+from flywheel_localstack.services import SERVICES, Flywheel, FlywheelSetup
 from flywheel_nim_manager.testing.process import EventTap
 from tests.support.runs import assert_scored, completed, expected_entries, kafka, start_run
-from tests.support.world import event_tap, flywheel_setup, private_emulator, running_flywheel
+from tests.support.world import (
+    event_tap,
+    flywheel_setup,
+    private_emulator,
+    router_traffic,
+    running_flywheel,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -93,20 +99,9 @@ def client_id(
     flywheel: Flywheel,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    """Tool-calling traffic of a client of its own, shipped and indexed."""
-    if stack.shipper_dir is None:
-        pytest.skip("needs the local stack's log shipper")
-    client = setup.name
-    staged = tmp_path_factory.mktemp("keyed-traffic") / f"{client}.partial"
-    generate_to_file(
-        staged, RECORDS, SEED, TrafficConfig(client_ids=(client,), workloads=(ROUTER,))
-    )
-    shipped = ship(stack.shipper_dir, staged)
-    try:
-        wait_indexed(setup.servers.elasticsearch_url, setup.index, client, RECORDS, 120.0)
+    folder = tmp_path_factory.mktemp("keyed-traffic")
+    with router_traffic(stack, setup, folder, RECORDS, SEED) as client:
         yield client
-    finally:
-        shipped.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")

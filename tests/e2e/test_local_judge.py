@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from flywheel_contracts.events import DeploymentRole, NimUp
 from flywheel_contracts.run_config import DEMO_CANDIDATES, RunOverrides
-from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
+from flywheel_contracts.traffic import ROUTER
 from flywheel_localstack.pytest_plugin import StackHandle
-from flywheel_localstack.services import Flywheel, FlywheelSetup, ship, wait_indexed
+from flywheel_localstack.services import Flywheel, FlywheelSetup
 from flywheel_nim_manager.testing.process import EventTap
 from tests.support.emulator import peak_gpus, timeline
 from tests.support.runs import (
@@ -30,7 +29,13 @@ from tests.support.runs import (
     expected_entries,
     start_run,
 )
-from tests.support.world import event_tap, flywheel_setup, private_emulator, running_flywheel
+from tests.support.world import (
+    event_tap,
+    flywheel_setup,
+    private_emulator,
+    router_traffic,
+    running_flywheel,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -77,19 +82,9 @@ def client_id(
     flywheel: Flywheel,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    if stack.shipper_dir is None:
-        pytest.skip("needs the local stack's log shipper")
-    client = setup.name
-    staged = tmp_path_factory.mktemp("judge-traffic") / f"{client}.partial"
-    generate_to_file(
-        staged, RECORDS, SEED, TrafficConfig(client_ids=(client,), workloads=(ROUTER,))
-    )
-    shipped: Path = ship(stack.shipper_dir, staged)
-    try:
-        wait_indexed(setup.servers.elasticsearch_url, setup.index, client, RECORDS, 120.0)
+    folder = tmp_path_factory.mktemp("judge-traffic")
+    with router_traffic(stack, setup, folder, RECORDS, SEED) as client:
         yield client
-    finally:
-        shipped.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from pymongo import MongoClient
 
+from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
 from flywheel_ingest.testing import delete_index
 from flywheel_localstack.pytest_plugin import StackHandle
 from flywheel_localstack.services import (
@@ -20,7 +22,9 @@ from flywheel_localstack.services import (
     Flywheel,
     FlywheelSetup,
     Servers,
+    ship,
     start_new_group_at_end,
+    wait_indexed,
 )
 from flywheel_nim_manager.testing.process import EventTap
 from flywheel_nmp_emulator.testing import emulator_process, free_port
@@ -97,3 +101,24 @@ def running_flywheel(
 async def event_tap(setup: FlywheelSetup) -> AsyncIterator[EventTap]:
     async with EventTap(kafka(setup), TAPPED) as events:
         yield events
+
+
+@contextmanager
+def router_traffic(
+    stack: StackHandle, setup: FlywheelSetup, folder: Path, records: int, seed: int
+) -> Iterator[str]:
+    """Tool-calling traffic of a client of its own (the flywheel's name), shipped through the
+    log shipper and indexed; yields the client id and removes the shipped file afterwards."""
+    if stack.shipper_dir is None:
+        pytest.skip("needs the local stack's log shipper")
+    client = setup.name
+    staged = folder / f"{client}.partial"
+    generate_to_file(
+        staged, records, seed, TrafficConfig(client_ids=(client,), workloads=(ROUTER,))
+    )
+    shipped = ship(stack.shipper_dir, staged)
+    try:
+        wait_indexed(setup.servers.elasticsearch_url, setup.index, client, records, 180.0)
+        yield client
+    finally:
+        shipped.unlink(missing_ok=True)

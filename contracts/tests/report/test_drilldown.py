@@ -6,6 +6,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
+from flywheel_contracts.cli import render
 from flywheel_contracts.events import RunCompleted
 from flywheel_contracts.examples import EXAMPLES
 from flywheel_contracts.report.drilldown import (
@@ -81,3 +82,12 @@ def test_only_a_recommended_candidate_is_drilled_into() -> None:
 
     transport = httpx.MockTransport(refuse)
     assert recommended_drilldown("http://e", RUN, unrecommended, transport=transport) is None
+
+
+def test_the_terminal_shows_the_first_answers_next_to_productions() -> None:
+    console = render.console()
+    with console.capture() as captured:
+        console.print(render.drilldown_view(DRILL))
+    text = captured.get()
+    assert "What meta/llama-3.2-1b-instruct (customized) answered (1 of 100 records)" in text
+    assert "Where is order <b>42</b>?" in text and "(no answer)" in text

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,8 @@ import httpx
 import pytest
 import structlog
 
-from flywheel_contracts.runtime.logging import configure_logging
 from flywheel_contracts.runtime.nmp import NmpClient
+from flywheel_contracts.runtime.testing import captured_logs
 from flywheel_datasets.clients.embeddings import EmbeddingsEndpoint
 from flywheel_datasets.clients.nmp import NmpEmbeddings
 from flywheel_datasets.config import DatasetsSettings
@@ -121,19 +120,9 @@ def test_settings_never_show_the_key(key: str, keyed: DatasetsSettings, tmp_path
 
 @pytest.fixture
 def log_output() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    configure_logging("json", "DEBUG")
-    output = io.StringIO()
-    handler = root.handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(output)
-    try:
+    """What the service's logging (JSON lines, as configured in production) writes."""
+    with captured_logs() as output:
         yield output
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        structlog.reset_defaults()
 
 
 async def test_a_refused_key_is_an_embedding_failure_that_shows_no_key(

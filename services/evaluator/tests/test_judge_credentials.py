@@ -18,8 +18,8 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from flywheel_contracts.runtime.logging import configure_logging
 from flywheel_contracts.runtime.nmp import NmpClient, NmpRequestRejected
+from flywheel_contracts.runtime.testing import captured_logs
 from flywheel_evaluator.backends.native import NativeBackend, judge_credentials
 from flywheel_evaluator.backends.nmp import NmpBackend
 from flywheel_evaluator.backends.nmp_config import judge_model, mask
@@ -170,19 +170,8 @@ def test_a_ca_bundle_is_what_the_judges_tls_trusts(tmp_path: Path) -> None:
 @pytest.fixture
 def log_output() -> Iterator[io.StringIO]:
     """What the service's logging (JSON lines, as configured in production) writes."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    configure_logging("json", "DEBUG")
-    output = io.StringIO()
-    handler = root.handlers[0]
-    assert isinstance(handler, logging.StreamHandler)
-    handler.setStream(output)
-    try:
+    with captured_logs() as output:
         yield output
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        structlog.reset_defaults()
 
 
 async def test_logs_of_a_refused_judge_never_show_the_key(

@@ -197,8 +197,7 @@ def watch(session: Session, run_id: UUID, timeout: float | None) -> None:
     envvar="FLYWHEEL_EVALUATOR_URL",
     default="http://127.0.0.1:8104",
     show_default=True,
-    help="The evaluator, whose per-record answers of the recommended candidate the HTML report "
-    "shows.",
+    help="The evaluator, whose per-record answers of the recommended candidate the report shows.",
 )
 @click.pass_obj
 def report(
@@ -216,17 +215,20 @@ def report(
             raise CliError(f"no run {run_id} was requested")
         cancelled = " (cancel requested)" if progress.cancelled is not None else ""
         raise CliError(f"run {run_id} has not finished{cancelled}; `flywheel watch` follows it")
+    drilldown = None
+    if progress.completed is not None and (not as_json or html is not None):
+        try:
+            drilldown = recommended_drilldown(evaluator_url, run_id, progress.completed)
+        except (httpx.HTTPError, ValueError) as exc:
+            click.echo(f"no per-record answers from {evaluator_url}: {exc}", err=True)
     if as_json:
         click.echo(encode(progress.outcome).decode())
     elif progress.completed is not None:
-        render.console().print(render.leaderboard_view(run_id, progress.completed))
+        out = render.console()
+        out.print(render.leaderboard_view(run_id, progress.completed))
+        if drilldown is not None:
+            out.print(render.drilldown_view(drilldown))
     if html is not None:
-        drilldown = None
-        if progress.completed is not None:
-            try:
-                drilldown = recommended_drilldown(evaluator_url, run_id, progress.completed)
-            except (httpx.HTTPError, ValueError) as exc:
-                click.echo(f"no per-record answers from {evaluator_url}: {exc}", err=True)
         try:
             write_report(run_id, events, html, drilldown)
         except OSError as exc:

@@ -15,6 +15,7 @@ from flywheel_contracts.cli.bus import TopicStats
 from flywheel_contracts.cli.progress import RunProgress, Status, Step
 from flywheel_contracts.events import LeaderboardEntry, ProductionRow, RunCompleted, RunFailed
 from flywheel_contracts.report import figures
+from flywheel_contracts.report.drilldown import Drilldown
 from flywheel_contracts.run_config import EvalType
 
 _BAR_WIDTH = 30
@@ -207,6 +208,32 @@ def _entry_cells(entry: LeaderboardEntry, metrics: list[str]) -> list[Text | str
 
 def _number(value: float | None, spec: str) -> str:
     return "" if value is None else format(value, spec)
+
+
+def drilldown_view(drilldown: Drilldown, rows: int = 5) -> Table:
+    """The recommended candidate's first answers next to production's: the evidence."""
+    table = Table(
+        title=f"What {drilldown.candidate_model} ({drilldown.eval_type.value}) answered "
+        f"({min(rows, len(drilldown.records))} of {drilldown.total} records)",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+    )
+    for column in ("#", "prompt", "production answer", "candidate answer", "verdict"):
+        table.add_column(column, overflow="fold")
+    for record in drilldown.records[:rows]:
+        table.add_row(
+            str(record.index),
+            _clip(record.prompt),
+            _clip(record.production_answer),
+            _clip(record.candidate_answer or "(no answer)"),
+            record.verdict,
+        )
+    return table
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def topics_view(rows: list[TopicStats]) -> Table:

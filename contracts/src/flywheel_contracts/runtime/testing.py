@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import io
+import logging
 import os
 import signal
 import socket
@@ -9,15 +11,17 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Self
 
 import httpx
+import structlog
 from confluent_kafka import Consumer, Message
 
 from flywheel_contracts.runtime.kit import ServiceKit
+from flywheel_contracts.runtime.logging import configure_logging
 
 
 @asynccontextmanager
@@ -147,3 +151,22 @@ class ServiceProcess:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def captured_logs() -> Iterator[io.StringIO]:
+    """What a service's logging writes, configured as in production (JSON lines, every level),
+    into a buffer; the previous configuration is restored afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    configure_logging("json", "DEBUG")
+    output = io.StringIO()
+    handler = root.handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(output)
+    try:
+        yield output
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        structlog.reset_defaults()

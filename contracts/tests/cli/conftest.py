@@ -1,7 +1,7 @@
 """An in-memory bus and a runner, so the commands are tested without Kafka."""
 
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
@@ -24,6 +24,7 @@ class FakeBus:
     records: list[Record] = field(default_factory=list)
     snapshot: Offsets = field(default_factory=lambda: Offsets(partitions={}, end={}))
     reads: list[tuple[str, ...]] = field(default_factory=list)
+    sent: list[Record] = field(default_factory=list)
 
     def publish(self, envelope: Envelope[Any]) -> None:
         self.published.append(envelope)
@@ -32,8 +33,27 @@ class FakeBus:
         for envelope in envelopes:
             self.add_raw(envelope.event_type, encode(envelope), envelope.key())
 
-    def add_raw(self, topic: str, value: bytes, key: bytes | None = None) -> None:
-        self.records.append(Record(topic, 0, len(self.records), key, value))
+    def add_raw(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> Record:
+        """Appends a message; offsets count per topic, as on a one-partition topic."""
+        offset = sum(1 for r in self.records if r.topic == topic)
+        record = Record(topic, 0, offset, key, value or b"", tuple(headers), value is None)
+        self.records.append(record)
+        return record
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> None:
+        self.sent.append(self.add_raw(topic, value, key, headers))
 
     def read(
         self,

@@ -1,6 +1,6 @@
 """Following a run: when `watch` stops reading, and what it has seen by then."""
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any
 from uuid import uuid4
 
@@ -46,6 +46,15 @@ class ScriptedBus:
 
     def offsets(self) -> Offsets:
         raise AssertionError("following a run reads no offsets")
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> None:
+        raise AssertionError("following a run sends nothing")
 
 
 def fail_on_invalid(record: Record, exc: InvalidEvent) -> None:

@@ -21,10 +21,12 @@ POLICY = RetryPolicy(max_attempts=4, base_delay_s=0.1, max_delay_s=1.0)
 
 class FakeSender:
     def __init__(self, *, broken: bool = False) -> None:
-        self.sent: list[tuple[str, bytes, bytes | None, Headers]] = []
+        self.sent: list[tuple[str, bytes | None, bytes | None, Headers]] = []
         self.broken = broken
 
-    async def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers) -> None:
+    async def send(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: Headers
+    ) -> None:
         if self.broken:
             raise ConnectionError("kafka is down")
         self.sent.append((topic, value, key, headers))

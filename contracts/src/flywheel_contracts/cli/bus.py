@@ -3,7 +3,7 @@
 `kafka.KafkaBus` implements it on the broker; unit tests use an in-memory one.
 """
 
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -26,6 +26,9 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes
+    """The value; empty for a tombstone too (then `tombstone` is set)."""
+    headers: tuple[tuple[str, bytes], ...] = ()
+    tombstone: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,16 @@ class Bus(Protocol):
         ...
 
     def offsets(self) -> Offsets: ...
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> None:
+        """Publish raw bytes (None: a tombstone) to `topic`; returns once acknowledged."""
+        ...
 
 
 def topic_stats(offsets: Offsets) -> list[TopicStats]:

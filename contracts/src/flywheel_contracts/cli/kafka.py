@@ -5,7 +5,7 @@ silenced because it would repeat on every retry.
 """
 
 import logging
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,8 +48,17 @@ class KafkaBus:
         self._kafka = kafka
 
     def publish(self, envelope: Envelope[Any]) -> None:
+        self.send(envelope.event_type, encode(envelope), envelope.key(), envelope.headers())
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> None:
         # The broker-side name: FLYWHEEL_KAFKA__TOPIC_PREFIX reaches a namespaced flywheel.
-        topic = self._kafka.topic(envelope.event_type)
+        topic = self._kafka.topic(topic)
         config: dict[str, KafkaConfigValue] = {
             "message.timeout.ms": int(_DELIVERY_TIMEOUT_S * 1000),
             **producer_config(self._kafka, CLIENT_ID),
@@ -65,9 +74,9 @@ class KafkaBus:
         with self._errors(f"publishing {topic}"):
             producer.produce(
                 topic,
-                value=encode(envelope),
-                key=envelope.key(),
-                headers=[*envelope.headers()],
+                value=value,
+                key=key,
+                headers=[*headers],
                 on_delivery=on_delivery,
             )
             undelivered = producer.flush(_DELIVERY_TIMEOUT_S + 1)
@@ -126,6 +135,8 @@ class KafkaBus:
                                 offset=message.offset() or 0,
                                 key=message.key(),
                                 value=message.value() or b"",
+                                headers=_headers(message.headers()),
+                                tombstone=message.value() is None,
                             )
                         )
                 self._check(broker_errors, follow)
@@ -198,3 +209,13 @@ class KafkaBus:
             if error.fatal() or (not follow and error.code() == KafkaError._ALL_BROKERS_DOWN):
                 raise CliError(f"Kafka at {self._kafka.bootstrap_servers}: {error.str()}")
         errors.clear()
+
+
+def _headers(
+    headers: list[tuple[str, bytes | str | None]] | dict[str, bytes | str | None] | None,
+) -> tuple[tuple[str, bytes], ...]:
+    items = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+    return tuple(
+        (name, value if isinstance(value, bytes) else (value or "").encode())
+        for name, value in items
+    )

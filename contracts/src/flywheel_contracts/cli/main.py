@@ -13,6 +13,7 @@ import httpx
 from pydantic import ValidationError
 from rich.live import Live
 
+from flywheel_contracts.cli import dlq as dead_letters
 from flywheel_contracts.cli import render, requests
 from flywheel_contracts.cli.bus import Bus, Record, topic_stats
 from flywheel_contracts.cli.errors import (
@@ -283,6 +284,57 @@ def tail(
         click.echo(line)
         if printed == limit:
             break
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead letters: list, show and replay what a service could not handle.
+
+    TOPIC is the origin topic (run.cancelled) or its dead-letter topic (run.cancelled.dlq).
+    """
+
+
+@dlq.command("list")
+@click.argument("topic")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    metavar="N",
+    help="Show the N most recent.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.pass_obj
+def dlq_list(session: Session, topic: str, limit: int, as_json: bool) -> None:
+    """One line per dead letter: offset, origin, reason/kind, size, error."""
+    letters = dead_letters.read_dead_letters(session.bus(), topic)[-limit:]
+    for line in dead_letters.list_lines(letters, as_json):
+        click.echo(line)
+
+
+@dlq.command("show")
+@click.argument("topic")
+@click.argument("offset", type=click.IntRange(min=0))
+@click.pass_obj
+def dlq_show(session: Session, topic: str, offset: int) -> None:
+    """A dead letter's key, headers (why and where it failed) and value."""
+    letters = dead_letters.read_dead_letters(session.bus(), topic)
+    [letter] = dead_letters.pick(letters, [offset], topic)
+    click.echo(dead_letters.show_text(letter))
+
+
+@dlq.command("replay")
+@click.argument("topic")
+@click.argument("offsets", metavar="OFFSET...", nargs=-1, required=True, type=click.IntRange(min=0))
+@click.pass_obj
+def dlq_replay(session: Session, topic: str, offsets: tuple[int, ...]) -> None:
+    """Re-publish dead letters to their origin topic (marked `replay.from`); an event that was
+    handled already is skipped by the services as a duplicate."""
+    bus = session.bus()
+    letters = dead_letters.pick(dead_letters.read_dead_letters(bus, topic), offsets, topic)
+    for line in dead_letters.replay(bus, topic, letters):
+        click.echo(line)
 
 
 @cli.group()

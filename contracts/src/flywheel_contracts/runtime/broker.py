@@ -6,10 +6,11 @@ awaited; a message whose outcome is FAILED is sought back and delivered again.
 """
 
 import asyncio
-from typing import cast
+from typing import Any, cast
 
 import structlog
 from confluent_kafka import Message
+from faststream.broker.message import StreamMessage
 from faststream.confluent import KafkaBroker
 from faststream.confluent.annotations import KafkaMessage
 from faststream.confluent.config import ConfluentConfig
@@ -49,7 +50,7 @@ def inbound(raw: Message) -> InboundMessage:
     return InboundMessage(
         origin=Origin(topic=topic, partition=partition, offset=offset),
         key=raw.key(),
-        value=raw.value() or b"",
+        value=raw.value(),  # None: a tombstone, which the dispatcher dead-letters
         headers=[(name, _as_bytes(value)) for name, value in _header_items(raw)],
     )
 
@@ -65,6 +66,13 @@ def _as_bytes(value: str | bytes | None) -> bytes:
     return value if isinstance(value, bytes) else value.encode()
 
 
+async def _undecoded(message: StreamMessage[Any]) -> Any:
+    """faststream's decoder, replaced: its default parses every body as JSON before any handler
+    runs, and a RecursionError there (JSON nested 100,000 deep) escaped into faststream, which
+    dropped the message without a trace. The dispatcher decodes, and dead-letters what fails."""
+    return message.body
+
+
 def attach(
     broker: KafkaBroker,
     dispatcher: EventDispatcher,
@@ -77,7 +85,13 @@ def attach(
 
     async def on_message(message: KafkaMessage) -> None:
         raw = cast(Message, message.raw_message)  # a single message: this is no batch subscriber
-        outcome = await dispatcher.dispatch(inbound(raw))
+        try:
+            outcome = await dispatcher.dispatch(inbound(raw))
+        except Exception:
+            # `dispatch` dead-letters every failure; should it ever raise, the message is
+            # redelivered rather than silently skipped by the next commit.
+            _log.exception("event.dispatch_crashed", topic=raw.topic(), offset=raw.offset())
+            outcome = Outcome.FAILED
         if outcome is Outcome.FAILED:
             # Give the unreachable dependency time before the same message comes back.
             await asyncio.sleep(redelivery_delay_s)
@@ -100,5 +114,6 @@ def attach(
         session_timeout_ms=kafka.session_timeout_ms,
         max_poll_interval_ms=kafka.max_poll_interval_ms,
         polling_interval=_POLL_INTERVAL_S,
+        decoder=_undecoded,
     )
     subscriber(on_message)

@@ -1,5 +1,11 @@
-"""Delivery rules: how a handler's failure is classified, retried and dead-lettered."""
+"""Delivery rules: how a handler's failure is classified, retried and dead-lettered.
 
+Every consumed message ends in one of three places: its handler's effect, a duplicate skip, or
+`<topic>.dlq` with the reason in `dlq.*` headers. Nothing here touches Kafka, so each rule is
+tested on plain values.
+"""
+
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -9,7 +15,9 @@ from confluent_kafka import KafkaError, KafkaException
 from pydantic import ValidationError
 from pymongo.errors import ConnectionFailure
 
+from flywheel_contracts.catalog import payload_class
 from flywheel_contracts.errors import InvalidEvent, PermanentError, RetryableError
+from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.runtime.settings import DeliverySettings
 
 Headers = list[tuple[str, bytes]]
@@ -21,8 +29,18 @@ DLQ_ORIGIN_PARTITION = "dlq.origin.partition"
 DLQ_ORIGIN_OFFSET = "dlq.origin.offset"
 DLQ_SERVICE = "dlq.service"
 DLQ_ATTEMPTS = "dlq.attempts"
-_DLQ_PREFIX = "dlq."
+DLQ_KIND = "dlq.kind"
+DLQ_ERROR = "dlq.error"
+DLQ_TRUNCATED = "dlq.truncated"
+DLQ_ORIGINAL_SIZE = "dlq.original.size"
+DLQ_PREFIX = "dlq."
+REPLAY_FROM = "replay.from"
+"""Set by `flywheel dlq replay`: the dead letter (`<topic>.dlq@<offset>`) a message came from."""
+REPLAY_AT = "replay.at"
 _MAX_EXCEPTION_TEXT = 2000
+
+RECORD_OVERHEAD_BYTES = 4096
+"""Kept free under `message.max.bytes` for the record batch, key and header framing."""
 
 
 class Outcome(StrEnum):
@@ -45,6 +63,62 @@ class Reason(StrEnum):
     PERMANENT_ERROR = "permanent_error"
     UNEXPECTED_ERROR = "unexpected_error"
     RETRIES_EXHAUSTED = "retries_exhausted"
+
+
+class ErrorKind(StrEnum):
+    """What exactly was wrong (the `dlq.kind` header): the poison class of an undecodable
+    message, or `handler` when a decoded event's handler failed."""
+
+    TOMBSTONE = "tombstone"
+    """No value at all (a null value, Kafka's deletion marker)."""
+    NOT_UTF8 = "not_utf8"
+    NOT_JSON = "not_json"
+    TOO_DEEP = "too_deep"
+    """JSON nested deeper than the parser's recursion limit."""
+    NOT_AN_ENVELOPE = "not_an_envelope"
+    """JSON, but not an object with an `event_type`."""
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    WRONG_EVENT_TYPE = "wrong_event_type"
+    """A valid event of another type than the topic carries."""
+    NEWER_SCHEMA_VERSION = "newer_schema_version"
+    """A `schema_version` above the one this service knows (it has to be upgraded first)."""
+    UNSUPPORTED_SCHEMA_VERSION = "unsupported_schema_version"
+    INVALID_EVENT = "invalid_event"
+    """The envelope or payload fails validation."""
+    HANDLER = "handler"
+
+
+def classify_undecodable(raw: bytes | None, expected: type[EventPayload]) -> ErrorKind:
+    """The poison class of a message that did not decode as an `expected` event.
+
+    Called only after decoding failed, so the happy path parses each message once.
+    """
+    if raw is None:
+        return ErrorKind.TOMBSTONE
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return ErrorKind.NOT_UTF8
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        return ErrorKind.TOO_DEEP
+    except ValueError:
+        return ErrorKind.NOT_JSON
+    if not isinstance(data, dict) or not isinstance(data.get("event_type"), str):
+        return ErrorKind.NOT_AN_ENVELOPE
+    event_type, version = data["event_type"], data.get("schema_version")
+    if event_type != expected.EVENT_TYPE:
+        try:
+            payload_class(event_type)
+        except KeyError:
+            return ErrorKind.UNKNOWN_EVENT_TYPE
+        return ErrorKind.WRONG_EVENT_TYPE
+    if type(version) is int and version > expected.SCHEMA_VERSION:
+        return ErrorKind.NEWER_SCHEMA_VERSION
+    if type(version) is not int or version < 1:
+        return ErrorKind.UNSUPPORTED_SCHEMA_VERSION
+    return ErrorKind.INVALID_EVENT
 
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
@@ -121,16 +195,19 @@ def dead_letter_headers(
     reason: Reason,
     exc: BaseException,
     attempts: int,
+    kind: ErrorKind = ErrorKind.HANDLER,
 ) -> Headers:
     """The original headers (envelope mirrors kept for tooling) plus why and where it failed.
 
     `dlq.*` headers from an earlier dead-lettering are replaced, so a replayed message that fails
     again carries only its latest failure.
     """
-    kept = [(name, value) for name, value in original if not name.startswith(_DLQ_PREFIX)]
+    kept = [(name, value) for name, value in original if not name.startswith(DLQ_PREFIX)]
     return [
         *kept,
         (DLQ_REASON, reason.value.encode()),
+        (DLQ_KIND, kind.value.encode()),
+        (DLQ_ERROR, str(exc)[:_MAX_EXCEPTION_TEXT].encode()),
         (DLQ_EXCEPTION, describe_exception(exc).encode()),
         (DLQ_ORIGIN_TOPIC, origin.topic.encode()),
         (DLQ_ORIGIN_PARTITION, str(origin.partition).encode()),
@@ -138,3 +215,49 @@ def dead_letter_headers(
         (DLQ_SERVICE, service.encode()),
         (DLQ_ATTEMPTS, str(attempts).encode()),
     ]
+
+
+def record_size(value: bytes | None, key: bytes | None, headers: Headers) -> int:
+    """Bytes a record's value, key and headers take (framing aside)."""
+    return (
+        len(value or b"") + len(key or b"") + sum(len(name) + len(data) for name, data in headers)
+    )
+
+
+def fit_dead_letter(
+    value: bytes | None, key: bytes | None, headers: Headers, max_bytes: int
+) -> tuple[bytes | None, Headers]:
+    """The dead letter as it can be written to a broker taking records up to `max_bytes`.
+
+    A value that does not fit (the original was close to the broker's limit and the `dlq.*`
+    headers tip it over) keeps its first bytes, and the headers say so (`dlq.truncated`) and
+    how big it was (`dlq.original.size`). Everything else is unchanged.
+    """
+    if value is None:
+        return value, headers
+    marks: Headers = [(DLQ_TRUNCATED, b"true"), (DLQ_ORIGINAL_SIZE, str(len(value)).encode())]
+    budget = max_bytes - RECORD_OVERHEAD_BYTES - record_size(None, key, [*headers, *marks])
+    if record_size(value, key, headers) <= max_bytes - RECORD_OVERHEAD_BYTES:
+        return value, headers
+    return value[: max(budget, 0)], [*headers, *marks]
+
+
+class DeadLetterHealth:
+    """Whether dead letters can be written; a readiness check of every consuming service.
+
+    A message whose dead letter cannot be written is neither committed nor dropped: it is
+    delivered again, and until a dead letter goes through the service reports unready with why.
+    """
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+
+    def failed(self, why: str) -> None:
+        self.failure = why
+
+    def recovered(self) -> None:
+        self.failure = None
+
+    async def check(self) -> None:
+        if self.failure is not None:
+            raise RuntimeError(f"a dead letter cannot be written: {self.failure}")

@@ -1,7 +1,11 @@
 """Handling of one consumed message: decode, skip duplicates, run the handler with retries, and
 dead-letter what cannot succeed. It knows nothing of faststream, so it is tested with fakes.
 
-The caller commits the offset for every outcome except FAILED, which it redelivers.
+The caller commits the offset for every outcome except FAILED, which it redelivers. `dispatch`
+never raises: whatever goes wrong with a message (a tombstone, bytes that are not UTF-8, JSON too
+deep to parse, an event of the wrong type or a newer schema version, a handler's bug) ends in
+`<topic>.dlq`. FAILED means only that the dead letter itself could not be written; the
+`DeadLetterHealth` then makes the service unready until one can.
 """
 
 import asyncio
@@ -19,15 +23,20 @@ from flywheel_contracts.errors import InvalidEvent
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.runtime import metrics
 from flywheel_contracts.runtime.delivery import (
+    DeadLetterHealth,
+    ErrorKind,
     Headers,
     Origin,
     Outcome,
     Reason,
     RetryPolicy,
+    classify_undecodable,
     dead_letter_headers,
     dead_letter_reason,
     describe_exception,
+    fit_dead_letter,
     is_retryable,
+    record_size,
 )
 from flywheel_contracts.runtime.logging import bound_fields, event_fields
 
@@ -54,12 +63,15 @@ class InboundMessage:
 
     origin: Origin
     key: bytes | None
-    value: bytes
+    value: bytes | None
+    """None for a tombstone."""
     headers: Sequence[tuple[str, bytes]]
 
 
 class RawSender(Protocol):
-    async def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers) -> None: ...
+    async def send(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: Headers
+    ) -> None: ...
 
 
 class ProcessedStore(Protocol):
@@ -89,6 +101,8 @@ class EventDispatcher:
         processed: ProcessedStore,
         policy: RetryPolicy,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_dead_letter_bytes: int = 4 * 1024 * 1024,
+        health: DeadLetterHealth | None = None,
     ) -> None:
         self._service = service
         self._routes = dict(routes)
@@ -96,6 +110,8 @@ class EventDispatcher:
         self._processed = processed
         self._policy = policy
         self._sleep = sleep
+        self._max_dead_letter_bytes = max_dead_letter_bytes
+        self.health = health or DeadLetterHealth()
         self._log = structlog.get_logger("flywheel.delivery")
 
     @property
@@ -106,16 +122,26 @@ class EventDispatcher:
         started = time.perf_counter()
         origin = message.origin
         with bound_fields(topic=origin.topic, partition=origin.partition, offset=origin.offset):
-            result = await self._process(message)
+            try:
+                result = await self._process(message)
+            except Exception as exc:
+                # A bug in the delivery path itself: the message still goes to the dead letters.
+                result = await self._dead_letter(
+                    message, exc, Reason.UNEXPECTED_ERROR, 0, ErrorKind.HANDLER
+                )
             self._record(origin.topic, result, time.perf_counter() - started)
         return result.outcome
 
     async def _process(self, message: InboundMessage) -> _Result:
         route = self._routes[message.origin.topic]
         try:
+            if message.value is None:
+                raise InvalidEvent("a tombstone (no value) is not an event")
             envelope = _decode_as(message.value, route.payload_type)
-        except InvalidEvent as exc:
-            return await self._dead_letter(message, exc, Reason.INVALID_EVENT, attempts=0)
+        except (InvalidEvent, RecursionError) as exc:
+            kind = classify_undecodable(message.value, route.payload_type)
+            error = exc if isinstance(exc, InvalidEvent) else _too_deep(exc)
+            return await self._dead_letter(message, error, Reason.INVALID_EVENT, 0, kind)
         with bound_fields(**event_fields(envelope)):
             return await self._deliver(message, route, envelope)
 
@@ -151,7 +177,12 @@ class EventDispatcher:
         await self._sleep(delay)
 
     async def _dead_letter(
-        self, message: InboundMessage, exc: BaseException, reason: Reason, attempts: int
+        self,
+        message: InboundMessage,
+        exc: BaseException,
+        reason: Reason,
+        attempts: int,
+        kind: ErrorKind = ErrorKind.HANDLER,
     ) -> _Result:
         origin = message.origin
         headers = dead_letter_headers(
@@ -161,19 +192,35 @@ class EventDispatcher:
             reason=reason,
             exc=exc,
             attempts=attempts,
+            kind=kind,
         )
-        try:
-            await self._dead_letters.send(
-                dlq_topic(origin.topic), message.value, message.key, headers
+        value, headers = fit_dead_letter(
+            message.value, message.key, headers, self._max_dead_letter_bytes
+        )
+        if value is not message.value:
+            self._log.warning(
+                "event.dead_letter_truncated",
+                original_bytes=len(message.value or b""),
+                kept_bytes=len(value or b""),
+                max_bytes=self._max_dead_letter_bytes,
             )
+        try:
+            await self._dead_letters.send(dlq_topic(origin.topic), value, message.key, headers)
         except Exception as send_error:
+            why = (
+                f"{dlq_topic(origin.topic)} refused a {record_size(value, message.key, headers)}"
+                f"-byte record: {describe_exception(send_error)}"
+            )
+            self.health.failed(why)
             self._log.error(
                 "event.dead_letter_failed",
                 reason=reason.value,
+                kind=kind.value,
                 error=describe_exception(exc),
-                send_error=describe_exception(send_error),
+                send_error=why,
             )
             return _Result(Outcome.FAILED, attempts, error=exc, reason=reason)
+        self.health.recovered()
         metrics.EVENTS_DEAD_LETTERED.labels(origin.topic, reason.value).inc()
         return _Result(Outcome.DEAD_LETTERED, attempts, error=exc, reason=reason)
 
@@ -199,6 +246,12 @@ class EventDispatcher:
             self._log.error("event.handled", exc_info=result.error, **fields)
         else:
             self._log.warning("event.handled", **fields)
+
+
+def _too_deep(exc: RecursionError) -> InvalidEvent:
+    error = InvalidEvent(f"JSON nested too deeply to parse ({exc})")
+    error.__cause__ = exc
+    return error
 
 
 def _decode_as(raw: bytes, payload_type: type[P]) -> Envelope[P]:

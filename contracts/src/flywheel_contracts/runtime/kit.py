@@ -20,7 +20,7 @@ from flywheel_contracts.envelope import Envelope, new_event
 from flywheel_contracts.events import InFlightWork, ServiceStopping
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.runtime.broker import attach, create_broker
-from flywheel_contracts.runtime.delivery import RetryPolicy
+from flywheel_contracts.runtime.delivery import DeadLetterHealth, RetryPolicy
 from flywheel_contracts.runtime.dispatcher import EventDispatcher, Handler, Route
 from flywheel_contracts.runtime.health import Readiness, ReadinessCheck, run_checks
 from flywheel_contracts.runtime.idempotency import ProcessedEvents
@@ -67,9 +67,12 @@ class ServiceKit:
         self.broker: KafkaBroker = create_broker(settings)
         self._routes: dict[str, Route[Any]] = {}
         self._loops: dict[str, LoopFactory] = {}
+        self.dead_letters = DeadLetterHealth()
+        """Fails readiness while a dead letter cannot be written (its message is redelivered)."""
         self._checks: dict[str, ReadinessCheck] = {
             "kafka": self.publisher.check_connection,
             "mongo": self._ping_mongo,
+            "dead_letters": self.dead_letters.check,
         }
         self._in_flight: InFlightReporter = _nothing_in_flight
         self._running: list[asyncio.Task[None]] = []
@@ -135,6 +138,8 @@ class ServiceKit:
                     dead_letters=self.publisher,
                     processed=self.processed,
                     policy=RetryPolicy.from_settings(self.settings.delivery),
+                    max_dead_letter_bytes=self.publisher.max_message_bytes,
+                    health=self.dead_letters,
                 ),
                 self.settings,
                 redelivery_delay_s=self.settings.delivery.backoff_max_s,

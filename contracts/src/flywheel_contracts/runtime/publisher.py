@@ -28,12 +28,15 @@ _QUEUE_FULL_WAIT_S = 0.005
 
 
 def producer_config(kafka: KafkaSettings, client_id: str) -> dict[str, KafkaConfigValue]:
-    """An idempotent producer that waits for all in-sync replicas; `kafka.extra` still wins."""
+    """An idempotent producer that waits for all in-sync replicas and sends records as big as
+    the broker takes (`kafka.message_max_bytes`, not librdkafka's 1 MB default, so a dead letter
+    of any message the broker accepted fits); `kafka.extra` still wins."""
     return {
         "client.id": client_id,
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": kafka.linger_ms,
+        "message.max.bytes": kafka.message_max_bytes,
         **kafka.client_config(),
     }
 
@@ -70,7 +73,7 @@ class _Delivery:
 
 
 _Report = tuple[_Delivery, str, KafkaError | None]
-_Record = tuple[str, bytes, bytes | None, Headers]
+_Record = tuple[str, bytes | None, bytes | None, Headers]
 
 
 class Publisher:
@@ -80,10 +83,11 @@ class Publisher:
     """
 
     def __init__(self, kafka: KafkaSettings, *, client_id: str) -> None:
+        config = producer_config(kafka, client_id)
+        self.max_message_bytes = int(config["message.max.bytes"])
+        """The biggest record this producer sends (librdkafka refuses bigger ones locally)."""
         # librdkafka's own log lines go through logging (hence structlog), not raw to stderr.
-        self._producer = Producer(
-            producer_config(kafka, client_id), logger=logging.getLogger("flywheel.kafka")
-        )
+        self._producer = Producer(config, logger=logging.getLogger("flywheel.kafka"))
         self._request_timeout_s = kafka.request_timeout_s
         self._topic = kafka.topic
         # Appended to by whichever thread serves librdkafka's callbacks, drained on the loop.
@@ -127,8 +131,11 @@ class Publisher:
         topic = topic or self._topic(envelope.event_type)
         return (topic, encode(envelope), envelope.key(), envelope.headers())
 
-    async def send(self, topic: str, value: bytes, key: bytes | None, headers: Headers) -> None:
-        """Publish raw bytes (dead letters, rejected logs) and wait for the acknowledgement."""
+    async def send(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: Headers
+    ) -> None:
+        """Publish raw bytes (dead letters, rejected logs; None is a tombstone) and wait for the
+        acknowledgement."""
         await self._publish([(topic, value, key, headers)])
 
     async def flush(self, timeout_s: float) -> int:

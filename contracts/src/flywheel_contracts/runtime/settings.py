@@ -46,6 +46,13 @@ class KafkaSettings(BaseModel):
         ge=0,
         description="How long the broker may hold an empty fetch; bounds the idle-to-first-event hop.",
     )
+    message_max_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1_000,
+        le=1_000_000_000,
+        description="Biggest record the producers send; set it to the broker's (or topic's) "
+        "`message.max.bytes` (the local stack's: 4 MiB). Dead letters are truncated to fit it.",
+    )
     session_timeout_ms: int = Field(10_000, ge=1_000)
     max_poll_interval_ms: int = Field(300_000, ge=1_000)
     request_timeout_s: float = Field(

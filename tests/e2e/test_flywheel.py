@@ -105,7 +105,10 @@ def screenshot_the_report(setup: FlywheelSetup, run_id: UUID) -> None:
         raise AssertionError(f"an invalid event on the run's topics: {problem}")
 
     events = read_run_events(KafkaBus(kafka(setup)), run_id, refuse)
-    files = report_with_screenshot(run_id, events, StackSettings().reports_dir / "e2e")
+    # Tall enough for the whole leaderboard of three candidates in three evaluation types.
+    files = report_with_screenshot(
+        run_id, events, StackSettings().reports_dir / "e2e", window=(1280, 4800)
+    )
     print(f"report {files.html}\nscreenshot {files.png}")
     colours = read_png(files.png).colours()
     for eval_type, colour in EVAL_COLORS.items():

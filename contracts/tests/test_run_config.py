@@ -96,4 +96,56 @@ def test_empty_overrides_change_nothing() -> None:
 
 def test_overrides_are_revalidated_against_the_whole_config() -> None:
     with pytest.raises(ValidationError, match="eval_size must be below limit"):
-        CONFIG.with_overrides(RunOverrides(eval_size=20_000))
+        CONFIG.with_overrides(RunOverrides(eval_size=5_000, limit=5_000))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "bound"),
+    [
+        ("limit", 10**12, "1000000"),
+        ("min_total_records", 1_000_001, "1000000"),
+        ("eval_size", 10_001, "10000"),
+        ("icl_max_examples", 65, "64"),
+        ("epochs", 101, "100"),
+        ("batch_size", 4097, "4096"),
+        ("adapter_dim", 513, "512"),
+        ("random_seed", 2**32, str(2**32 - 1)),
+    ],
+)
+def test_every_numeric_override_has_an_upper_bound_named_when_exceeded(
+    field: str, value: int, bound: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        RunOverrides.model_validate({field: value})
+    [error] = refused.value.errors()
+    assert error["loc"] == (field,)
+    assert bound in error["msg"]
+
+
+def test_at_most_16_candidates_may_be_requested() -> None:
+    many = [{"model_name": f"org/model-{n}", "gpus": 64} for n in range(40)]
+    with pytest.raises(ValidationError, match="at most 16 items"):
+        RunOverrides.model_validate({"candidates": many})
+    assert len(RunOverrides.model_validate({"candidates": many[:16]}).candidates or ()) == 16
+
+
+def test_overrides_at_their_bounds_are_accepted() -> None:
+    RunOverrides(
+        limit=1_000_000,
+        min_total_records=1_000_000,
+        eval_size=10_000,
+        icl_max_examples=64,
+        epochs=100,
+        batch_size=4096,
+        adapter_dim=512,
+        random_seed=2**32 - 1,
+    )
+
+
+def test_every_override_field_documents_its_bound() -> None:
+    schema = RunOverrides.model_json_schema()["properties"]
+    for name in ("limit", "eval_size", "icl_max_examples", "epochs", "batch_size", "adapter_dim"):
+        [number] = [option for option in schema[name]["anyOf"] if option["type"] == "integer"]
+        assert "maximum" in number
+        assert f"at most {number['maximum']:,}" in schema[name]["description"]
+    assert schema["candidates"]["anyOf"][0]["maxItems"] == 16

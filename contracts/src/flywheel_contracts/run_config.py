@@ -220,23 +220,95 @@ DEMO_CANDIDATES: tuple[CandidateConfig, ...] = (
 smallest also LoRA-customized, which fit a budget of four GPUs at once with the training job."""
 
 
+MAX_CANDIDATES = 16
+MAX_LIMIT = 1_000_000
+MAX_EVAL_SIZE = 10_000
+MAX_ICL_EXAMPLES = 64
+MAX_EPOCHS = 100
+MAX_BATCH_SIZE = 4096
+MAX_ADAPTER_DIM = 512
+MAX_RANDOM_SEED = 2**32 - 1
+
+
 class RunOverrides(Part):
-    """The knobs a client may turn per run; unset fields keep the deployment's defaults."""
+    """The knobs a client may turn per run; unset fields keep the deployment's defaults.
+
+    Every number has an upper bound, so one request cannot ask for a run no deployment could
+    serve (a 10^12-record read, forty 64-GPU candidates). A request outside them fails its run
+    with `dataset.failed` (`invalid_config`) naming the field and the bound.
+    """
 
     candidates: tuple[CandidateConfig, ...] | None = Field(
-        default=None, min_length=1, description="Replaces the whole candidate list."
+        default=None,
+        min_length=1,
+        max_length=MAX_CANDIDATES,
+        description=f"Replaces the whole candidate list; at most {MAX_CANDIDATES}: each one is a "
+        "NIM deployment and up to three evaluations, and the blueprint compares a handful.",
     )
-    eval_size: int | None = Field(default=None, ge=1)
-    val_ratio: float | None = Field(default=None, gt=0, lt=1)
-    min_total_records: int | None = Field(default=None, ge=1)
-    limit: int | None = Field(default=None, ge=1)
-    random_seed: int | None = None
-    icl_max_examples: int | None = Field(default=None, ge=1)
+    eval_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_EVAL_SIZE,
+        description=f"Records held out for evaluation; at most {MAX_EVAL_SIZE:,}: every record is "
+        "an inference (and a judge call) per candidate and evaluation, and a few hundred already "
+        "give tight intervals.",
+    )
+    val_ratio: float | None = Field(
+        default=None, gt=0, lt=1, description="Share of the non-eval records used for validation."
+    )
+    min_total_records: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"Fewer usable records fail the run; at most {MAX_LIMIT:,} (it cannot "
+        "exceed `limit`).",
+    )
+    limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"Most records sampled for one run; at most {MAX_LIMIT:,}: the build holds "
+        "the sample in memory and reads up to four times as many from Elasticsearch.",
+    )
+    random_seed: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_RANDOM_SEED,
+        description="Seed for sampling and splitting; 0 to 2^32-1, the range of the seeds derived "
+        "from run ids (Mongo and JSON consumers keep it exactly).",
+    )
+    icl_max_examples: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ICL_EXAMPLES,
+        description=f"Most in-context examples per record; at most {MAX_ICL_EXAMPLES}: more never "
+        "fit a context window after the record itself.",
+    )
     example_selection: ExampleSelection | None = None
-    epochs: int | None = Field(default=None, ge=1)
-    batch_size: int | None = Field(default=None, ge=1)
-    learning_rate: float | None = Field(default=None, gt=0, lt=1)
-    adapter_dim: int | None = Field(default=None, ge=1)
+    epochs: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_EPOCHS,
+        description=f"LoRA training epochs; at most {MAX_EPOCHS}: a LoRA adapter overfits long "
+        "before, and each epoch holds GPUs.",
+    )
+    batch_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_BATCH_SIZE,
+        description=f"Training batch size; at most {MAX_BATCH_SIZE:,}, beyond any GPU's memory for "
+        "the models a flywheel customizes.",
+    )
+    learning_rate: float | None = Field(
+        default=None, gt=0, lt=1, description="Training learning rate."
+    )
+    adapter_dim: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ADAPTER_DIM,
+        description=f"LoRA rank; at most {MAX_ADAPTER_DIM}: beyond that an adapter is no longer "
+        "small (typical ranks are 8 to 64).",
+    )
     eval_types: tuple[EvalType, ...] | None = Field(default=None, min_length=1)
     min_score_to_recommend: float | None = Field(
         default=None,

@@ -8,6 +8,7 @@ from flywheel_contracts.errors import InvalidEvent, PermanentError, RetryableErr
 from flywheel_contracts.runtime.delivery import (
     Origin,
     Reason,
+    RedeliveryPolicy,
     RetryPolicy,
     dead_letter_headers,
     dead_letter_reason,
@@ -69,6 +70,19 @@ def test_backoff_doubles_up_to_the_cap_and_attempts_are_bounded() -> None:
     assert [policy.allows_retry_after(n) for n in range(1, 6)] == [True] * 4 + [False]
 
 
+def test_redelivery_rounds_back_off_exponentially_up_to_the_cap_without_end() -> None:
+    policy = RedeliveryPolicy(base_delay_s=5.0, max_delay_s=60.0)
+
+    assert [policy.delay_after_round(n) for n in (1, 2, 3, 4, 5, 100)] == [
+        5.0,
+        10.0,
+        20.0,
+        40.0,
+        60.0,
+        60.0,
+    ]
+
+
 def test_dead_letter_headers_say_why_and_where_and_replace_an_earlier_failure() -> None:
     original = [("event_id", b"e1"), ("dlq.reason", b"old"), ("dlq.origin.offset", b"1")]
 
@@ -76,16 +90,16 @@ def test_dead_letter_headers_say_why_and_where_and_replace_an_earlier_failure() 
         original,
         origin=Origin("run.requested", 2, 41),
         service="datasets",
-        reason=Reason.RETRIES_EXHAUSTED,
-        exc=RetryableError("x" * 5000),
+        reason=Reason.PERMANENT_ERROR,
+        exc=PermanentError("x" * 5000),
         attempts=5,
     )
 
     as_dict = dict(headers)
     assert len(as_dict) == len(headers)
     assert as_dict["event_id"] == b"e1"
-    assert as_dict["dlq.reason"] == b"retries_exhausted"
-    assert as_dict["dlq.exception"].startswith(b"flywheel_contracts.errors.RetryableError: xxx")
+    assert as_dict["dlq.reason"] == b"permanent_error"
+    assert as_dict["dlq.exception"].startswith(b"flywheel_contracts.errors.PermanentError: xxx")
     assert len(as_dict["dlq.exception"]) == 2000
     assert as_dict["dlq.origin.topic"] == b"run.requested"
     assert as_dict["dlq.origin.partition"] == b"2"

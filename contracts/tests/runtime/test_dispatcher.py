@@ -8,15 +8,23 @@ import structlog
 from structlog.testing import capture_logs
 
 from flywheel_contracts.envelope import Envelope, encode, new_event
-from flywheel_contracts.errors import PermanentError, RetryableError
+from flywheel_contracts.errors import InvalidEvent, PermanentError, RetryableError
 from flywheel_contracts.events import RunCancelled, RunRequested
-from flywheel_contracts.runtime.delivery import Headers, Origin, Outcome, RetryPolicy
+from flywheel_contracts.runtime.delivery import (
+    Headers,
+    Origin,
+    OutageHealth,
+    Outcome,
+    RedeliveryPolicy,
+    RetryPolicy,
+)
 from flywheel_contracts.runtime.dispatcher import EventDispatcher, InboundMessage, Route
 
 pytestmark = pytest.mark.unit
 
 TOPIC = "run.cancelled"
 POLICY = RetryPolicy(max_attempts=4, base_delay_s=0.1, max_delay_s=1.0)
+REDELIVERY = RedeliveryPolicy(base_delay_s=2.0, max_delay_s=20.0)
 
 
 class FakeSender:
@@ -81,6 +89,7 @@ def _dispatcher(
         processed=processed or FakeProcessed(),
         policy=POLICY,
         sleep=sleep or Sleeps(),
+        redelivery=REDELIVERY,
     )
 
 
@@ -115,20 +124,97 @@ async def test_retryable_errors_are_retried_with_backoff_and_take_effect_once() 
     assert sender.sent == []
 
 
-async def test_a_still_failing_retryable_error_is_dead_lettered_after_the_last_attempt() -> None:
+async def test_a_retryable_error_outlasting_the_retries_is_redelivered_not_dead_lettered() -> None:
     handler = Handler(*(RetryableError("busy") for _ in range(10)))
     sender, processed = FakeSender(), FakeProcessed()
-    raw = encode(_event())
 
-    outcome = await _dispatcher(handler, sender, processed).dispatch(_message(raw))
+    outcome = await _dispatcher(handler, sender, processed).dispatch(_message(encode(_event())))
 
-    assert outcome is Outcome.DEAD_LETTERED
+    assert outcome is Outcome.FAILED
     assert handler.calls == POLICY.max_attempts
-    [(topic, value, key, headers)] = sender.sent
-    assert (topic, value, key) == ("run.cancelled.dlq", raw, b"key")
-    assert dict(headers)[("dlq.reason")] == b"retries_exhausted"
-    assert dict(headers)["dlq.attempts"] == b"4"
+    assert sender.sent == []
     assert processed.ids == set()
+
+
+async def test_an_outage_of_50_failures_is_waited_out_and_takes_effect_once() -> None:
+    handler = Handler(*(RetryableError("mongo unreachable") for _ in range(50)))
+    sender, processed, event = FakeSender(), FakeProcessed(), _event()
+    dispatcher = _dispatcher(handler, sender, processed)
+    message = _message(encode(event))
+    outcomes: list[Outcome] = []
+    delays: list[float] = []
+
+    while not outcomes or outcomes[-1] is Outcome.FAILED:  # the broker adapter's redelivery
+        outcomes.append(await dispatcher.dispatch(message))
+        if outcomes[-1] is Outcome.FAILED:
+            delays.append(dispatcher.redelivery_delay(message.origin))
+
+    assert outcomes == [Outcome.FAILED] * 12 + [Outcome.RETRIED]
+    assert handler.calls == 51
+    assert handler.effects == [event.event_id]
+    assert processed.ids == {event.event_id}
+    assert sender.sent == []
+    assert delays == [2.0, 4.0, 8.0, 16.0] + [20.0] * 8
+
+
+async def test_redelivery_backoff_starts_over_for_the_next_message() -> None:
+    handler = Handler(*(RetryableError("busy") for _ in range(2 * POLICY.max_attempts)))
+    dispatcher = _dispatcher(handler)
+    first = _message(encode(_event()), offset=7)
+
+    await dispatcher.dispatch(first)
+    await dispatcher.dispatch(first)
+
+    assert dispatcher.redelivery_delay(first.origin) == 4.0
+    assert dispatcher.redelivery_delay(_message(encode(_event()), offset=8).origin) == 2.0
+
+
+async def test_readiness_fails_while_a_message_waits_on_an_outage_and_recovers() -> None:
+    handler = Handler(*(RetryableError("mongo unreachable") for _ in range(POLICY.max_attempts)))
+    dispatcher = _dispatcher(handler)
+    message = _message(encode(_event()), offset=41)
+
+    await dispatcher.dispatch(message)
+
+    with pytest.raises(RuntimeError) as waiting:
+        await dispatcher.outages.check()
+    assert "run.cancelled[0]@41" in str(waiting.value)
+    assert "RetryableError: mongo unreachable" in str(waiting.value)
+    assert dispatcher.health.failure is None  # nothing to do with the dead letters
+
+    assert await dispatcher.dispatch(message) is Outcome.RETRIED
+    await dispatcher.outages.check()
+
+
+async def test_a_stale_waiting_entry_stops_failing_readiness() -> None:
+    now = [0.0]
+    outages = OutageHealth(stale_after_s=10, clock=lambda: now[0])
+    outages.waiting(Origin(TOPIC, 3, 9), "x", rounds=1, attempts=4, next_delay_s=2.0)
+
+    with pytest.raises(RuntimeError):
+        await outages.check()
+    now[0] = 11.0  # the partition went to another instance: no more rounds here
+    await outages.check()
+
+
+async def test_an_outage_logs_one_line_per_redelivery_round_not_per_attempt() -> None:
+    handler = Handler(*(RetryableError("busy") for _ in range(2 * POLICY.max_attempts)))
+    dispatcher = _dispatcher(handler)
+    message = _message(encode(_event()))
+
+    with capture_logs() as logs:
+        for _ in range(3):
+            await dispatcher.dispatch(message)
+
+    visible = [line for line in logs if line["log_level"] != "debug"]
+    assert [line["event"] for line in visible] == [
+        "event.waiting_on_outage",
+        "event.waiting_on_outage",
+        "event.handled",
+    ]
+    assert [line["rounds"] for line in visible] == [1, 2, 3]
+    assert visible[1]["redeliver_in_s"] == 4.0
+    assert visible[1]["attempts"] == POLICY.max_attempts
 
 
 @pytest.mark.parametrize("error", [PermanentError("no such run"), ZeroDivisionError()])
@@ -140,6 +226,7 @@ async def test_permanent_and_unexpected_errors_are_dead_lettered_without_retry(
     outcome = await _dispatcher(handler, sender, sleep=sleeps).dispatch(_message(encode(_event())))
 
     assert outcome is Outcome.DEAD_LETTERED
+    assert dict(sender.sent[0][3])["dlq.reason"] != b"retries_exhausted"
     assert handler.calls == 1
     assert sleeps.delays == []
     assert dict(sender.sent[0][3])["dlq.origin.offset"] == b"7"
@@ -210,3 +297,46 @@ async def test_handler_logs_carry_the_event_ids_and_one_summary_line_is_written(
     assert summary["event_id"] == str(event.event_id)
     assert summary["duration_ms"] >= 0
     assert structlog.contextvars.get_contextvars() == {}
+
+
+async def test_a_route_is_told_of_an_invalid_event_of_its_type_before_it_is_dead_lettered() -> None:
+    told: list[bytes] = []
+
+    async def on_invalid(raw: bytes, error: InvalidEvent) -> None:
+        told.append(raw)
+
+    sender = FakeSender()
+    dispatcher = EventDispatcher(
+        service="kit-test",
+        routes={TOPIC: Route(RunCancelled, Handler(), on_invalid)},
+        dead_letters=sender,
+        processed=FakeProcessed(),
+        policy=POLICY,
+        sleep=Sleeps(),
+    )
+    raw = b'{"event_type": "run.cancelled", "schema_version": 1, "payload": {}}'
+
+    assert await dispatcher.dispatch(_message(raw)) is Outcome.DEAD_LETTERED
+    assert told == [raw]
+    assert dict(sender.sent[0][3])["dlq.reason"] == b"invalid_event"
+
+
+async def test_an_outage_while_telling_of_an_invalid_event_is_waited_out() -> None:
+    async def on_invalid(raw: bytes, error: InvalidEvent) -> None:
+        raise RetryableError("mongo unreachable")
+
+    sender = FakeSender()
+    dispatcher = EventDispatcher(
+        service="kit-test",
+        routes={TOPIC: Route(RunCancelled, Handler(), on_invalid)},
+        dead_letters=sender,
+        processed=FakeProcessed(),
+        policy=POLICY,
+        sleep=Sleeps(),
+    )
+    raw = b'{"event_type": "run.cancelled", "schema_version": 1, "payload": {}}'
+
+    assert await dispatcher.dispatch(_message(raw)) is Outcome.FAILED
+    assert sender.sent == []
+    with pytest.raises(RuntimeError, match="mongo unreachable"):
+        await dispatcher.outages.check()

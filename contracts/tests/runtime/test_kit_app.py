@@ -42,7 +42,7 @@ async def test_health_metrics_and_asyncapi_are_served(
 
     assert live.json()["status"] == "alive"
     assert ready.status_code == 200
-    assert ready.json()["checks"].keys() == {"kafka", "mongo", "dead_letters"}
+    assert ready.json()["checks"].keys() == {"kafka", "mongo", "dead_letters", "redelivery"}
     assert "flywheel_events_consumed_total" in metrics.text
     assert "flywheel_handler_duration_seconds" in metrics.text
     assert "janitor.receive.service.stopping" in asyncapi.json()["operations"]

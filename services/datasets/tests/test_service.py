@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,7 +15,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from flywheel_contracts.envelope import Envelope, decode, new_event
+from flywheel_contracts.envelope import Envelope, decode, encode, new_event
+from flywheel_contracts.errors import InvalidEvent
 from flywheel_contracts.events import (
     DatasetFailed,
     DatasetFailureReason,
@@ -28,6 +30,8 @@ from flywheel_contracts.events import (
 from flywheel_contracts.events.baseline import ProductionBaseline, ProductionModel
 from flywheel_contracts.ids import derive_event_id
 from flywheel_contracts.run_config import RunConfig, RunOverrides, WorkloadType
+from flywheel_contracts.runtime.delivery import Headers, Origin, Outcome, RetryPolicy
+from flywheel_contracts.runtime.dispatcher import EventDispatcher, InboundMessage, Route
 from flywheel_contracts.runtime.testing import eventually
 from flywheel_datasets.builder import Built
 from flywheel_datasets.errors import NotEnoughRecords
@@ -393,3 +397,126 @@ def test_dataset_names_are_deterministic_and_nmp_safe() -> None:
     long_names = dataset_names("w" * 100, run_id)
     assert all(len(name) <= 63 for name in long_names.values())
     assert len(set(long_names.values())) == 3
+
+
+def _raw_request(run_id: UUID, **overrides: Any) -> bytes:
+    """A `run.requested` as a producer bypassing the contracts' validation would send it."""
+    envelope = json.loads(encode(_request(run_id)))
+    envelope["payload"]["overrides"] = overrides
+    return json.dumps(envelope).encode()
+
+
+async def test_an_override_beyond_its_bound_fails_the_run_naming_field_and_bound(
+    harness: Harness,
+) -> None:
+    run_id = uuid4()
+    raw = _raw_request(run_id, limit=10**12)
+    with pytest.raises(InvalidEvent) as undecodable:  # what the kit sees before dead-lettering
+        decode(raw)
+
+    await harness.service.on_invalid_run_request(raw, undecodable.value)
+
+    envelope = await harness.outcome(run_id)
+    failed = envelope.payload
+    assert isinstance(failed, DatasetFailed)
+    assert failed.reason is DatasetFailureReason.INVALID_CONFIG
+    assert "limit: Input should be less than or equal to 1000000" in failed.message
+    assert str(envelope.causation_id) == json.loads(raw)["event_id"]
+    assert not harness.builder.builds
+
+
+async def test_the_kit_fails_the_run_of_an_out_of_bounds_request_and_still_dead_letters_it(
+    harness: Harness,
+) -> None:
+    sent: list[tuple[str, bytes | None]] = []
+
+    class Sender:
+        async def send(
+            self, topic: str, value: bytes | None, key: bytes | None, headers: Headers
+        ) -> None:
+            sent.append((topic, value))
+
+    class Processed:
+        async def seen(self, event_id: UUID) -> bool:
+            return False
+
+        async def mark(self, event_id: UUID, event_type: str) -> None:
+            return None
+
+    dispatcher = EventDispatcher(
+        service="datasets",
+        routes={
+            "run.requested": Route(
+                RunRequested,
+                harness.service.on_run_requested,
+                harness.service.on_invalid_run_request,
+            )
+        },
+        dead_letters=Sender(),
+        processed=Processed(),
+        policy=RetryPolicy(max_attempts=1),
+    )
+    run_id = uuid4()
+    raw = _raw_request(
+        run_id, candidates=[{"model_name": f"org/m-{n}", "gpus": 64} for n in range(40)]
+    )
+
+    outcome = await dispatcher.dispatch(
+        InboundMessage(Origin("run.requested", 0, 3), None, raw, [])
+    )
+
+    assert outcome is Outcome.DEAD_LETTERED
+    assert sent == [("run.requested.dlq", raw)]
+    failed = (await harness.outcome(run_id)).payload
+    assert isinstance(failed, DatasetFailed)
+    assert "candidates: Tuple should have at most 16 items" in failed.message
+
+
+async def test_a_request_invalid_apart_from_its_overrides_is_only_dead_lettered(
+    harness: Harness,
+) -> None:
+    envelope = json.loads(encode(_request(uuid4())))
+    envelope["payload"]["workload_id"] = ""
+    raw = json.dumps(envelope).encode()
+
+    await harness.service.on_invalid_run_request(raw, InvalidEvent("workload_id too short"))
+
+    await asyncio.sleep(0.05)
+    assert harness.jobs.jobs == {}
+    assert harness.kafka.published == []
+
+
+async def test_a_build_started_max_attempts_times_without_an_outcome_fails_the_run(
+    harness: Harness,
+) -> None:
+    request = _request()
+    assert request.run_id is not None
+    config = RunDefaults.load().resolve(request.payload, request.run_id)
+    # Three builds were claimed and never finished (their instances died mid-build).
+    await harness.jobs.create(
+        request.run_id, request=encode(request).decode(), config=config.model_dump(mode="json")
+    )
+    harness.jobs.jobs[request.run_id]["attempts"] = 3
+
+    envelope = await harness.outcome(request.run_id)
+
+    failed = envelope.payload
+    assert isinstance(failed, DatasetFailed)
+    assert failed.reason is DatasetFailureReason.INTERNAL_ERROR
+    assert "started 3 times (max_build_attempts)" in failed.message
+    assert envelope.causation_id == request.event_id
+    assert not harness.builder.builds
+    assert harness.jobs.jobs[request.run_id]["status"] == "failed"
+
+
+async def test_a_build_below_max_attempts_is_tried_again(harness: Harness) -> None:
+    request = _request()
+    assert request.run_id is not None
+    config = RunDefaults.load().resolve(request.payload, request.run_id)
+    await harness.jobs.create(
+        request.run_id, request=encode(request).decode(), config=config.model_dump(mode="json")
+    )
+    harness.jobs.jobs[request.run_id]["attempts"] = 2
+
+    assert isinstance((await harness.outcome(request.run_id)).payload, DatasetReady)
+    assert len(harness.builder.builds) == 1

@@ -21,17 +21,19 @@ A service is a thin layer on it::
 
 A handler raises RetryableError (or a connection/timeout error) to be retried with backoff,
 PermanentError to dead-letter its input at once; it awaits the events it publishes, so they are
-acknowledged before its input's offset is committed.
+acknowledged before its input's offset is committed. An outage is waited out: once a message's
+retries are spent it is redelivered, with a delay doubling up to a minute, for as long as the
+outage lasts (`/health/ready` names the waiting message); it is never dead-lettered for it.
 
-Poison never stalls and never vanishes: every message that fails ends in `<topic>.dlq`, value,
-key and headers as consumed, plus `dlq.reason` (invalid_event, permanent_error, unexpected_error,
-retries_exhausted), `dlq.kind` (tombstone, not_utf8, not_json, too_deep, not_an_envelope,
+Poison never stalls and never vanishes: every message that fails for good ends in
+`<topic>.dlq`, value, key and headers as consumed, plus `dlq.reason` (invalid_event,
+permanent_error, unexpected_error; older dead letters may say retries_exhausted), `dlq.kind` (tombstone, not_utf8, not_json, too_deep, not_an_envelope,
 unknown_event_type, wrong_event_type, newer_schema_version, unsupported_schema_version,
 invalid_event, or handler), `dlq.error`, `dlq.exception`, `dlq.origin.topic|partition|offset`,
 `dlq.service`, `dlq.attempts`. Producers send records up to `KAFKA__MESSAGE_MAX_BYTES` (default
 4 MiB, the local broker's `message.max.bytes`); a dead letter over it keeps its first bytes and
 says so (`dlq.truncated: true`, `dlq.original.size`). A dead letter the broker still refuses is
-not committed: the message is delivered again every `DELIVERY__BACKOFF_MAX_S`, the error is
+not committed: the message is delivered again after the redelivery delay, the error is
 logged (`event.dead_letter_failed`) and `/health/ready` fails its `dead_letters` check until a
 dead letter is written. `flywheel dlq list|show|replay` inspects and replays them.
 """

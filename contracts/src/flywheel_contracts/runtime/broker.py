@@ -2,7 +2,9 @@
 
 A service has one consumer (group `flywheel.<service>`) over all its topics. Offsets are committed
 by hand, after the dispatcher returned, i.e. after the handler's effect and the publishes it
-awaited; a message whose outcome is FAILED is sought back and delivered again.
+awaited; a message whose outcome is FAILED (an outage outlasting the in-process retries, or an
+unwritable dead letter) is sought back and delivered again after the dispatcher's redelivery
+delay, which grows per round of the same message up to a cap.
 """
 
 import asyncio
@@ -77,24 +79,26 @@ def attach(
     broker: KafkaBroker,
     dispatcher: EventDispatcher,
     settings: ServiceSettings,
-    *,
-    redelivery_delay_s: float,
 ) -> None:
     """Subscribe `dispatcher` to its topics on `broker` (before the broker starts)."""
     kafka = settings.kafka
 
     async def on_message(message: KafkaMessage) -> None:
         raw = cast(Message, message.raw_message)  # a single message: this is no batch subscriber
+        origin: Origin | None = None
         try:
-            outcome = await dispatcher.dispatch(inbound(raw))
+            consumed = inbound(raw)
+            origin = consumed.origin
+            outcome = await dispatcher.dispatch(consumed)
         except Exception:
             # `dispatch` dead-letters every failure; should it ever raise, the message is
             # redelivered rather than silently skipped by the next commit.
             _log.exception("event.dispatch_crashed", topic=raw.topic(), offset=raw.offset())
             outcome = Outcome.FAILED
         if outcome is Outcome.FAILED:
-            # Give the unreachable dependency time before the same message comes back.
-            await asyncio.sleep(redelivery_delay_s)
+            # Give the unreachable dependency time before the same message comes back: the
+            # delay doubles with each round of this message, up to the redelivery cap.
+            await asyncio.sleep(dispatcher.redelivery_delay(origin))
             await message.nack()
             return
         try:

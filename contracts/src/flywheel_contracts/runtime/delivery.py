@@ -1,12 +1,23 @@
-"""Delivery rules: how a handler's failure is classified, retried and dead-lettered.
+"""Delivery rules: how a handler's failure is classified, retried, waited out or dead-lettered.
 
 Every consumed message ends in one of three places: its handler's effect, a duplicate skip, or
-`<topic>.dlq` with the reason in `dlq.*` headers. Nothing here touches Kafka, so each rule is
-tested on plain values.
+`<topic>.dlq` with the reason in `dlq.*` headers. Which one depends on the kind of failure:
+
+- a *retryable* error (`RetryableError`, a connection or timeout error, an unreachable Mongo,
+  Elasticsearch or NMP) is an outage, not bad input. It is retried in process (`RetryPolicy`),
+  and when those attempts are spent the message is not committed but delivered again, after a
+  delay that doubles with every redelivery round up to a cap (`RedeliveryPolicy`), for as long
+  as the outage lasts. It is never dead-lettered. While it waits, `OutageHealth` makes the
+  service unready (it is alive: liveness stays green) and names the message and its last error.
+- a *permanent* error, an unexpected one (a bug) or an undecodable message goes to the dead
+  letters at once.
+
+Nothing here touches Kafka, so each rule is tested on plain values.
 """
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -52,8 +63,9 @@ class Outcome(StrEnum):
     """Succeeded after at least one retry."""
     DEAD_LETTERED = "dead_lettered"
     FAILED = "failed"
-    """Neither handled nor dead-lettered (the dead-letter topic was unreachable): not committed,
-    so the message is delivered again."""
+    """Neither handled nor dead-lettered: a retryable failure outlasted the in-process retries
+    (an outage), or its dead letter could not be written. Not committed, so the message is
+    delivered again after the redelivery delay."""
 
 
 class Reason(StrEnum):
@@ -63,6 +75,8 @@ class Reason(StrEnum):
     PERMANENT_ERROR = "permanent_error"
     UNEXPECTED_ERROR = "unexpected_error"
     RETRIES_EXHAUSTED = "retries_exhausted"
+    """No longer written (retryable failures are waited out, never dead-lettered); kept because
+    dead letters written by earlier versions carry it."""
 
 
 class ErrorKind(StrEnum):
@@ -152,7 +166,9 @@ def dead_letter_reason(exc: BaseException) -> Reason:
 class RetryPolicy:
     """Bounded exponential backoff for retryable failures, inside the handling of one message.
 
-    No jitter: retries are per message within one consumer, so there is no herd to spread out.
+    When `max_attempts` are spent the message is not dead-lettered: its outcome is FAILED and it
+    is redelivered (`RedeliveryPolicy`). No jitter: retries are per message within one consumer,
+    so there is no herd to spread out.
     """
 
     max_attempts: int = 5
@@ -169,6 +185,22 @@ class RetryPolicy:
 
     def allows_retry_after(self, attempt: int) -> bool:
         return attempt < self.max_attempts
+
+
+@dataclass(frozen=True)
+class RedeliveryPolicy:
+    """Exponential backoff between redelivery rounds of one message held up by an outage.
+
+    A round is one delivery with its in-process retries. The delay before the next round doubles
+    from `base_delay_s` up to `max_delay_s` and stays there for as long as the outage lasts.
+    """
+
+    base_delay_s: float = 5.0
+    max_delay_s: float = 60.0
+
+    def delay_after_round(self, round_: int) -> float:
+        """Seconds to wait after failed round number `round_` (1-based) before the next one."""
+        return float(min(self.base_delay_s * 2 ** (max(round_, 1) - 1), self.max_delay_s))
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -261,3 +293,59 @@ class DeadLetterHealth:
     async def check(self) -> None:
         if self.failure is not None:
             raise RuntimeError(f"a dead letter cannot be written: {self.failure}")
+
+
+@dataclass
+class _Waiting:
+    origin: Origin
+    error: str
+    rounds: int
+    attempts: int
+    next_delay_s: float
+    seen_at: float
+
+
+class OutageHealth:
+    """Which messages wait on an outage; a readiness check of every consuming service.
+
+    A message whose retryable failure outlasts the in-process retries is redelivered until it
+    goes through; meanwhile the service is unready, and the check names the message's topic,
+    partition, offset, how long it has been redelivered and its last error. One entry per
+    partition (a consumer handles a partition's messages in order). An entry not refreshed
+    within `stale_after_s` is dropped: the partition was given to another instance.
+    """
+
+    def __init__(
+        self, *, stale_after_s: float = 300.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._stale_after_s = stale_after_s
+        self._clock = clock
+        self._waiting: dict[tuple[str, int], _Waiting] = {}
+
+    def waiting(
+        self, origin: Origin, error: str, *, rounds: int, attempts: int, next_delay_s: float
+    ) -> None:
+        self._waiting[(origin.topic, origin.partition)] = _Waiting(
+            origin, error, rounds, attempts, next_delay_s, self._clock()
+        )
+
+    def through(self, origin: Origin) -> None:
+        """The message at `origin` (or a later one of its partition) has been handled."""
+        self._waiting.pop((origin.topic, origin.partition), None)
+
+    def messages(self) -> list[str]:
+        """One line per waiting message, oldest partition first."""
+        now = self._clock()
+        for key, entry in list(self._waiting.items()):
+            if now - entry.seen_at > self._stale_after_s:
+                del self._waiting[key]
+        return [
+            f"{w.origin.topic}[{w.origin.partition}]@{w.origin.offset} waits on an outage "
+            f"(round {w.rounds}, {w.attempts} attempts, next in {w.next_delay_s:g}s): {w.error}"
+            for w in self._waiting.values()
+        ]
+
+    async def check(self) -> None:
+        lines = self.messages()
+        if lines:
+            raise RuntimeError("; ".join(lines))

@@ -1,17 +1,28 @@
-"""Handling of one consumed message: decode, skip duplicates, run the handler with retries, and
-dead-letter what cannot succeed. It knows nothing of faststream, so it is tested with fakes.
+"""Handling of one consumed message: decode, skip duplicates, run the handler with retries,
+wait out outages, and dead-letter what cannot succeed. It knows nothing of faststream, so it is
+tested with fakes.
 
-The caller commits the offset for every outcome except FAILED, which it redelivers. `dispatch`
-never raises: whatever goes wrong with a message (a tombstone, bytes that are not UTF-8, JSON too
-deep to parse, an event of the wrong type or a newer schema version, a handler's bug) ends in
-`<topic>.dlq`. FAILED means only that the dead letter itself could not be written; the
-`DeadLetterHealth` then makes the service unready until one can.
+The caller commits the offset for every outcome except FAILED, which it redelivers after
+`redelivery_delay(origin)`. `dispatch` never raises. The rules:
+
+- Bad input ends in `<topic>.dlq` at once (a route's `on_invalid` is told first of an event of
+  its type that fails validation): a tombstone, bytes that are not UTF-8, JSON too deep
+  to parse, an event of the wrong type or a newer schema version, a handler's permanent error
+  or its bug (an unexpected exception).
+- A retryable failure (an outage) is retried in process per the `RetryPolicy`; when those
+  attempts are spent the outcome is FAILED, never a dead letter. The message comes back after a
+  delay doubling per round up to the `RedeliveryPolicy`'s cap, for as long as the outage lasts;
+  each round logs one `event.waiting_on_outage` line (the attempts inside it log at debug), and
+  `OutageHealth` keeps the service unready, naming the message and its last error, until it
+  goes through.
+- FAILED also means a dead letter that could not be written; the `DeadLetterHealth` then makes
+  the service unready until one can.
 """
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar, cast
 from uuid import UUID
 
@@ -27,8 +38,10 @@ from flywheel_contracts.runtime.delivery import (
     ErrorKind,
     Headers,
     Origin,
+    OutageHealth,
     Outcome,
     Reason,
+    RedeliveryPolicy,
     RetryPolicy,
     classify_undecodable,
     dead_letter_headers,
@@ -49,12 +62,20 @@ class Handler(Protocol[P]):
     def __call__(self, event: Envelope[P], /) -> Awaitable[None]: ...
 
 
+class InvalidHandler(Protocol):
+    """Told of a message of the topic's event type that fails validation (`raw`, the error)
+    before it is dead-lettered, e.g. to fail the run it asked for with the reason."""
+
+    def __call__(self, raw: bytes, error: InvalidEvent, /) -> Awaitable[None]: ...
+
+
 @dataclass(frozen=True)
 class Route(Generic[P]):
     """What a topic carries and who handles it."""
 
     payload_type: type[P]
     handler: Handler[P]
+    on_invalid: InvalidHandler | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +108,8 @@ class _Result:
     envelope: Envelope[Any] | None = None
     error: BaseException | None = None
     reason: Reason | None = None
+    outage: bool = False
+    """FAILED because a retryable failure outlasted the in-process retries."""
 
 
 class EventDispatcher:
@@ -103,6 +126,8 @@ class EventDispatcher:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_dead_letter_bytes: int = 4 * 1024 * 1024,
         health: DeadLetterHealth | None = None,
+        redelivery: RedeliveryPolicy | None = None,
+        outages: OutageHealth | None = None,
     ) -> None:
         self._service = service
         self._routes = dict(routes)
@@ -112,11 +137,25 @@ class EventDispatcher:
         self._sleep = sleep
         self._max_dead_letter_bytes = max_dead_letter_bytes
         self.health = health or DeadLetterHealth()
+        self._redelivery = redelivery or RedeliveryPolicy()
+        self.outages = outages or OutageHealth()
+        # Per partition: the offset being redelivered and how many rounds it has failed.
+        self._rounds: dict[tuple[str, int], tuple[int, int]] = {}
         self._log = structlog.get_logger("flywheel.delivery")
 
     @property
     def topics(self) -> tuple[str, ...]:
         return tuple(self._routes)
+
+    def redelivery_delay(self, origin: Origin | None) -> float:
+        """Seconds to wait before the message at `origin`, which just FAILED, comes back."""
+        return self._redelivery.delay_after_round(self._failed_rounds(origin))
+
+    def _failed_rounds(self, origin: Origin | None) -> int:
+        if origin is None:
+            return 1
+        offset, rounds = self._rounds.get((origin.topic, origin.partition), (origin.offset, 1))
+        return rounds if offset == origin.offset else 1
 
     async def dispatch(self, message: InboundMessage) -> Outcome:
         started = time.perf_counter()
@@ -129,8 +168,32 @@ class EventDispatcher:
                 result = await self._dead_letter(
                     message, exc, Reason.UNEXPECTED_ERROR, 0, ErrorKind.HANDLER
                 )
-            self._record(origin.topic, result, time.perf_counter() - started)
+            rounds = self._count_round(origin, result)
+            if rounds > 1 and result.outcome is Outcome.OK:
+                # Went through at the first attempt of a redelivery: it was retried all the same.
+                result = replace(result, outcome=Outcome.RETRIED)
+            self._record(origin, result, time.perf_counter() - started, rounds)
         return result.outcome
+
+    def _count_round(self, origin: Origin, result: _Result) -> int:
+        """The rounds this message has failed so far (FAILED) or took (otherwise)."""
+        key = (origin.topic, origin.partition)
+        offset, before = self._rounds.get(key, (origin.offset, 0))
+        before = before if offset == origin.offset else 0
+        if result.outcome is Outcome.FAILED:
+            self._rounds[key] = (origin.offset, before + 1)
+            if result.outage and result.error is not None:
+                self.outages.waiting(
+                    origin,
+                    describe_exception(result.error),
+                    rounds=before + 1,
+                    attempts=result.attempts,
+                    next_delay_s=self._redelivery.delay_after_round(before + 1),
+                )
+            return before + 1
+        self._rounds.pop(key, None)
+        self.outages.through(origin)
+        return before + 1
 
     async def _process(self, message: InboundMessage) -> _Result:
         route = self._routes[message.origin.topic]
@@ -141,6 +204,15 @@ class EventDispatcher:
         except (InvalidEvent, RecursionError) as exc:
             kind = classify_undecodable(message.value, route.payload_type)
             error = exc if isinstance(exc, InvalidEvent) else _too_deep(exc)
+            if kind is ErrorKind.INVALID_EVENT and message.value is not None and route.on_invalid:
+                try:
+                    await route.on_invalid(message.value, error)
+                except Exception as hook_error:
+                    if is_retryable(hook_error):  # an outage: waited out like a handler's
+                        return _Result(Outcome.FAILED, 1, error=hook_error, outage=True)
+                    self._log.error(
+                        "event.invalid_hook_failed", error=describe_exception(hook_error)
+                    )
             return await self._dead_letter(message, error, Reason.INVALID_EVENT, 0, kind)
         with bound_fields(**event_fields(envelope)):
             return await self._deliver(message, route, envelope)
@@ -163,7 +235,8 @@ class EventDispatcher:
                     await self._back_off(message.origin.topic, attempt, exc)
                     continue
                 else:
-                    reason = Reason.RETRIES_EXHAUSTED
+                    # An outage, not bad input: redelivered until it is over, never dead-lettered.
+                    return _Result(Outcome.FAILED, attempt, envelope, exc, outage=True)
                 result = await self._dead_letter(message, exc, reason, attempt)
                 return _Result(result.outcome, attempt, envelope, exc, reason)
             return _Result(Outcome.OK if attempt == 1 else Outcome.RETRIED, attempt, envelope)
@@ -171,7 +244,8 @@ class EventDispatcher:
     async def _back_off(self, topic: str, attempt: int, exc: BaseException) -> None:
         delay = self._policy.delay_after(attempt)
         metrics.HANDLER_RETRIES.labels(topic).inc()
-        self._log.warning(
+        # Debug only: an outage logs one line per redelivery round (`event.waiting_on_outage`).
+        self._log.debug(
             "event.retrying", attempt=attempt, delay_s=delay, error=describe_exception(exc)
         )
         await self._sleep(delay)
@@ -224,7 +298,8 @@ class EventDispatcher:
         metrics.EVENTS_DEAD_LETTERED.labels(origin.topic, reason.value).inc()
         return _Result(Outcome.DEAD_LETTERED, attempts, error=exc, reason=reason)
 
-    def _record(self, topic: str, result: _Result, seconds: float) -> None:
+    def _record(self, origin: Origin, result: _Result, seconds: float, rounds: int) -> None:
+        topic = origin.topic
         metrics.EVENTS_CONSUMED.labels(topic, result.outcome.value).inc()
         metrics.HANDLER_SECONDS.labels(topic).observe(seconds)
         if result.outcome is Outcome.DUPLICATE:
@@ -234,12 +309,19 @@ class EventDispatcher:
             "duration_ms": round(seconds * 1000, 3),
             "attempts": result.attempts,
         }
+        if rounds > 1 or result.outage:
+            fields["rounds"] = rounds
         if result.envelope is not None:
             fields.update(event_fields(result.envelope))
         if result.error is not None:
-            fields["reason"] = result.reason.value if result.reason else None
+            if result.reason is not None:
+                fields["reason"] = result.reason.value
             fields["error"] = describe_exception(result.error)
-        if result.outcome in (Outcome.OK, Outcome.DUPLICATE, Outcome.RETRIED):
+        if result.outage:
+            # The one line of a redelivery round: the service waits, the message is kept.
+            delay = self._redelivery.delay_after_round(rounds)
+            self._log.warning("event.waiting_on_outage", redeliver_in_s=delay, **fields)
+        elif result.outcome in (Outcome.OK, Outcome.DUPLICATE, Outcome.RETRIED):
             self._log.info("event.handled", **fields)
         elif result.outcome is Outcome.FAILED or result.reason is Reason.UNEXPECTED_ERROR:
             # Lost work or a bug, not bad input: keep the traceback.

@@ -20,8 +20,13 @@ from flywheel_contracts.envelope import Envelope, new_event
 from flywheel_contracts.events import InFlightWork, ServiceStopping
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.runtime.broker import attach, create_broker
-from flywheel_contracts.runtime.delivery import DeadLetterHealth, RetryPolicy
-from flywheel_contracts.runtime.dispatcher import EventDispatcher, Handler, Route
+from flywheel_contracts.runtime.delivery import (
+    DeadLetterHealth,
+    OutageHealth,
+    RedeliveryPolicy,
+    RetryPolicy,
+)
+from flywheel_contracts.runtime.dispatcher import EventDispatcher, Handler, InvalidHandler, Route
 from flywheel_contracts.runtime.health import Readiness, ReadinessCheck, run_checks
 from flywheel_contracts.runtime.idempotency import ProcessedEvents
 from flywheel_contracts.runtime.publisher import Publisher
@@ -38,6 +43,9 @@ InFlightReporter = Callable[[], Awaitable[Sequence[InFlightWork]]]
 _RESTART_DELAY_S = 1.0
 _READINESS_TIMEOUT_S = 3.0
 _STOPPING_PUBLISH_TIMEOUT_S = 5.0
+_REDELIVERY_MAX_DELAY_S = 60.0
+"""Cap of the delay between redelivery rounds of a message waiting on an outage (the first
+delay is `DELIVERY__BACKOFF_MAX_S`, doubling per round)."""
 
 _log = structlog.get_logger("flywheel.kit")
 
@@ -69,10 +77,25 @@ class ServiceKit:
         self._loops: dict[str, LoopFactory] = {}
         self.dead_letters = DeadLetterHealth()
         """Fails readiness while a dead letter cannot be written (its message is redelivered)."""
+        delivery = settings.delivery
+        self.redelivery = RedeliveryPolicy(
+            base_delay_s=delivery.backoff_max_s,
+            max_delay_s=max(delivery.backoff_max_s, _REDELIVERY_MAX_DELAY_S),
+        )
+        self.outages = OutageHealth(
+            # A round is at most max_attempts tries with their backoff, then the redelivery
+            # delay; an entry not refreshed for well over that belongs to a revoked partition.
+            stale_after_s=2 * self.redelivery.max_delay_s
+            + delivery.max_attempts * (delivery.backoff_max_s + 2 * settings.mongo.timeout_s)
+            + 60.0
+        )
+        """Fails readiness while a message waits on an outage (it is redelivered, never
+        dead-lettered), naming its topic, partition, offset and last error."""
         self._checks: dict[str, ReadinessCheck] = {
             "kafka": self.publisher.check_connection,
             "mongo": self._ping_mongo,
             "dead_letters": self.dead_letters.check,
+            "redelivery": self.outages.check,
         }
         self._in_flight: InFlightReporter = _nothing_in_flight
         self._running: list[asyncio.Task[None]] = []
@@ -80,13 +103,21 @@ class ServiceKit:
 
     # Registration, before start.
 
-    def subscribe(self, event: type[P], handler: Handler[P], *, topic: str | None = None) -> None:
-        """Deliver `event`s from `topic` (default: the event type) to `handler`."""
+    def subscribe(
+        self,
+        event: type[P],
+        handler: Handler[P],
+        *,
+        topic: str | None = None,
+        on_invalid: InvalidHandler | None = None,
+    ) -> None:
+        """Deliver `event`s from `topic` (default: the event type) to `handler`; `on_invalid`
+        is told of an `event` failing validation before it is dead-lettered."""
         self._require_not_started()
         name = self.settings.kafka.topic(topic or event.EVENT_TYPE)
         if name in self._routes:
             raise ValueError(f"{self.service} already subscribes to {name}")
-        self._routes[name] = Route(event, handler)
+        self._routes[name] = Route(event, handler, on_invalid)
 
     def add_loop(self, name: str, factory: LoopFactory) -> None:
         """Run `factory()` from start to stop, restarting it if it crashes."""
@@ -140,9 +171,10 @@ class ServiceKit:
                     policy=RetryPolicy.from_settings(self.settings.delivery),
                     max_dead_letter_bytes=self.publisher.max_message_bytes,
                     health=self.dead_letters,
+                    redelivery=self.redelivery,
+                    outages=self.outages,
                 ),
                 self.settings,
-                redelivery_delay_s=self.settings.delivery.backoff_max_s,
             )
         await self.broker.start()
         retention = timedelta(seconds=self.settings.idempotency.retention_s)

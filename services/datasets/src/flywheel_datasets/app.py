@@ -55,6 +55,7 @@ def create_service(settings: DatasetsSettings) -> tuple[ServiceKit, DatasetServi
             lease=timedelta(seconds=settings.lease_s),
             reconcile_interval_s=settings.reconcile_interval_s,
             max_concurrent_builds=settings.max_concurrent_builds,
+            max_build_attempts=settings.max_build_attempts,
         ),
     )
     subscribe(kit, service)

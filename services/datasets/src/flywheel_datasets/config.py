@@ -121,6 +121,13 @@ class DatasetsSettings(ServiceSettings):
     nmp: NmpSettings = NmpSettings()
     build: BuildSettings = BuildSettings()
     max_concurrent_builds: int = Field(1, ge=1, le=16)
+    max_build_attempts: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Builds of one run started without reaching an outcome (the instance died "
+        "or lost the lease) before the run fails with `dataset.failed` instead of looping.",
+    )
     reconcile_interval_s: float = Field(
         1.0, gt=0, description="How often unclaimed or abandoned jobs are looked for."
     )

@@ -6,5 +6,6 @@ from flywheel_datasets.service import DatasetService
 
 
 def subscribe(kit: ServiceKit, service: DatasetService) -> None:
-    kit.subscribe(RunRequested, service.on_run_requested)
+    # A request whose overrides fail validation is dead-lettered, and its run failed first.
+    kit.subscribe(RunRequested, service.on_run_requested, on_invalid=service.on_invalid_run_request)
     kit.subscribe(RunCancelled, service.on_run_cancelled)

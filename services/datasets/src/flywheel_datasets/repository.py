@@ -200,10 +200,14 @@ class JobRepository:
         return result.matched_count == 1
 
     async def release(self, run_id: UUID, owner: str) -> None:
-        """Give an interrupted build back, to be claimed again at once."""
+        """Give an interrupted build back, to be claimed again at once; a build stopped by a
+        shutdown does not count against the job's attempts."""
         await self._jobs.update_one(
             {"_id": str(run_id), "owner": owner, "status": JobStatus.BUILDING.value},
-            {"$set": {"status": JobStatus.PENDING.value, "owner": None, "lease_until": None}},
+            {
+                "$set": {"status": JobStatus.PENDING.value, "owner": None, "lease_until": None},
+                "$inc": {"attempts": -1},
+            },
         )
 
     async def cancel(self, run_id: UUID, outcome: str) -> bool:

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from flywheel_contracts.events import RunRequested
-from flywheel_contracts.run_config import RunConfig
+from flywheel_contracts.run_config import RunConfig, RunOverrides
 from flywheel_datasets.errors import InvalidRunConfig
 
 # Stand-ins used to check the defaults file on its own, before any run names a workload.
@@ -52,6 +52,17 @@ class RunDefaults:
             raise InvalidRunConfig(f"{path} is not valid YAML: {exc}") from exc
         return cls(document, str(path))
 
+    @staticmethod
+    def check_overrides(overrides: object) -> None:
+        """InvalidRunConfig naming each override outside its type or bounds (a request whose
+        overrides failed validation, so it never decoded as a `run.requested`)."""
+        try:
+            RunOverrides.model_validate(overrides)
+        except ValidationError as exc:
+            raise InvalidRunConfig(
+                f"the run's overrides are invalid: {describe_errors(exc)}"
+            ) from exc
+
     def resolve(self, request: RunRequested, run_id: UUID) -> RunConfig:
         """The run's configuration; InvalidRunConfig names every offending field."""
         base = _validated(
@@ -61,7 +72,9 @@ class RunDefaults:
         try:
             config = base.with_overrides(request.overrides)
         except ValidationError as exc:
-            raise InvalidRunConfig(f"the run's overrides are invalid: {_describe(exc)}") from exc
+            raise InvalidRunConfig(
+                f"the run's overrides are invalid: {describe_errors(exc)}"
+            ) from exc
         if config.split.random_seed is not None:
             return config
         seed = int(run_id.hex[:_SEED_HEX_DIGITS], 16)
@@ -74,10 +87,10 @@ def _validated(document: dict[str, Any], source: str) -> RunConfig:
     try:
         return RunConfig.model_validate(document)
     except ValidationError as exc:
-        raise InvalidRunConfig(f"{source}: {_describe(exc)}") from exc
+        raise InvalidRunConfig(f"{source}: {describe_errors(exc)}") from exc
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_errors(exc: ValidationError) -> str:
     """`split.eval_size: ...; candidates.0.gpus: ...`, one clause per error."""
     return "; ".join(
         f"{'.'.join(str(part) for part in error['loc']) or 'config'}: {error['msg']}"

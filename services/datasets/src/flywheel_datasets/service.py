@@ -3,13 +3,18 @@
 
 Handlers only touch Mongo. A reconciler loop claims jobs under a lease (renewed while the build
 runs), so a build whose instance died is taken over once the lease runs out, and a restarted
-instance resumes from Mongo. The outcome is stored in the job before it is published (an
+instance resumes from Mongo. A job claimed more than `max_build_attempts` times without an
+outcome (its builds crashed the instance or lost the lease each time) fails the run instead of
+being built forever; a build handed back at shutdown does not count. A `run.requested` whose
+overrides fail validation (a value outside its bound) never decodes: it is dead-lettered by the
+kit, and `on_invalid_run_request` fails its run with the field and the bound first. The outcome is stored in the job before it is published (an
 outbox): a crash between the two publishes it later, with the same event id, derived from the
 request. Dataset names derive from the run id, so a repeated build reuses its datasets.
 """
 
 import asyncio
 import contextlib
+import json
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +27,7 @@ from uuid import UUID
 import structlog
 
 from flywheel_contracts.envelope import Envelope, decode, encode
+from flywheel_contracts.errors import InvalidEvent
 from flywheel_contracts.events import (
     DatasetContext,
     DatasetFailed,
@@ -38,7 +44,7 @@ from flywheel_contracts.primitives import MESSAGE_MAX
 from flywheel_contracts.run_config import RunConfig
 from flywheel_contracts.runtime.nmp.names import DatasetKind, dataset_name
 from flywheel_datasets.builder import Built
-from flywheel_datasets.errors import BuildFailed
+from flywheel_datasets.errors import BuildFailed, InvalidRunConfig
 from flywheel_datasets.ports import DatasetStore
 from flywheel_datasets.repository import Job, JobStatus, JobStore
 from flywheel_datasets.run_defaults import RunDefaults
@@ -62,6 +68,8 @@ class ServiceOptions:
     lease: timedelta
     reconcile_interval_s: float
     max_concurrent_builds: int
+    max_build_attempts: int = 3
+    """Claims of one job (builds started) before its run fails with `dataset.failed`."""
 
 
 def dataset_names(workload_id: str, run_id: UUID) -> dict[DatasetKind, str]:
@@ -97,18 +105,51 @@ class DatasetService:
 
     async def on_run_requested(self, event: Envelope[RunRequested]) -> None:
         run_id = _run_id(event)
-        log = _log.bind(run_id=str(run_id))
-        request = encode(event).decode()
         try:
             config = self._defaults.resolve(event.payload, run_id)
         except BuildFailed as exc:
-            log.warning("dataset.invalid_config", error=str(exc))
-            outcome = self._failure(event, exc.reason, str(exc))
-            created = await self._jobs.create(run_id, request=request, config=None, outcome=outcome)
-        else:
-            created = await self._jobs.create(
-                run_id, request=request, config=config.model_dump(mode="json")
-            )
+            await self._record_invalid(event, exc)
+            return
+        await self._record_job(event, config=config.model_dump(mode="json"))
+
+    async def on_invalid_run_request(self, raw: bytes, error: InvalidEvent) -> None:
+        """A `run.requested` that failed validation, told by the kit before it dead-letters it.
+
+        When only its overrides are at fault (a value outside its bound), the run fails with
+        `dataset.failed` (`invalid_config`) naming each field and its bound, as if the request
+        had decoded and its configuration been refused; anything else stays a dead letter only.
+        """
+        request, overrides = _without_overrides(raw)
+        if request is None:
+            _log.warning("dataset.request_undecodable", error=str(error)[:MESSAGE_MAX])
+            return
+        try:
+            self._defaults.check_overrides(overrides)
+        except InvalidRunConfig as exc:
+            await self._record_invalid(request, exc)
+            return
+        await self._record_invalid(request, InvalidRunConfig(f"the request is invalid: {error}"))
+
+    async def _record_invalid(self, event: Envelope[RunRequested], exc: BuildFailed) -> None:
+        """Record the run as failed with `exc`'s reason, to be announced by the reconciler."""
+        _log.warning("dataset.invalid_config", run_id=str(_run_id(event)), error=str(exc))
+        await self._record_job(
+            event, config=None, outcome=self._failure(event, exc.reason, str(exc))
+        )
+
+    async def _record_job(
+        self,
+        event: Envelope[RunRequested],
+        *,
+        config: dict[str, Any] | None,
+        outcome: str | None = None,
+    ) -> None:
+        """The run's job (to build, or already failed with `outcome`); a request after its run
+        was cancelled settles as cancelled, a repeated one changes nothing."""
+        run_id = _run_id(event)
+        log = _log.bind(run_id=str(run_id))
+        request = encode(event).decode()
+        created = await self._jobs.create(run_id, request=request, config=config, outcome=outcome)
         if created is not None:
             log.info("dataset.job_recorded", status=created.status.value)
             self._wake.set()
@@ -163,6 +204,9 @@ class DatasetService:
             job = await self._jobs.claim(self._options.owner, self._options.lease)
             if job is None:
                 return
+            if job.attempts > self._options.max_build_attempts:
+                await self._give_up(job)
+                continue
             self._builds[job.run_id] = asyncio.create_task(
                 self._build(job), name=f"dataset-build-{job.run_id}"
             )
@@ -200,6 +244,25 @@ class DatasetService:
             return
         log.info("dataset.build_finished", status=status.value)
         self._wake.set()
+
+    async def _give_up(self, job: Job) -> None:
+        """Fail a run whose builds never reached an outcome `max_build_attempts` times."""
+        run_id, tried = job.run_id, job.attempts - 1
+        message = (
+            f"the dataset build was started {tried} times (max_build_attempts) and never "
+            "finished: each attempt crashed its instance or lost its lease"
+        )
+        _log.error("dataset.build_given_up", run_id=str(run_id), attempts=tried)
+        try:
+            request = decode((job.request or "").encode())
+        except InvalidEvent as exc:  # a job without a usable request cannot be announced
+            _log.error("dataset.build_given_up_unannounced", run_id=str(run_id), error=str(exc))
+            if await self._jobs.finish(run_id, self._options.owner, JobStatus.FAILED, ""):
+                await self._jobs.mark_published(run_id)  # nothing to announce
+            return
+        outcome = self._failure(request, DatasetFailureReason.INTERNAL_ERROR, message)
+        if await self._jobs.finish(run_id, self._options.owner, JobStatus.FAILED, outcome):
+            self._wake.set()
 
     async def _outcome(
         self, request: Envelope[RunRequested], config: RunConfig
@@ -305,6 +368,27 @@ class DatasetService:
 def _run_id(event: Envelope[Any]) -> UUID:
     assert event.run_id is not None, "run events always carry a run id"
     return event.run_id
+
+
+def _without_overrides(raw: bytes) -> tuple[Envelope[RunRequested] | None, object]:
+    """The request `raw` with its overrides left out (None when that is not valid either), and
+    the overrides it carried."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None, None
+    payload = data.get("payload") if isinstance(data, dict) else None
+    if not isinstance(payload, dict):
+        return None, None
+    overrides = payload.get("overrides", {})
+    stripped = {**data, "payload": {**payload, "overrides": {}}}
+    try:
+        event = decode(json.dumps(stripped).encode())
+    except InvalidEvent:
+        return None, overrides
+    if not isinstance(event.payload, RunRequested) or event.run_id is None:
+        return None, overrides
+    return event, overrides
 
 
 def _message(text: str) -> str:

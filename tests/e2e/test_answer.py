@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from flywheel_contracts.cli.bus import Record
@@ -25,15 +24,12 @@ from flywheel_contracts.report.drilldown import recommended_drilldown
 from flywheel_contracts.run_config import DEMO_CANDIDATES, EvalType, RunOverrides
 from flywheel_contracts.traffic import ROUTER
 from flywheel_localstack.pytest_plugin import StackHandle
-from flywheel_localstack.services import Flywheel, FlywheelSetup
 from flywheel_nim_manager.testing.process import EventTap
 from tests.support.runs import completed, kafka, start_run
 from tests.support.world import (
+    PrivateFlywheel,
     event_tap,
-    flywheel_setup,
-    private_emulator,
-    router_traffic,
-    running_flywheel,
+    private_flywheel,
 )
 
 pytestmark = pytest.mark.e2e
@@ -51,44 +47,24 @@ OVERRIDES = RunOverrides(
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with private_emulator(tmp_path_factory.mktemp("nmp-answer")) as client:
-        yield client
+def world(
+    stack: StackHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrivateFlywheel]:
+    folder = tmp_path_factory.mktemp("answer")
+    with private_flywheel(stack, folder, "e2e-answer", records=RECORDS, seed=21) as world:
+        yield world
 
 
 @pytest.fixture(scope="module")
-def setup(stack: StackHandle, emulator: httpx.Client) -> FlywheelSetup:
-    return flywheel_setup(stack, emulator, "e2e-answer")
-
-
-@pytest.fixture(scope="module")
-def flywheel(setup: FlywheelSetup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flywheel]:
-    with running_flywheel(setup, tmp_path_factory.mktemp("answer-services")) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client_id(
-    stack: StackHandle,
-    setup: FlywheelSetup,
-    flywheel: Flywheel,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("answer-traffic")
-    with router_traffic(stack, setup, folder, RECORDS, 21) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def tap(setup: FlywheelSetup) -> AsyncIterator[EventTap]:
-    async with event_tap(setup) as events:
+async def tap(world: PrivateFlywheel) -> AsyncIterator[EventTap]:
+    async with event_tap(world.setup) as events:
         yield events
 
 
 async def test_a_customized_candidate_that_clears_the_threshold_is_the_answer(
-    setup: FlywheelSetup, flywheel: Flywheel, client_id: str, tap: EventTap
+    world: PrivateFlywheel, tap: EventTap
 ) -> None:
-    run_id = await start_run(setup, ROUTER, client_id, OVERRIDES)
+    run_id = await start_run(world.setup, ROUTER, world.client_id, OVERRIDES)
     result = await completed(tap, run_id)
     board = result.leaderboard
     production = board.production
@@ -113,13 +89,13 @@ async def test_a_customized_candidate_that_clears_the_threshold_is_the_answer(
     assert others and all(v.shortfall is not None for v in others)
 
     # The evidence: what the recommended candidate answered, record by record, in the report.
-    drilldown = recommended_drilldown(flywheel["evaluator"].url, run_id, result)
+    drilldown = recommended_drilldown(world.flywheel["evaluator"].url, run_id, result)
     assert drilldown is not None and drilldown.total == OVERRIDES.eval_size
     assert len(drilldown.records) == 20
     for record in drilldown.records:
         assert record.prompt and record.production_answer, record
         assert record.candidate_answer is not None and "function_name_accuracy" in record.verdict
-    events = read_run_events(KafkaBus(kafka(setup)), run_id, _refuse_invalid)
+    events = read_run_events(KafkaBus(kafka(world.setup)), run_id, _refuse_invalid)
     html = build_report(run_id, events, drilldown)
     assert f"What {SMALL.model_name} (customized) answered" in html
 
@@ -129,11 +105,11 @@ def _refuse_invalid(_record: Record, problem: InvalidEvent) -> None:
 
 
 async def test_a_run_where_nothing_clears_the_threshold_says_why_per_candidate(
-    setup: FlywheelSetup, flywheel: Flywheel, client_id: str, tap: EventTap
+    world: PrivateFlywheel, tap: EventTap
 ) -> None:
     plain = DEMO_CANDIDATES[1:]
     overrides = OVERRIDES.model_copy(update={"candidates": plain, "eval_types": (EvalType.BASE,)})
-    run_id = await start_run(setup, ROUTER, client_id, overrides)
+    run_id = await start_run(world.setup, ROUTER, world.client_id, overrides)
     recommendation = (await completed(tap, run_id)).leaderboard.recommendation
     print(f"\n{recommendation.reason}")
     assert recommendation.candidate_model is None and recommendation.model_id is None

@@ -34,11 +34,9 @@ from flywheel_localstack.services import SERVICES, Flywheel, FlywheelSetup
 from flywheel_nim_manager.testing.process import EventTap
 from tests.support.runs import assert_scored, completed, expected_entries, kafka, start_run
 from tests.support.world import (
+    PrivateFlywheel,
     event_tap,
-    flywheel_setup,
-    private_emulator,
-    router_traffic,
-    running_flywheel,
+    private_flywheel,
 )
 
 pytestmark = pytest.mark.e2e
@@ -66,51 +64,29 @@ KEYED: dict[str, dict[str, object]] = {
 
 
 @pytest.fixture(scope="module")
-def nmp_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("nmp-keyed")
+def world(
+    stack: StackHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrivateFlywheel]:
+    with private_flywheel(
+        stack,
+        tmp_path_factory.mktemp("keyed"),
+        "e2e-key",
+        records=RECORDS,
+        seed=SEED,
+        emulator_env={"NMP_EMULATOR_HOSTED_API_KEY": KEY},
+        settings=KEYED,
+    ) as world:
+        yield world
 
 
 @pytest.fixture(scope="module")
-def emulator(nmp_folder: Path) -> Iterator[httpx.Client]:
-    with private_emulator(nmp_folder, env={"NMP_EMULATOR_HOSTED_API_KEY": KEY}) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def setup(stack: StackHandle, emulator: httpx.Client) -> FlywheelSetup:
-    return flywheel_setup(stack, emulator, "e2e-key")
-
-
-@pytest.fixture(scope="module")
-def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("keyed-services")
-
-
-@pytest.fixture(scope="module")
-def flywheel(setup: FlywheelSetup, logs: Path) -> Iterator[Flywheel]:
-    with running_flywheel(setup, logs, extra=KEYED) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client_id(
-    stack: StackHandle,
-    setup: FlywheelSetup,
-    flywheel: Flywheel,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("keyed-traffic")
-    with router_traffic(stack, setup, folder, RECORDS, SEED) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def tap(setup: FlywheelSetup) -> AsyncIterator[EventTap]:
-    async with event_tap(setup) as events:
+async def tap(world: PrivateFlywheel) -> AsyncIterator[EventTap]:
+    async with event_tap(world.setup) as events:
         yield events
 
 
-def test_the_hosted_models_refuse_a_request_without_the_key(emulator: httpx.Client) -> None:
+def test_the_hosted_models_refuse_a_request_without_the_key(world: PrivateFlywheel) -> None:
+    emulator = world.emulator
     chat = {"model": JUDGE, "messages": [{"role": "user", "content": "RATING?"}]}
     embed = {"model": EMBEDDER, "input": ["x"]}
     for path, body in (("/v1/chat/completions", chat), ("/v1/embeddings", embed)):
@@ -122,18 +98,13 @@ def test_the_hosted_models_refuse_a_request_without_the_key(emulator: httpx.Clie
 
 
 async def test_a_run_with_a_keyed_judge_completes_and_the_key_is_nowhere(
-    setup: FlywheelSetup,
-    flywheel: Flywheel,
-    client_id: str,
-    tap: EventTap,
-    emulator: httpx.Client,
-    logs: Path,
-    nmp_folder: Path,
+    world: PrivateFlywheel, tap: EventTap
 ) -> None:
-    run_id = await start_run(setup, ROUTER, client_id, OVERRIDES)
+    setup, flywheel, emulator, logs = world.setup, world.flywheel, world.emulator, world.logs
+    run_id = await start_run(setup, ROUTER, world.client_id, OVERRIDES)
     # The dataset files, read from the emulator's Data Store folder while they exist.
     await tap.wait_for("dataset.ready", run_id, timeout_s=90)
-    files = _dataset_files(nmp_folder)
+    files = _dataset_files(world.nmp_folder)
     result = await completed(tap, run_id)
     # The judge rated records (it is asked for every one): its key was accepted.
     assert_scored(result, expected_entries(CANDIDATES), "tool_calling_correctness")

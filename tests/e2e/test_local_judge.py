@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 
 from flywheel_contracts.events import DeploymentRole, NimUp
 from flywheel_contracts.run_config import DEMO_CANDIDATES, RunOverrides
 from flywheel_contracts.traffic import ROUTER
 from flywheel_localstack.pytest_plugin import StackHandle
-from flywheel_localstack.services import Flywheel, FlywheelSetup
 from flywheel_nim_manager.testing.process import EventTap
 from tests.support.emulator import peak_gpus, timeline
 from tests.support.runs import (
@@ -30,11 +28,9 @@ from tests.support.runs import (
     start_run,
 )
 from tests.support.world import (
+    PrivateFlywheel,
     event_tap,
-    flywheel_setup,
-    private_emulator,
-    router_traffic,
-    running_flywheel,
+    private_flywheel,
 )
 
 pytestmark = pytest.mark.e2e
@@ -57,55 +53,33 @@ SETTINGS: dict[str, dict[str, object]] = {
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def world(
+    stack: StackHandle, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PrivateFlywheel]:
     # Only the embedding model is served without a deployment: no hosted judge.
     env = {"NMP_EMULATOR_ALWAYS_SERVED_MODELS": json.dumps([EMBEDDER])}
-    with private_emulator(tmp_path_factory.mktemp("nmp-judge"), env=env) as client:
-        yield client
+    folder = tmp_path_factory.mktemp("judge")
+    with private_flywheel(
+        stack, folder, "e2e-judge", records=RECORDS, seed=SEED, emulator_env=env, settings=SETTINGS
+    ) as world:
+        yield world
 
 
 @pytest.fixture(scope="module")
-def setup(stack: StackHandle, emulator: httpx.Client) -> FlywheelSetup:
-    return flywheel_setup(stack, emulator, "e2e-judge")
-
-
-@pytest.fixture(scope="module")
-def flywheel(setup: FlywheelSetup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flywheel]:
-    with running_flywheel(setup, tmp_path_factory.mktemp("judge-services"), SETTINGS) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client_id(
-    stack: StackHandle,
-    setup: FlywheelSetup,
-    flywheel: Flywheel,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("judge-traffic")
-    with router_traffic(stack, setup, folder, RECORDS, SEED) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def tap(setup: FlywheelSetup) -> AsyncIterator[EventTap]:
-    async with event_tap(setup) as events:
+async def tap(world: PrivateFlywheel) -> AsyncIterator[EventTap]:
+    async with event_tap(world.setup) as events:
         yield events
 
 
-def test_no_judge_is_served_before_one_is_deployed(emulator: httpx.Client) -> None:
+def test_no_judge_is_served_before_one_is_deployed(world: PrivateFlywheel) -> None:
     chat = {"model": JUDGE, "messages": [{"role": "user", "content": "RATING?"}]}
-    assert emulator.post("/v1/chat/completions", json=chat).status_code == 404
+    assert world.emulator.post("/v1/chat/completions", json=chat).status_code == 404
 
 
 async def test_a_run_deploys_its_own_judge_first_and_leaves_nothing_behind(
-    setup: FlywheelSetup,
-    flywheel: Flywheel,
-    client_id: str,
-    tap: EventTap,
-    emulator: httpx.Client,
+    world: PrivateFlywheel, tap: EventTap
 ) -> None:
-    run_id = await start_run(setup, ROUTER, client_id, OVERRIDES)
+    run_id = await start_run(world.setup, ROUTER, world.client_id, OVERRIDES)
     result = await completed(tap, run_id)
     assert_scored(result, expected_entries(CANDIDATES), "tool_calling_correctness")
     assert {e.candidate_model for e in result.leaderboard.entries} == {
@@ -122,8 +96,8 @@ async def test_a_run_deploys_its_own_judge_first_and_leaves_nothing_behind(
     } == {JUDGE}
     await tap.wait_for("nim.down", run_id, count=len(CANDIDATES) + 1)
 
-    events = timeline(emulator, "deployment")
+    events = timeline(world.emulator, "deployment")
     judged = [e for e in events if e["event"] == "requested" and "judge" in e["id"]]
     assert len(judged) == 1, f"one judge deployment for the run: {judged}"
     assert peak_gpus(events).gpus <= BUDGET
-    await assert_nothing_left(emulator, flywheel, [run_id])
+    await assert_nothing_left(world.emulator, world.flywheel, [run_id])

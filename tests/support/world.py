@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,42 @@ def router_traffic(
         yield client
     finally:
         shipped.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class PrivateFlywheel:
+    """A flywheel of a suite's own: its emulator, services and tool-calling traffic."""
+
+    emulator: httpx.Client
+    setup: FlywheelSetup
+    flywheel: Flywheel
+    client_id: str
+    nmp_folder: Path
+    """The emulator's state folder (its Data Store files live beside the state file)."""
+    logs: Path
+    """The services' log files, `<service>.log`."""
+
+
+@contextmanager
+def private_flywheel(
+    stack: StackHandle,
+    folder: Path,
+    suite: str,
+    *,
+    records: int,
+    seed: int,
+    emulator_env: Mapping[str, str] | None = None,
+    settings: Mapping[str, Mapping[str, object]] | None = None,
+) -> Iterator[PrivateFlywheel]:
+    """A private emulator (`emulator_env`), the six services (`settings` per service) and
+    `records` tool-calling records of a client of its own, shipped and indexed, under `folder`."""
+    nmp_folder, logs, traffic = (folder / name for name in ("nmp", "services", "traffic"))
+    for made in (nmp_folder, logs, traffic):
+        made.mkdir()
+    with private_emulator(nmp_folder, env=emulator_env) as emulator:
+        setup = flywheel_setup(stack, emulator, suite)
+        with (
+            running_flywheel(setup, logs, settings) as running,
+            router_traffic(stack, setup, traffic, records, seed) as client_id,
+        ):
+            yield PrivateFlywheel(emulator, setup, running, client_id, nmp_folder, logs)

@@ -18,7 +18,12 @@ from flywheel_contracts.runtime.delivery import (
     RedeliveryPolicy,
     RetryPolicy,
 )
-from flywheel_contracts.runtime.dispatcher import EventDispatcher, InboundMessage, Route
+from flywheel_contracts.runtime.dispatcher import (
+    EventDispatcher,
+    InboundMessage,
+    InvalidHandler,
+    Route,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -299,12 +304,12 @@ async def test_handler_logs_carry_the_event_ids_and_one_summary_line_is_written(
     assert structlog.contextvars.get_contextvars() == {}
 
 
-async def test_a_route_is_told_of_an_invalid_event_of_its_type_before_it_is_dead_lettered() -> None:
-    told: list[bytes] = []
+INVALID_CANCEL = b'{"event_type": "run.cancelled", "schema_version": 1, "payload": {}}'
+"""A run.cancelled whose payload fails validation (no reason)."""
 
-    async def on_invalid(raw: bytes, error: InvalidEvent) -> None:
-        told.append(raw)
 
+def _telling(on_invalid: InvalidHandler) -> tuple[EventDispatcher, FakeSender]:
+    """A dispatcher whose route tells `on_invalid` of invalid events of its type."""
     sender = FakeSender()
     dispatcher = EventDispatcher(
         service="kit-test",
@@ -314,7 +319,17 @@ async def test_a_route_is_told_of_an_invalid_event_of_its_type_before_it_is_dead
         policy=POLICY,
         sleep=Sleeps(),
     )
-    raw = b'{"event_type": "run.cancelled", "schema_version": 1, "payload": {}}'
+    return dispatcher, sender
+
+
+async def test_a_route_is_told_of_an_invalid_event_of_its_type_before_it_is_dead_lettered() -> None:
+    told: list[bytes] = []
+
+    async def on_invalid(raw: bytes, error: InvalidEvent) -> None:
+        told.append(raw)
+
+    dispatcher, sender = _telling(on_invalid)
+    raw = INVALID_CANCEL
 
     assert await dispatcher.dispatch(_message(raw)) is Outcome.DEAD_LETTERED
     assert told == [raw]
@@ -325,16 +340,8 @@ async def test_an_outage_while_telling_of_an_invalid_event_is_waited_out() -> No
     async def on_invalid(raw: bytes, error: InvalidEvent) -> None:
         raise RetryableError("mongo unreachable")
 
-    sender = FakeSender()
-    dispatcher = EventDispatcher(
-        service="kit-test",
-        routes={TOPIC: Route(RunCancelled, Handler(), on_invalid)},
-        dead_letters=sender,
-        processed=FakeProcessed(),
-        policy=POLICY,
-        sleep=Sleeps(),
-    )
-    raw = b'{"event_type": "run.cancelled", "schema_version": 1, "payload": {}}'
+    dispatcher, sender = _telling(on_invalid)
+    raw = INVALID_CANCEL
 
     assert await dispatcher.dispatch(_message(raw)) is Outcome.FAILED
     assert sender.sent == []

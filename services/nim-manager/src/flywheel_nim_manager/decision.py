@@ -24,6 +24,7 @@ from flywheel_contracts.events import (
     Shortfall,
     Verdict,
 )
+from flywheel_contracts.run_config import EvalType
 from flywheel_contracts.stats import bounded_mean_interval, wilson
 
 LowerBound = Callable[[float, int], float]
@@ -84,12 +85,13 @@ def decide(
             verdicts=tuple(verdicts),
             records_needed=needed[1] if needed else None,
         )
-    best, _ = min(qualified, key=lambda pair: _rank(pair[0], metric, entries))
+    # `min` keeps the first of equals: ties go to the configured order.
+    best, _ = min(qualified, key=lambda pair: _rank(pair[0], metric))
     verdicts = [_outranked(v, best) if v.qualified and not _is(v, best) else v for v in verdicts]
     score = _score(best, metric)
     assert score is not None
     customized_id = subject.customized.get(best.candidate_model)
-    promoted = customized_id if best.eval_type.value == "customized" and customized_id else None
+    promoted = customized_id if best.eval_type is EvalType.CUSTOMIZED else None
     return Recommendation(
         candidate_model=best.candidate_model,
         eval_type=best.eval_type,
@@ -163,13 +165,11 @@ def _verdict(entry: LeaderboardEntry, metric: str, policy: DecisionPolicy) -> Ve
     return verdict(None, f"{_interval(score)} clears {threshold:.2f}")
 
 
-def _rank(
-    entry: LeaderboardEntry, metric: str, entries: Sequence[LeaderboardEntry]
-) -> tuple[bool, float, float, int]:
+def _rank(entry: LeaderboardEntry, metric: str) -> tuple[bool, float, float]:
     score = _score(entry, metric)
     assert score is not None
     saving = entry.monthly_saving_usd
-    return (saving is None, -(saving or 0.0), -score.ci_low, list(entries).index(entry))
+    return (saving is None, -(saving or 0.0), -score.ci_low)
 
 
 def _is(verdict: Verdict, entry: LeaderboardEntry) -> bool:

@@ -95,15 +95,26 @@ class Reconciler:
     def _of_run(self, run_id: UUID) -> list[CandidateRecord]:
         return [r for r in self._records.values() if r.run_id == run_id]
 
+    def _by_run(self) -> dict[UUID, list[CandidateRecord]]:
+        by_run: dict[UUID, list[CandidateRecord]] = defaultdict(list)
+        for record in self._records.values():
+            by_run[record.run_id].append(record)
+        return by_run
+
+    def _judge_gates(self) -> dict[UUID, Ending | conductor.Wait | None]:
+        """Each run's judge gate (conductor.judge_gate), from the pass's current view."""
+        return {run_id: conductor.judge_gate(records) for run_id, records in self._by_run().items()}
+
     def _queued(self) -> list[CandidateRecord]:
         """Queued candidates of runs still going, oldest first; a run's candidates only once
         its judge (if nim-manager deploys one) serves."""
+        gates = self._judge_gates()
         schedulable = [
             r
             for r in self._in(Phase.QUEUED)
             if self._runs[r.run_id].ready is not None
             and self._runs[r.run_id].stopping is None
-            and (not r.is_candidate or conductor.judge_gate(self._of_run(r.run_id)) is None)
+            and (not r.is_candidate or gates[r.run_id] is None)
         ]
         return sorted(schedulable, key=lambda r: (r.queued_at, str(r.run_id), r.index))
 
@@ -143,11 +154,10 @@ class Reconciler:
 
     async def _drop_unjudged(self) -> None:
         """Queued candidates of a run whose judge could not be deployed never start."""
+        gates = self._judge_gates()
         for record in self._in(Phase.QUEUED):
-            if not record.is_candidate:
-                continue
-            gate = conductor.judge_gate(self._of_run(record.run_id))
-            if isinstance(gate, Ending):
+            gate = gates[record.run_id]
+            if record.is_candidate and isinstance(gate, Ending):
                 await self._move(record, phase=Phase.DROPPED, ending=gate, ended_at=self._now)
 
     async def _retire(self) -> None:
@@ -305,9 +315,7 @@ class Reconciler:
 
     async def _conclude(self) -> None:
         """Publish the terminal event of every run whose candidates have all ended."""
-        by_run: dict[UUID, list[CandidateRecord]] = defaultdict(list)
-        for record in self._records.values():
-            by_run[record.run_id].append(record)
+        by_run = self._by_run()
         for run in self._runs.values():
             outcome = conductor.run_outcome(run, by_run[run.run_id], self._policy.judgement)
             if outcome is None:

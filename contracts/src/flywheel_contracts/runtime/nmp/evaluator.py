@@ -52,11 +52,7 @@ class Evaluator:
 
     async def stop_job(self, job_id: str) -> Stopped:
         """Cancel the job unless it has ended; a 404 counts only when a read confirms it."""
-
-        async def status(job: str) -> str:
-            return (await self.job_status(job)).status
-
-        return await stop_job(job_id, self.cancel_job, status)
+        return await stop_job(job_id, self.cancel_job, self.job_status)
 
     def list_jobs(self, **filters: str) -> AsyncIterator[EvaluationJob]:
         """GET /v1/evaluation/jobs in our namespace, every page."""

@@ -6,6 +6,7 @@ elsewhere. Only a read of the job says whether it is gone or still holds its GPU
 
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
+from typing import Protocol
 
 from .errors import NmpNotFound, NmpProtocolError
 
@@ -35,29 +36,38 @@ class CancelNotApplied(NmpProtocolError):
     """The cancel answered 404 while a read shows the job alive: it still holds its GPUs."""
 
 
+class HasStatus(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
 async def stop_job(
     job_id: str,
     cancel: Callable[[str], Awaitable[object]],
-    status: Callable[[str], Awaitable[str]],
+    read: Callable[[str], Awaitable[HasStatus]],
 ) -> Stopped:
     """Cancel `job_id` unless it has ended; a 404 counts only once a read confirms it."""
-    if (settled := await _settled(job_id, status)) is not None:
+    settled, _ = await _settled(job_id, read)
+    if settled is not None:
         return settled
     try:
         await cancel(job_id)
     except NmpNotFound as exc:
-        if (settled := await _settled(job_id, status)) is not None:
+        settled, current = await _settled(job_id, read)
+        if settled is not None:
             return settled
         raise CancelNotApplied(
-            f"cancelling job {job_id} answered 404 but the job is {await status(job_id)}: {exc}"
+            f"cancelling job {job_id} answered 404 but the job is {current}: {exc}"
         ) from exc
     return Stopped.CANCELLED
 
 
-async def _settled(job_id: str, status: Callable[[str], Awaitable[str]]) -> Stopped | None:
-    """GONE or ENDED as a read of the job says; None while it still runs."""
+async def _settled(
+    job_id: str, read: Callable[[str], Awaitable[HasStatus]]
+) -> tuple[Stopped | None, str | None]:
+    """GONE or ENDED as a read of the job says (None while it still runs), and its status."""
     try:
-        current = await status(job_id)
+        current = (await read(job_id)).status
     except NmpNotFound:
-        return Stopped.GONE
-    return Stopped.ENDED if current in ENDED_JOB_STATUSES else None
+        return Stopped.GONE, None
+    return (Stopped.ENDED if current in ENDED_JOB_STATUSES else None), current

@@ -4,10 +4,10 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 # Every member's sources in one mypy run; each test folder in its own (they share module names
 # such as conftest).
-SOURCES := $(wildcard contracts/src deploy/*/src services/*/src)
-TEST_DIRS := $(wildcard contracts/tests deploy/*/tests services/*/tests) tests
+SOURCES := $(wildcard contracts/src deploy/*/src services/*/src integrations/*/src)
+TEST_DIRS := $(wildcard contracts/tests deploy/*/tests services/*/tests integrations/*/tests) tests
 
-.PHONY: help env demo test test-unit bench chaos lint format stack-up stack-down stack-status stack-reset topics
+.PHONY: help env demo test test-unit bench chaos lint format producer-fixtures stack-up stack-down stack-status stack-reset topics
 
 help:
 	@echo "make demo          run the demo on the local stack"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench         benchmarks (print figures)"
 	@echo "make chaos         the chaos suite CHAOS_PASSES times in a row (default 3) on a stack of its own"
 	@echo "make lint          ruff + mypy"
+	@echo "make producer-fixtures  regenerate ingest's fixtures with the real producers (NAT, Relay)"
 	@echo "make stack-up | stack-down | stack-status | stack-reset | topics"
 
 env:
@@ -55,6 +56,16 @@ chaos: env
 		[ $$status -eq 0 ] || break; \
 	done; \
 	$(RUN) flywheel-stack down; exit $$status
+
+# The unit tests' fixtures of real producers' output, made by the producers themselves (in a
+# venv of their own, built on first use). Ids and timestamps change with each regeneration.
+PRODUCER_FIXTURES := services/ingest/tests/fixtures/producers
+producer-fixtures: env
+	@py=$$($(RUN) python -m flywheel_localstack.producers) && \
+	$$py tools/producers/nat_dfw.py --fixtures $(PRODUCER_FIXTURES)/nat && \
+	$$py tools/producers/nat_otel.py --fixtures $(PRODUCER_FIXTURES)/otlp/nat && \
+	$$py tools/producers/relay_otlp.py --fixtures $(PRODUCER_FIXTURES)/otlp/relay && \
+	$$py tools/producers/relay_agent.py --fixtures $(PRODUCER_FIXTURES)/relay --client-id relay-fixture
 
 lint: env
 	$(RUN) ruff check .

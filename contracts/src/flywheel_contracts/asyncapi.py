@@ -8,6 +8,7 @@ from pydantic.json_schema import models_json_schema
 from flywheel_contracts.catalog import EVERY_SERVICE, SERVICES, TOPICS, TopicSpec
 from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.events import RejectedRecord
+from flywheel_contracts.events.records import RAW_FORMAT_HEADER, RawFormat
 from flywheel_contracts.examples import EXAMPLES, REJECTED_RECORD
 from flywheel_contracts.payload import EventPayload
 
@@ -21,13 +22,27 @@ _RAW_MODELS: dict[str, type[BaseModel]] = {"logs.rejected": RejectedRecord}
 _RAW_EXAMPLES: dict[str, BaseModel] = {"logs.rejected": REJECTED_RECORD}
 _RAW_LOG_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "One logged chat completion as the application wrote it.",
+    "description": "One logged chat completion as the application wrote it. A message with a "
+    "`flywheel.format` header holds a real producer's item instead, as ingest's intake received "
+    "it (`nat`: a NeMo Agent Toolkit Data Flywheel document; `otlp-span`: one OTLP/JSON span "
+    "with its resource and scope; `relay-call`: a NeMo Relay LLM start/end pair), which ingest "
+    "turns into such a record when it reads it.",
     "properties": {
         "workload_id": {"type": "string"},
         "client_id": {"type": "string"},
         "timestamp": {"description": "Epoch seconds or ISO 8601."},
         "request": {"type": "object", "description": "The OpenAI chat.completions request."},
         "response": {"type": "object", "description": "The OpenAI chat.completion response."},
+    },
+}
+_RAW_LOG_HEADERS: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        RAW_FORMAT_HEADER: {
+            "type": "string",
+            "enum": [f.value for f in RawFormat if f is not RawFormat.RECORD],
+            "description": "Absent on records; names a producer's item format otherwise.",
+        }
     },
 }
 _HEADERS_SCHEMA: dict[str, Any] = {
@@ -79,6 +94,8 @@ def _message(spec: TopicSpec, schema: dict[str, Any]) -> dict[str, Any]:
     }
     if spec.payload:
         message["headers"] = _HEADERS_SCHEMA
+    elif spec.name == "logs.raw":
+        message["headers"] = _RAW_LOG_HEADERS
     example = _example(spec)
     if example is not None:
         message["examples"] = [{"name": "golden", "payload": example.model_dump(mode="json")}]

@@ -14,7 +14,7 @@ from flywheel_contracts.traffic import (
     generate_lines,
     malformed_lines,
 )
-from flywheel_contracts.traffic.malformed import DEFECT_COUNT, MIN_MAX_LINE_BYTES
+from flywheel_contracts.traffic.malformed import DEFECT_COUNT, LINE_REASONS, MIN_MAX_LINE_BYTES
 
 pytestmark = pytest.mark.unit
 
@@ -86,6 +86,12 @@ def classify(line: str) -> RejectReason | None:
         return RejectReason.EMPTY_CHOICES
     if not is_openai(record):
         return RejectReason.NOT_OPENAI_FORMAT
+    for choice in record["response"]["choices"]:
+        calls, content = choice["message"].get("tool_calls"), choice["message"].get("content")
+        if choice.get("finish_reason") == "tool_calls" and not calls:
+            return RejectReason.TOOL_CALLS_MISSING
+        if not calls and not (isinstance(content, str) and content.strip()):
+            return RejectReason.EMPTY_RESPONSE
     if not arguments_ok(record):
         return RejectReason.INVALID_TOOL_ARGUMENTS
     return None
@@ -109,7 +115,7 @@ def test_every_reason_appears_in_any_run_of_defect_count_lines() -> None:
         reasons = {
             reason for _, reason in malformed_lines(DEFECT_COUNT, seed, max_line_bytes=LIMIT)
         }
-        assert reasons == set(RejectReason)
+        assert reasons == LINE_REASONS
 
 
 def test_malformed_lines_are_deterministic_and_single_lines() -> None:

@@ -9,11 +9,9 @@ commit because it cannot parse the empty `commitUrl` that real NMP answers (hugg
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 import pytest
 
 from flywheel_contracts.runtime.nmp import NmpClient, NmpSettings
+from flywheel_localstack.installers import cached_venv
 from flywheel_nmp_emulator.testing import emulator_process, free_port
 
 pytestmark = pytest.mark.integration
@@ -39,19 +38,7 @@ HEX40 = set("0123456789abcdef")
 
 def hub_python(version: str) -> Path:
     """The python of a venv holding huggingface_hub==version, made on first use and reused."""
-    venv = VENVS / f"huggingface_hub-{version}"
-    python = venv / "bin" / "python"
-    ready = venv / ".installed"
-    VENVS.mkdir(parents=True, exist_ok=True)
-    with (VENVS / f"huggingface_hub-{version}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two test runs must not build the same venv at once
-        if not ready.exists():
-            shutil.rmtree(venv, ignore_errors=True)
-            subprocess.run([str(UV), "venv", "-q", str(venv)], check=True)
-            install = ["pip", "install", "-q", "-p", str(python), f"huggingface_hub=={version}"]
-            subprocess.run([str(UV), *install], check=True)
-            ready.write_text(version)
-    return python
+    return cached_venv(f"huggingface_hub-{version}", [f"huggingface_hub=={version}"])
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ from flywheel_ingest.errors import OutboxUnavailable, StoreUnavailable
 from flywheel_ingest.pii import Redactor
 from flywheel_ingest.ports import IndexResult, PartitionKey
 from flywheel_ingest.service import IngestService
+from flywheel_ingest.testing import PrivateIngest, PrivateIngestOf, private_ingest, unique
 from flywheel_localstack.pytest_plugin import StackHandle
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -183,3 +186,20 @@ def ingest_settings(stack: StackHandle) -> Callable[..., dict[str, str]]:
         }
 
     return settings
+
+
+@pytest.fixture(scope="session")
+def private_ingest_of(
+    stack: StackHandle, ingest_settings: Callable[..., dict[str, str]]
+) -> PrivateIngestOf:
+    """`private_ingest_of(prefix, log_dir, **settings)`: an ingest of its own on this stack
+    (see `PrivateIngest`), `settings` as for `ingest_settings`."""
+
+    def start(prefix: str, log_dir: Path, **extra: str) -> AbstractContextManager[PrivateIngest]:
+        tag = unique(prefix)
+        settings = ingest_settings(index=tag, group=tag, source_topic=tag, **extra)
+        return private_ingest(
+            stack.kafka_bootstrap, stack.elasticsearch_url, tag, settings, log_dir / "ingest.log"
+        )
+
+    return start

@@ -113,6 +113,9 @@ class FakeMessage:
     def value(self) -> bytes:
         return b"{}"
 
+    def headers(self) -> None:
+        return None
+
 
 class FakeConsumer:
     """Delivers queued messages whatever is paused, as a partition assigned mid-pause would."""

@@ -176,10 +176,10 @@ def test_stored_documents_carry_the_tools_fingerprint_and_keep_their_ids(
 def test_a_line_that_breaks_validation_is_refused_not_dropped(
     service: IngestService, lines_of: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def explode(raw: bytes, max_bytes: int) -> Any:
+    def explode(*args: object) -> Any:
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(service_module, "validate", explode)
+    monkeypatch.setattr(service_module, "verdict", explode)
     batch = service.prepare(lines_of(_traffic(2)))
     assert batch.documents == []
     assert [r.message for r in batch.rejections] == [
@@ -195,3 +195,29 @@ def test_json_nested_deeper_than_can_be_stored_is_refused(
     (rejection,) = service.prepare(lines_of([json.dumps(record)])).rejections
     assert rejection.reason is RejectReason.INVALID_JSON
     assert rejection.message.startswith("cannot be stored as JSON")
+
+
+def test_a_call_exported_twice_with_other_details_is_refused_as_a_duplicate_call(
+    service: IngestService, lines_of: Any
+) -> None:
+    record = json.loads(_traffic(1)[0])
+    record["response"]["id"] = "chatcmpl-42"
+    again = {**record, "timestamp": "2026-01-06T09:00:01Z", "metadata": {"exporter": "second"}}
+    other_answer = json.loads(json.dumps(record))
+    other_answer["response"]["id"] = "chatcmpl-43"
+    batch = service.prepare(
+        lines_of([json.dumps(record), json.dumps(again), json.dumps(other_answer)])
+    )
+    assert len(batch.documents) == 2
+    (rejection,) = batch.rejections
+    assert rejection.reason is RejectReason.DUPLICATE_CALL
+    assert rejection.source.offset == 1
+    assert "'chatcmpl-42'" in rejection.message
+
+
+def test_an_exact_repeat_is_stored_once_not_refused(service: IngestService, lines_of: Any) -> None:
+    record = json.loads(_traffic(1)[0])
+    record["response"]["id"] = "chatcmpl-42"
+    batch = service.prepare(lines_of([json.dumps(record)] * 2))
+    assert batch.rejections == []
+    assert len({document.id for document in batch.documents}) == 1

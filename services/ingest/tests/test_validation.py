@@ -12,6 +12,7 @@ import pytest
 from flywheel_contracts.events.records import RejectReason
 from flywheel_contracts.traffic import (
     DEFAULT_MAX_LINE_BYTES,
+    LINE_REASONS,
     TrafficConfig,
     generate_records,
     malformed_lines,
@@ -87,7 +88,12 @@ def test_every_generated_malformed_line_is_refused_for_its_labelled_reason() -> 
         if not isinstance(outcome, Refusal) or outcome.reason is not expected:
             wrong.append((expected, outcome, line[:120]))
     assert wrong == []
-    assert set(Counter(reason for _, reason in cases)) == set(RejectReason)
+    assert set(Counter(reason for _, reason in cases)) == LINE_REASONS
+    assert set(RejectReason) - LINE_REASONS == {
+        RejectReason.DUPLICATE_CALL,
+        RejectReason.INCOMPLETE_CALL,
+        RejectReason.UNPAIRED_EVENT,
+    }
 
 
 def test_refusals_carry_a_human_message_naming_the_problem() -> None:
@@ -350,3 +356,33 @@ def test_the_first_failed_check_decides(mutate: Any, reason: RejectReason) -> No
 def test_normalized_record_serializes_back_to_json() -> None:
     fields = _accepted(_line(_record(metadata={"big": 10**30}))).fields
     assert orjson.loads(orjson.dumps(fields))["workload_id"] == "order-tools"
+
+
+def test_an_answer_claiming_tool_calls_without_any_is_refused() -> None:
+    record = _record()
+    choice = record["response"]["choices"][0]
+    choice["message"] = {"role": "assistant", "content": "Checking.", "tool_calls": []}
+    refusal = _refusal(_line(record))
+    assert refusal.reason is RejectReason.TOOL_CALLS_MISSING
+    assert refusal.message == (
+        "response.choices[0].finish_reason is tool_calls but the message carries no tool call"
+    )
+
+
+@pytest.mark.parametrize("content", [None, "", " \n", [], [{"type": "text", "text": "  "}]])
+def test_an_empty_assistant_answer_is_refused(content: Any) -> None:
+    record = _record()
+    choice = record["response"]["choices"][0]
+    choice["message"], choice["finish_reason"] = {"role": "assistant", "content": content}, "stop"
+    refusal = _refusal(_line(record))
+    assert refusal.reason is RejectReason.EMPTY_RESPONSE
+    assert "neither content nor tool calls" in refusal.message
+
+
+def test_empty_assistant_turns_in_the_prompt_history_are_kept() -> None:
+    record = _record()
+    record["request"]["messages"].insert(1, {"role": "assistant", "content": ""})
+    assert _accepted(_line(record)).fields["request"]["messages"][1] == {
+        "role": "assistant",
+        "content": "",
+    }

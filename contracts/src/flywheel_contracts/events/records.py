@@ -53,6 +53,14 @@ class RejectReason(StrEnum):
     - ``not_openai_format``: any other departure from the chat-completions shape.
     - ``invalid_tool_arguments``: a tool call's ``function.arguments`` is neither a JSON object
       nor a string holding one.
+    - ``tool_calls_missing``: a choice says ``finish_reason: tool_calls`` and carries no tool call.
+    - ``empty_response``: a choice's message has neither content nor tool calls (an empty
+      assistant turn: nothing to learn from or to score against).
+    - ``duplicate_call``: the same call (same request and response, or the same completion id)
+      arrived earlier in the batch, as producers that export a call twice send it.
+    - ``incomplete_call``: a producer's item (a span, a Relay call) lacks what an OpenAI request
+      and response need, such as the input messages or the output.
+    - ``unpaired_event``: a NeMo Relay LLM start without its end, or an end without its start.
     """
 
     OVERSIZE = "oversize"
@@ -65,6 +73,29 @@ class RejectReason(StrEnum):
     EMPTY_CHOICES = "empty_choices"
     NOT_OPENAI_FORMAT = "not_openai_format"
     INVALID_TOOL_ARGUMENTS = "invalid_tool_arguments"
+    TOOL_CALLS_MISSING = "tool_calls_missing"
+    EMPTY_RESPONSE = "empty_response"
+    DUPLICATE_CALL = "duplicate_call"
+    INCOMPLETE_CALL = "incomplete_call"
+    UNPAIRED_EVENT = "unpaired_event"
+
+
+RAW_FORMAT_HEADER = "flywheel.format"
+"""Header of a `logs.raw` message naming its format; a message without it holds a record."""
+
+
+class RawFormat(StrEnum):
+    """What a `logs.raw` message holds: a record, or a real producer's item that ingest turns
+    into one when it reads it."""
+
+    RECORD = "record"
+    """Flywheel's (the blueprint's) log record, as applications and the log shipper write it."""
+    NAT = "nat"
+    """A document of NeMo Agent Toolkit's Data Flywheel exporter (its Elasticsearch record)."""
+    OTLP_SPAN = "otlp-span"
+    """One OpenTelemetry span with its resource and scope, as OTLP/JSON."""
+    RELAY_CALL = "relay-call"
+    """A NeMo Relay LLM call: its start and end events joined."""
 
 
 class SourcePosition(Part):

@@ -8,7 +8,11 @@ from flywheel_contracts.events.records import RejectReason
 from flywheel_contracts.traffic.catalog import TOOL_NAMES, TOOLS
 from flywheel_contracts.traffic.cli import main
 from flywheel_contracts.traffic.files import GenerationSummary, generate_to_file
-from flywheel_contracts.traffic.malformed import DEFAULT_MAX_LINE_BYTES, malformed_lines
+from flywheel_contracts.traffic.malformed import (
+    DEFAULT_MAX_LINE_BYTES,
+    LINE_REASONS,
+    malformed_lines,
+)
 from flywheel_contracts.traffic.records import (
     DEFAULT_CLIENT_ID,
     DEFAULT_MODEL,
@@ -27,6 +31,7 @@ __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "DEFAULT_MODEL",
     "DEFAULT_START",
+    "LINE_REASONS",
     "ORDER_TOOLS",
     "ROUTER",
     "TOOLS",

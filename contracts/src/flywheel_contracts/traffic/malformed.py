@@ -127,6 +127,22 @@ def _bad_tool_arguments(rng: Random, record: Record, line: str, limit: int) -> s
     return _encode(record)
 
 
+def _tool_calls_missing(rng: Random, record: Record, line: str, limit: int) -> str:
+    # An exporter that dropped the calls and kept the finish reason.
+    choice = record["response"]["choices"][0]
+    choice["message"]["tool_calls"] = rng.choice(([], None))
+    choice["message"]["content"] = choice["message"].get("content") or "Let me check that."
+    choice["finish_reason"] = "tool_calls"
+    return _encode(record)
+
+
+def _empty_response(rng: Random, record: Record, line: str, limit: int) -> str:
+    choice = record["response"]["choices"][0]
+    choice["message"] = {"role": "assistant", "content": rng.choice(("", "  ", None))}
+    choice["finish_reason"] = "stop"
+    return _encode(record)
+
+
 def _oversize(rng: Random, record: Record, line: str, limit: int) -> str:
     # A customer pasting a huge log: valid in every other way, just too long.
     excess = limit - len(line.encode()) + rng.randint(1, 1024)
@@ -151,9 +167,14 @@ _DEFECTS: Final[tuple[tuple[Defect, RejectReason], ...]] = (
     (_empty_choices, RejectReason.EMPTY_CHOICES),
     (_not_openai, RejectReason.NOT_OPENAI_FORMAT),
     (_bad_tool_arguments, RejectReason.INVALID_TOOL_ARGUMENTS),
+    (_tool_calls_missing, RejectReason.TOOL_CALLS_MISSING),
+    (_empty_response, RejectReason.EMPTY_RESPONSE),
 )
 DEFECT_COUNT: Final = len(_DEFECTS)
 """Any ``n`` of at least this many lines covers every reason."""
+LINE_REASONS: Final = frozenset(reason for _, reason in _DEFECTS)
+"""The reasons one record line can be refused for on its own; the others concern a producer's
+items (an unpaired event, an incomplete span) or a line's neighbours (a call exported twice)."""
 
 
 def malformed_lines(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
+
+from flywheel_localstack.config import REPO_ROOT
 
 
 class InstallError(RuntimeError):
@@ -61,3 +64,28 @@ def ensure_debian_packages(binaries: dict[str, str], files: dict[str, str] | Non
     env_prefix = ["env", "DEBIAN_FRONTEND=noninteractive"]
     _run([*env_prefix, *apt, "update", "-q"], "apt-get update")
     _run([*env_prefix, *apt, "install", "-y", "-q", *sorted(missing)], "apt-get install")
+
+
+def cached_venv(name: str, requirements: list[str], *, cache_dir: Path | None = None) -> Path:
+    """The python of `.cache/venvs/<name>`, a venv holding exactly `requirements`, made once per
+    requirement list (by the project's uv) and reused; concurrent callers wait for one build.
+
+    For real third-party clients and producers that tests drive as they are (an SDK, an
+    exporter), kept out of the project's own environment so their pins never meet ours.
+    """
+    venvs = (cache_dir or REPO_ROOT / ".cache") / "venvs"
+    venv = venvs / name
+    python = venv / "bin" / "python"
+    stamp = venv / ".installed"
+    wanted = "\n".join(requirements)
+    venvs.mkdir(parents=True, exist_ok=True)
+    uv = str(REPO_ROOT / "scripts" / "uv")
+    with (venvs / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.is_file() and stamp.read_text() == wanted:
+            return python
+        shutil.rmtree(venv, ignore_errors=True)
+        _run([uv, "venv", "-q", str(venv)], f"creating the {name} venv")
+        _run([uv, "pip", "install", "-q", "-p", str(python), *requirements], f"installing {name}")
+        stamp.write_text(wanted)
+    return python

@@ -11,6 +11,7 @@ from flywheel_ingest.clients.kafka_source import KafkaSource
 from flywheel_ingest.clients.outbox import KafkaOutbox
 from flywheel_ingest.clients.raw_topic import KafkaRawTopic
 from flywheel_ingest.config import IngestSettings
+from flywheel_ingest.endpoints import bulk, otlp, relay
 from flywheel_ingest.handlers import intake_router
 from flywheel_ingest.indexer import ElasticsearchStore
 from flywheel_ingest.intake import LogIntake
@@ -31,6 +32,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         Redactor(settings.pii),
         max_line_bytes=settings.max_line_bytes,
         retry=settings.retry,
+        producers=settings.producers,
     )
     pipeline = Pipeline(
         lambda: KafkaSource(settings),
@@ -42,8 +44,23 @@ def create_app(settings: IngestSettings) -> FastAPI:
     kit.add_loop("ingest", pipeline.run)
     kit.add_readiness_check("elasticsearch", store.ping)
     raw_topic = KafkaRawTopic(kit.publisher, settings.kafka.topic(settings.source_topic))
-    intake = LogIntake(raw_topic, settings.intake)
-    app = create_service_app(kit, routers=[intake_router(intake, token=settings.intake.token)])
+    intake = LogIntake(
+        raw_topic,
+        settings.intake,
+        producers=settings.producers,
+        max_record_bytes=settings.max_line_bytes,
+    )
+    token = settings.intake.token
+    app = create_service_app(
+        kit,
+        routers=[
+            intake_router(intake, token=token),
+            otlp.router(intake, token=token),
+            relay.router(intake, token=token),
+            # Last: its `/{index}/...` routes would catch any path of two segments.
+            bulk.router(intake, token=token),
+        ],
+    )
     _close_on_shutdown(app, store)
     return app
 

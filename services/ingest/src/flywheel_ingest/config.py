@@ -107,6 +107,63 @@ class IntakeSettings(BaseModel):
     )
 
 
+class NatSettings(BaseModel):
+    """NeMo Agent Toolkit's Data Flywheel exporter (`/_bulk`, `/{index}/_doc`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workflow_workload_id: str = Field(
+        "workflow",
+        min_length=1,
+        max_length=256,
+        description="Stands for NAT's `<workflow>` placeholder, the workload id it gives the "
+        "calls of a workflow's top level.",
+    )
+
+
+class OtlpSettings(BaseModel):
+    """OTLP/HTTP traces (`/v1/traces`): which span or resource attributes name the workload and
+    the client of an LLM span. The first one present wins, each looked up on the span, then on
+    its resource; values are mapped into the identifier alphabet (see `producers.otlp`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workload_attributes: tuple[str, ...] = ("gen_ai.agent.name", "service.name")
+    client_attributes: tuple[str, ...] = ("flywheel.client_id", "service.namespace")
+    default_client_id: str | None = Field(
+        None, max_length=256, description="When no client attribute is present."
+    )
+
+
+class RelaySettings(BaseModel):
+    """NeMo Relay events (`/v1/relay/events`): LLM start/end pairs become records. A configured
+    id wins over what the events say."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workload_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.:@/+-]{1,256}$",
+        description="Every call's workload; default: the name of its enclosing agent scope.",
+    )
+    client_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_.:@/+-]{1,256}$",
+        description="Every call's client; default: the `flywheel.client_id` metadata of the "
+        "call or of its nearest scope that has it.",
+    )
+
+
+class ProducerSettings(BaseModel):
+    """How each real producer's items map to records."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    nat: NatSettings = NatSettings()
+    otlp: OtlpSettings = OtlpSettings()
+    relay: RelaySettings = RelaySettings()
+
+
 class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="FLYWHEEL_INGEST_")
 
@@ -126,6 +183,7 @@ class IngestSettings(ServiceSettings):
     retry: RetrySettings = RetrySettings()
     pii: PiiSettings = PiiSettings()
     intake: IntakeSettings = IntakeSettings()
+    producers: ProducerSettings = ProducerSettings()
 
     @property
     def consumer_group(self) -> str:

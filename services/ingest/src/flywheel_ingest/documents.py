@@ -59,6 +59,8 @@ class RawLine:
     topic: str
     partition: int
     offset: int
+    format: str = "record"
+    """The producer's shape (`producers.Format`), from the line's `flywheel.format` header."""
 
     def position(self) -> SourcePosition:
         return SourcePosition(topic=self.topic, partition=self.partition, offset=self.offset)

@@ -1,22 +1,33 @@
 """HTTP handlers, thin: `POST /v1/logs` (NDJSON) hands the body to the intake."""
 
-import secrets
-
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import SecretStr
 
+from flywheel_ingest.auth import require_token
 from flywheel_ingest.clients.raw_topic import RawTopicUnavailable
 from flywheel_ingest.errors import IntakeRefused
 from flywheel_ingest.intake import LogIntake
 
 _ACCEPTED = 202
-_UNAUTHORIZED = 401
+_UNSUPPORTED_MEDIA_TYPE = 415
 _UNAVAILABLE = 503
+
+NDJSON_TYPES = frozenset(
+    {
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+        "application/x-jsonlines",
+        "application/json",
+        "text/plain",
+    }
+)
+"""What `/v1/logs` reads. A request without a Content-Type is read as NDJSON too."""
 
 
 def intake_router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(dependencies=[Depends(require_token(token))])
 
     @router.post(
         "/v1/logs",
@@ -28,11 +39,11 @@ def intake_router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
         source: str | None = Query(
             None, max_length=256, description="Keys the lines, keeping one source's in order."
         ),
-        authorization: str | None = Header(None),
     ) -> JSONResponse:
-        if token is not None and not _authorized(authorization, token):
-            return JSONResponse({"detail": "a valid bearer token is required"}, _UNAUTHORIZED)
-        body = await _read_at_most(request, intake.max_body_bytes + 1)
+        unsupported = unsupported_media_type(request, NDJSON_TYPES)
+        if unsupported is not None:
+            return unsupported
+        body = await read_at_most(request, intake.max_body_bytes + 1)
         try:
             accepted = await intake.accept(body, source=source)
         except IntakeRefused as exc:
@@ -44,14 +55,29 @@ def intake_router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
     return router
 
 
-def _authorized(header: str | None, token: SecretStr) -> bool:
-    scheme, _, value = (header or "").partition(" ")
-    return scheme.lower() == "bearer" and secrets.compare_digest(
-        value.strip().encode(), token.get_secret_value().encode()
+def media_type(request: Request) -> str | None:
+    """The request's media type, lower-cased and without parameters; None when not given."""
+    header = request.headers.get("content-type")
+    if header is None or not header.strip():
+        return None
+    return header.split(";", 1)[0].strip().lower()
+
+
+def unsupported_media_type(request: Request, accepted: frozenset[str]) -> JSONResponse | None:
+    """A 415 answer naming what is read, before the body is read; None when the type is fine."""
+    kind = media_type(request)
+    if kind is None or kind in accepted:
+        return None
+    return JSONResponse(
+        {
+            "detail": f"Content-Type {kind!r} is not read here; send one of "
+            f"{', '.join(sorted(accepted))}"
+        },
+        _UNSUPPORTED_MEDIA_TYPE,
     )
 
 
-async def _read_at_most(request: Request, limit: int) -> bytes:
+async def read_at_most(request: Request, limit: int) -> bytes:
     """The body, read no further than `limit` bytes (enough for the intake to refuse it)."""
     chunks: list[bytes] = []
     size = 0

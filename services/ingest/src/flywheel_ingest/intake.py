@@ -1,20 +1,30 @@
 """The HTTP intake's logic: an NDJSON body becomes lines on the source topic, exactly as the
-log shipper would put them there, so the same validation applies downstream."""
+log shipper would put them there, so the same validation applies downstream. A producer's items
+(see `producers`) go the same way, tagged with their format."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import orjson
+
 from flywheel_ingest import metrics
-from flywheel_ingest.config import IntakeSettings
+from flywheel_ingest.config import IntakeSettings, ProducerSettings
+from flywheel_ingest.documents import canonical_json, document_id
+from flywheel_ingest.duplicates import SeenCalls
 from flywheel_ingest.errors import IntakeRefused
+from flywheel_ingest.producers import Format
+from flywheel_ingest.producers.translate import verdict
+from flywheel_ingest.validation import LogRecord, Refusal
 
 _PAYLOAD_TOO_LARGE = 413
 _SHOWN_LINES = 10
 
 
 class RawTopic(Protocol):
-    async def put(self, lines: Sequence[bytes], key: bytes | None) -> None: ...
+    async def put(
+        self, lines: Sequence[bytes], key: bytes | None, fmt: Format = Format.RECORD
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,24 +34,33 @@ class Accepted:
 
 
 class LogIntake:
-    def __init__(self, topic: RawTopic, settings: IntakeSettings) -> None:
+    def __init__(
+        self,
+        topic: RawTopic,
+        settings: IntakeSettings,
+        *,
+        producers: ProducerSettings | None = None,
+        max_record_bytes: int | None = None,
+    ) -> None:
         self._topic = topic
         self._settings = settings
+        self._producers = producers or ProducerSettings()
+        self._max_record_bytes = max_record_bytes or settings.max_line_bytes
 
     @property
     def max_body_bytes(self) -> int:
         return self._settings.max_body_bytes
+
+    @property
+    def producers(self) -> ProducerSettings:
+        return self._producers
 
     async def accept(self, body: bytes, *, source: str | None) -> Accepted:
         """Forward every non-blank line; all or nothing is refused before anything is sent.
 
         `source` keys the lines, keeping one source's lines in order (the shipper keys by file).
         """
-        if len(body) > self._settings.max_body_bytes:
-            raise IntakeRefused(
-                f"the body exceeds {self._settings.max_body_bytes} bytes",
-                status_code=_PAYLOAD_TOO_LARGE,
-            )
+        self._check_body(len(body))
         lines: list[bytes] = []
         too_long: list[int] = []
         blank = 0
@@ -56,6 +75,36 @@ class LogIntake:
             if len(line) > self._settings.max_line_bytes:
                 too_long.append(number)
             lines.append(line)
+        self._refuse_too_long(too_long)
+        await self._forward(lines, source, Format.RECORD)
+        return Accepted(len(lines), blank)
+
+    async def accept_items(
+        self, items: Sequence[bytes], fmt: Format, *, source: str | None
+    ) -> list[LogRecord | Refusal]:
+        """Forward a producer's items, refused ones too (so `logs.rejected` keeps them with
+        their reason), and say what ingest will make of each: the same pure `verdict` it applies
+        when it reads them, so an answer given here holds."""
+        self._check_body(sum(len(item) for item in items))
+        self._refuse_too_long(
+            [
+                number
+                for number, item in enumerate(items, start=1)
+                if len(item) > self._settings.max_line_bytes
+            ]
+        )
+        verdicts = [verdict(item, fmt, self._producers, self._max_record_bytes) for item in items]
+        await self._forward(items, source, fmt)
+        return verdicts
+
+    def _check_body(self, size: int) -> None:
+        if size > self._settings.max_body_bytes:
+            raise IntakeRefused(
+                f"the body exceeds {self._settings.max_body_bytes} bytes",
+                status_code=_PAYLOAD_TOO_LARGE,
+            )
+
+    def _refuse_too_long(self, too_long: Sequence[int]) -> None:
         if too_long:
             shown = ", ".join(map(str, too_long[:_SHOWN_LINES]))
             raise IntakeRefused(
@@ -63,7 +112,20 @@ class LogIntake:
                 f"(line {shown}{', ...' if len(too_long) > _SHOWN_LINES else ''}); nothing was sent",
                 status_code=_PAYLOAD_TOO_LARGE,
             )
+
+    async def _forward(self, lines: Sequence[bytes], source: str | None, fmt: Format) -> None:
         if lines:
-            await self._topic.put(lines, source.encode() if source else None)
+            await self._topic.put(lines, source.encode() if source else None, fmt)
             metrics.INTAKE_LINES.inc(len(lines))
-        return Accepted(len(lines), blank)
+
+
+def _unless_seen(outcome: LogRecord | Refusal, seen: SeenCalls) -> LogRecord | Refusal:
+    """The request's second export of a call is refused, as the reader will refuse it when the
+    two arrive in one batch (they are sent together, so they usually do)."""
+    if isinstance(outcome, Refusal):
+        return outcome
+    try:
+        document = document_id(canonical_json(outcome.fields))
+    except orjson.JSONEncodeError:
+        return outcome
+    return seen.refusal(outcome, document) or outcome

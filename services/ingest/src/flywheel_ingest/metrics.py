@@ -38,12 +38,38 @@ BATCH_RECORDS = Histogram(
     buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
 )
 INTAKE_LINES = Counter(
-    "flywheel_ingest_intake_lines_total", "Lines put on the source topic by POST /v1/logs."
+    "flywheel_ingest_intake_lines_total",
+    "Lines and producer items the HTTP intake put on the source topic (every endpoint).",
+)
+ES_DOCUMENTS = Counter(
+    "flywheel_ingest_es_documents_total",
+    "Documents sent to the Elasticsearch-compatible endpoints (_bulk, _doc, _create), by the "
+    "answer given: accepted, refused (ingest will reject it), unsupported (delete, update).",
+    ["outcome"],
+)
+RELAY_ITEMS = Counter(
+    "flywheel_ingest_relay_items_total",
+    "What POST /v1/relay/events read: LLM calls with both events, LLM events without their other "
+    "half (many: a sink that sends events apart), other events (context only), unreadable lines.",
+    ["kind"],
+)
+OTLP_SPANS = Counter(
+    "flywheel_ingest_otlp_spans_total",
+    "Spans POST /v1/traces received, by what became of them: forwarded (LLM spans, as items; "
+    "ingest may still reject them) or skipped (not a model call: workflow, agent, tool spans).",
+    ["outcome"],
 )
 
+# Every label exposed from the start, at 0, so a rate or an absence alert has a series to read.
 for _outcome in ("indexed", "duplicate", "rejected"):
     RECORDS.labels(_outcome)
 for _reason in RejectReason:
     REJECTED.labels(_reason.value)
 for _kind in PiiKind:
     PII_REDACTED.labels(_kind.value)
+for _es_outcome in ("accepted", "refused", "unsupported"):
+    ES_DOCUMENTS.labels(_es_outcome)
+for _relay_kind in ("call", "unpaired", "other", "unreadable"):
+    RELAY_ITEMS.labels(_relay_kind)
+for _otlp_outcome in ("forwarded", "skipped"):
+    OTLP_SPANS.labels(_otlp_outcome)

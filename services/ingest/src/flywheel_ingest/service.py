@@ -23,7 +23,7 @@ from flywheel_contracts.events.records import (
 )
 from flywheel_contracts.pii import PiiKind
 from flywheel_ingest import metrics
-from flywheel_ingest.config import RetrySettings
+from flywheel_ingest.config import ProducerSettings, RetrySettings
 from flywheel_ingest.documents import (
     Document,
     RawLine,
@@ -31,10 +31,12 @@ from flywheel_ingest.documents import (
     document_id,
     stored_body,
 )
+from flywheel_ingest.duplicates import SeenCalls
 from flywheel_ingest.errors import OutboxUnavailable, StoreUnavailable
 from flywheel_ingest.pii import Redactor
 from flywheel_ingest.ports import LogStore, Outbox
-from flywheel_ingest.validation import Refusal, validate
+from flywheel_ingest.producers.translate import verdict
+from flywheel_ingest.validation import Refusal
 
 _log = structlog.get_logger("flywheel.ingest")
 
@@ -87,6 +89,7 @@ class IngestService:
         *,
         max_line_bytes: int,
         retry: RetrySettings,
+        producers: ProducerSettings = ProducerSettings(),  # noqa: B008 (frozen, immutable)
         clock: Clock = _utc_now,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -95,6 +98,7 @@ class IngestService:
         self._redactor = redactor
         self._max_line_bytes = max_line_bytes
         self._retry = retry
+        self._producers = producers
         self._clock = clock
         self._sleep = sleep
 
@@ -102,9 +106,10 @@ class IngestService:
 
     def prepare(self, lines: Sequence[RawLine]) -> PreparedBatch:
         batch = PreparedBatch(lines=len(lines))
+        seen = SeenCalls()
         for line in lines:
             try:
-                outcome = self._prepare_one(line, batch.pii)
+                outcome = self._prepare_one(line, batch.pii, seen)
             except Exception as exc:
                 # A bug must not stall the partition or drop the line: refuse it, loudly.
                 _log.exception("record.unprocessable", offset=line.offset)
@@ -118,8 +123,10 @@ class IngestService:
                 batch.documents.append(outcome)
         return batch
 
-    def _prepare_one(self, line: RawLine, pii: Counter[PiiKind]) -> Document | Refusal:
-        checked = validate(line.value, self._max_line_bytes)
+    def _prepare_one(
+        self, line: RawLine, pii: Counter[PiiKind], seen: SeenCalls
+    ) -> Document | Refusal:
+        checked = verdict(line.value, line.format, self._producers, self._max_line_bytes)
         if isinstance(checked, Refusal):
             return checked
         try:
@@ -131,6 +138,8 @@ class IngestService:
         # (or what ingest adds to the stored document) never turns a redelivered line into a
         # second document.
         doc_id = document_id(logged)
+        if duplicate := seen.refusal(checked, doc_id):
+            return duplicate
         if self._redactor.applies_to(checked.workload_id):
             pii.update(self._redactor.redact(checked.fields))
         body = stored_body(checked.fields)

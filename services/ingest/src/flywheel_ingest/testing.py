@@ -1,21 +1,29 @@
 """Helpers for tests and benchmarks that run ingest as a real process against real servers
 (ingest's own suites, and end-to-end suites that need a running ingest)."""
 
+import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from fastapi import APIRouter, FastAPI
 
 from flywheel_contracts.envelope import decode
 from flywheel_contracts.events.records import RecordsIngested, RejectedRecord
 from flywheel_contracts.runtime.testing import ServiceProcess
 from flywheel_ingest.clients.outbox import HEADER_BY, REJECTED_TOPIC
-from flywheel_ingest.config import ElasticsearchSettings
+from flywheel_ingest.clients.raw_topic import RawTopicUnavailable
+from flywheel_ingest.config import ElasticsearchSettings, IntakeSettings
+from flywheel_ingest.intake import LogIntake
+from flywheel_ingest.producers import Format
 
 T = TypeVar("T")
 
@@ -231,3 +239,130 @@ def metric_value(exposition: str, sample: str) -> float:
         if name == sample:
             return float(value)
     return 0.0
+
+
+@dataclass
+class PrivateIngest:
+    """An ingest process with a source topic, an index and a consumer group of its own (all
+    named `tag`): what a test sends it, and nothing else on a shared stack, ends in its index
+    or under its group in `logs.rejected`."""
+
+    kafka_bootstrap: str
+    elasticsearch_url: str
+    tag: str
+    process: IngestProcess
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    def documents(self, client_id: str) -> int:
+        return count_documents(self.elasticsearch_url, self.tag, client_id=client_id)
+
+    def sources(self, client_id: str, *, expected: int, timeout_s: float = 90) -> list[Any]:
+        """The stored records of `client_id`, once `expected` of them are searchable."""
+        deadline = time.monotonic() + timeout_s
+        while (found := self.documents(client_id)) < expected:
+            assert time.monotonic() < deadline, f"{client_id}: {found} of {expected} stored"
+            time.sleep(0.5)
+        hits = httpx.post(
+            f"{self.elasticsearch_url}/{self.tag}/_search",
+            json={"size": max(expected, 10) * 2, "query": {"term": {"client_id": client_id}}},
+            timeout=30,
+        ).json()["hits"]["hits"]
+        return [hit["_source"] for hit in hits]
+
+    def rejected_offsets(self) -> dict[int, int]:
+        """Where `logs.rejected` ends now: pass it as `since` before sending."""
+        return end_offsets(self.kafka_bootstrap, REJECTED_TOPIC)
+
+    def rejected(
+        self, *, since: Mapping[int, int], expected: int, timeout_s: float = 60
+    ) -> list[RejectedRecord]:
+        """This ingest's rejections since `since` (read until `expected`, plus a linger)."""
+        return read_rejected(
+            self.kafka_bootstrap,
+            group=self.tag,
+            start=since,
+            expected=expected,
+            timeout_s=timeout_s,
+        )
+
+    def outcomes(
+        self, client_id: str, *, calls: int, since: Mapping[int, int], timeout_s: float = 90
+    ) -> tuple[int, list[RejectedRecord]]:
+        """Documents stored and rejections made for `client_id` (a rejection names the client in
+        its raw text), once together they account for `calls`; rejections are read a little
+        past that, to catch any extra one."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            documents = self.documents(client_id)
+            found = self.rejected(since=since, expected=max(calls - documents, 0), timeout_s=5)
+            rejected = [r for r in found if json.dumps(client_id) in r.raw]
+            if documents + len(rejected) >= calls:
+                return self.documents(client_id), rejected
+            assert time.monotonic() < deadline, (
+                f"{client_id}: {documents} documents and {len(rejected)} rejections for {calls}"
+            )
+
+
+PrivateIngestOf = Callable[..., AbstractContextManager[PrivateIngest]]
+"""`(prefix, log_dir, **settings)`: a `private_ingest` (the suites' fixture of that name)."""
+
+
+@contextmanager
+def private_ingest(
+    kafka_bootstrap: str,
+    elasticsearch_url: str,
+    tag: str,
+    settings: Mapping[str, str],
+    log_path: Path,
+) -> Iterator[PrivateIngest]:
+    """Create the topic `tag`, run ingest on it with `settings` (which must name `tag` as its
+    source topic, index and group), then stop it and remove the topic and the index."""
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(tag, num_partitions=1)])[tag].result(timeout=30)
+    process = IngestProcess(settings, log_path)
+    process.start()
+    try:
+        yield PrivateIngest(kafka_bootstrap, elasticsearch_url, tag, process)
+    finally:
+        process.stop()
+        delete_index(elasticsearch_url, tag)
+        admin.delete_topics([tag])[tag].result(timeout=30)
+
+
+class FakeRawTopic:
+    """The source topic in memory, for the HTTP intake's unit tests: what each `put` sent, as
+    (lines, key, format); `down` makes it answer like an unreachable Kafka."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[list[bytes], bytes | None, Format]] = []
+        self.down = False
+
+    async def put(
+        self, lines: Sequence[bytes], key: bytes | None, fmt: Format = Format.RECORD
+    ) -> None:
+        if self.down:
+            raise RawTopicUnavailable(
+                f"{len(lines)} of {len(lines)} lines not acknowledged: timed out"
+            )
+        self.sent.append((list(lines), key, fmt))
+
+
+def intake_client(
+    router: Callable[..., APIRouter],
+    topic: FakeRawTopic,
+    *,
+    max_record_bytes: int | None = None,
+    **settings: Any,
+) -> httpx.AsyncClient:
+    """An HTTP client of an app serving only `router(intake, token=...)` over `topic`, with
+    `IntakeSettings` of `settings` (small limits unless given)."""
+    intake_settings = IntakeSettings.model_validate(
+        {"max_body_bytes": 200_000, "max_line_bytes": 60_000, **settings}
+    )
+    intake = LogIntake(topic, intake_settings, max_record_bytes=max_record_bytes)
+    app = FastAPI()
+    app.include_router(router(intake, token=intake_settings.token))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest")

@@ -6,6 +6,11 @@ request and response) passes as it is; anything else it carries (metadata, laten
 Normalization: `timestamp` becomes millisecond ISO 8601 in UTC, and every tool call's
 `function.arguments` becomes a JSON object (the blueprint's AIVA form), whether it was logged as an
 object or as a string holding one.
+
+Quality rules, for what real producers emit: an answer must say something (content or tool
+calls: an empty assistant turn is nothing to learn from or score against), and an answer whose
+finish reason is `tool_calls` must carry them (the producer lost them on the way). Empty
+assistant turns inside the prompt's history are kept: the prompt is what production sent.
 """
 
 from collections.abc import Iterator
@@ -85,6 +90,7 @@ def _validate(raw: bytes, max_bytes: int) -> LogRecord:
         _refuse(RejectReason.EMPTY_CHOICES, "response.choices is empty")
     _check_request(request)
     _check_response(response)
+    _check_answers(response)
     _normalize_tool_arguments(request, response)
     record["timestamp"] = format_timestamp(instant)
     return LogRecord(record["workload_id"], record["client_id"], record)
@@ -146,6 +152,33 @@ def _check_response(response: dict[str, Any]) -> None:
             _not_openai(f"{path} must be an object with a message")
         # A choice's message may leave out its role; a prompt's messages may not.
         _check_message(choice["message"], f"{path}.message", role_required=False)
+
+
+def _check_answers(response: dict[str, Any]) -> None:
+    for index, choice in enumerate(response["choices"]):
+        message = choice["message"]
+        calls = message.get("tool_calls")
+        path = f"response.choices[{index}]"
+        if choice.get("finish_reason") == "tool_calls" and not calls:
+            _refuse(
+                RejectReason.TOOL_CALLS_MISSING,
+                f"{path}.finish_reason is tool_calls but the message carries no tool call",
+            )
+        if not calls and not _has_content(message.get("content")):
+            _refuse(
+                RejectReason.EMPTY_RESPONSE,
+                f"{path}.message has neither content nor tool calls (an empty assistant turn)",
+            )
+
+
+def _has_content(content: object) -> bool:
+    if isinstance(content, str):
+        return bool(content.strip())
+    return isinstance(content, list) and any(
+        part.get("type") != "text" or bool(str(part.get("text") or "").strip())
+        for part in content
+        if isinstance(part, dict)
+    )
 
 
 def _check_message(message: object, path: str, *, role_required: bool) -> None:

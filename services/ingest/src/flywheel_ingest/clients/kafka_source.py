@@ -19,6 +19,7 @@ from flywheel_contracts.runtime.topics import ensure_topics, new_topics
 from flywheel_ingest.config import IngestSettings
 from flywheel_ingest.documents import RawLine
 from flywheel_ingest.ports import PartitionKey
+from flywheel_ingest.producers import FORMAT_HEADER, Format
 
 T = TypeVar("T")
 
@@ -178,4 +179,12 @@ def _line(message: Message) -> RawLine | None:
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     if topic is None or partition is None or offset is None:
         return None
-    return RawLine(message.value() or b"", topic, partition, offset)
+    return RawLine(message.value() or b"", topic, partition, offset, _format(message))
+
+
+def _format(message: Message) -> str:
+    headers = message.headers() or []
+    for name, value in headers.items() if isinstance(headers, dict) else headers:
+        if name == FORMAT_HEADER and value is not None:
+            return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+    return Format.RECORD

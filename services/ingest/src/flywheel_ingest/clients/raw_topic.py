@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import Sequence
 
 from flywheel_contracts.runtime import Publisher
+from flywheel_ingest.producers import FORMAT_HEADER, Format
 
 
 class RawTopicUnavailable(Exception):
@@ -15,10 +16,14 @@ class KafkaRawTopic:
         self._publisher = publisher
         self._topic = topic
 
-    async def put(self, lines: Sequence[bytes], key: bytes | None) -> None:
-        """Publish every line (in order on one partition when keyed); wait for all the acks."""
+    async def put(
+        self, lines: Sequence[bytes], key: bytes | None, fmt: Format = Format.RECORD
+    ) -> None:
+        """Publish every line (in order on one partition when keyed); wait for all the acks.
+        A producer's items carry their format in a header; records carry none, as the shipper's."""
+        headers = [] if fmt == Format.RECORD else [(FORMAT_HEADER, fmt.value.encode())]
         results = await asyncio.gather(
-            *(self._publisher.send(self._topic, line, key, []) for line in lines),
+            *(self._publisher.send(self._topic, line, key, headers) for line in lines),
             return_exceptions=True,
         )
         errors = [result for result in results if isinstance(result, Exception)]

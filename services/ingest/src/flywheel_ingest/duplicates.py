@@ -1,0 +1,52 @@
+"""A call exported twice: the same request answered by the same completion (same response id),
+arriving again with other details (a later timestamp, other metadata), as some producers export
+one call from two hooks.
+
+An exact repeat of a line is not a duplicate call: it has the same document id, and the store
+keeps one copy (a redelivered or re-shipped line must stay harmless). Only repeats that would be
+stored as a second document are refused, and only within what one reader sees at once (a batch,
+or one intake request): the datasets service drops near-duplicates when it builds a set, so a
+repeat that arrives later costs storage, not accuracy.
+"""
+
+import hashlib
+
+import orjson
+
+from flywheel_contracts.events.records import RejectReason
+from flywheel_ingest.validation import LogRecord, Refusal
+
+
+def call_key(record: LogRecord) -> str | None:
+    """The call's identity: workload, client, request and completion id; None without an id."""
+    response_id = record.fields["response"].get("id")
+    if not isinstance(response_id, str) or not response_id:
+        return None
+    try:
+        request = orjson.dumps(record.fields["request"], option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        return None  # refused later as unstorable
+    digest = hashlib.sha256(request)
+    for part in (record.workload_id, record.client_id, response_id):
+        digest.update(b"\0" + part.encode())
+    return digest.hexdigest()
+
+
+class SeenCalls:
+    """The calls met so far, each with the document id it was first met under."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, str] = {}
+
+    def refusal(self, record: LogRecord, document_id: str) -> Refusal | None:
+        key = call_key(record)
+        if key is None:
+            return None
+        first = self._first.setdefault(key, document_id)
+        if first == document_id:
+            return None
+        return Refusal(
+            RejectReason.DUPLICATE_CALL,
+            f"completion {record.fields['response']['id']!r} for the same request was already "
+            "received with other details (the producer exported the call twice)",
+        )

@@ -1,0 +1,1 @@
+"""HTTP endpoints for real producers, each speaking its producer's protocol; thin, like `handlers`."""

@@ -1,0 +1,70 @@
+"""`POST /v1/relay/events`: NeMo Relay's events (its JSONL file export, or its ndjson stream
+sink) to one item per LLM call on the source topic (see `producers.relay`)."""
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import SecretStr
+
+from flywheel_ingest import metrics
+from flywheel_ingest.auth import require_token
+from flywheel_ingest.clients.raw_topic import RawTopicUnavailable
+from flywheel_ingest.errors import IntakeRefused
+from flywheel_ingest.handlers import read_at_most, unsupported_media_type
+from flywheel_ingest.intake import LogIntake
+from flywheel_ingest.producers import Format
+from flywheel_ingest.producers.relay import answer, items_of
+
+_ACCEPTED = 202
+_PAYLOAD_TOO_LARGE = 413
+_UNAVAILABLE = 503
+
+EVENT_TYPES = frozenset(
+    {
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+        "application/x-jsonlines",
+        "application/json",
+    }
+)
+"""Relay's stream sinks send `application/x-ndjson`; a request without a Content-Type is read
+the same way."""
+
+
+def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
+    router = APIRouter(dependencies=[Depends(require_token(token))])
+
+    @router.post(
+        "/v1/relay/events",
+        status_code=_ACCEPTED,
+        summary="NeMo Relay events (JSONL export or ndjson stream): each LLM call becomes a record",
+    )
+    async def post_events(
+        request: Request,
+        source: str | None = Query(
+            None, max_length=256, description="Keys the calls, keeping one source's in order."
+        ),
+    ) -> JSONResponse:
+        unsupported = unsupported_media_type(request, EVENT_TYPES)
+        if unsupported is not None:
+            return unsupported
+        body = await read_at_most(request, intake.max_body_bytes + 1)
+        if len(body) > intake.max_body_bytes:
+            return JSONResponse(
+                {"detail": f"the body exceeds {intake.max_body_bytes} bytes"}, _PAYLOAD_TOO_LARGE
+            )
+        events = items_of(body)
+        try:
+            verdicts = await intake.accept_items(events.items, Format.RELAY_CALL, source=source)
+        except IntakeRefused as exc:
+            return JSONResponse({"detail": str(exc)}, exc.status_code)
+        except RawTopicUnavailable as exc:
+            return JSONResponse({"detail": f"{exc}; retrying the request is safe"}, _UNAVAILABLE)
+        paired = len(events.items) - events.unpaired - events.unreadable
+        metrics.RELAY_ITEMS.labels("call").inc(paired)
+        metrics.RELAY_ITEMS.labels("unpaired").inc(events.unpaired)
+        metrics.RELAY_ITEMS.labels("other").inc(events.ignored)
+        metrics.RELAY_ITEMS.labels("unreadable").inc(events.unreadable)
+        return JSONResponse(answer(events, verdicts), _ACCEPTED)
+
+    return router

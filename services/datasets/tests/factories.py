@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from flywheel_datasets.errors import ReadInterrupted
 from flywheel_datasets.ports import RecordQuery
 from flywheel_datasets.records import Record, conversation_key, first_tool_name, user_turns
 from flywheel_datasets.selection import Candidate, LoggedRecord
@@ -90,15 +91,22 @@ def candidate(source: Record, doc_id: str | None = None) -> Candidate:
 class FakeSource:
     """Serves records in pages, newest first as given; counts how many pages were read."""
 
-    def __init__(self, records: Iterable[Record], page_size: int = 100) -> None:
+    def __init__(
+        self, records: Iterable[Record], page_size: int = 100, *, interruptions: int = 0
+    ) -> None:
         self._records = [orjson.dumps(r) for r in records]
         self._page_size = page_size
         self.pages_read = 0
         self.queries: list[RecordQuery] = []
+        self.interruptions = interruptions
+        """How many reads lose their cursor after their first page (a restarted store)."""
 
     async def pages(self, query: RecordQuery) -> AsyncGenerator[list[LoggedRecord], None]:
         self.queries.append(query)
         for start in range(0, len(self._records), self._page_size):
+            if start and self.interruptions:
+                self.interruptions -= 1
+                raise ReadInterrupted("the point in time was lost: 404")
             self.pages_read += 1
             chunk = self._records[start : start + self._page_size]
             yield [

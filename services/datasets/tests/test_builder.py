@@ -15,7 +15,7 @@ from flywheel_contracts.run_config import RunConfig, RunOverrides, WorkloadType
 from flywheel_datasets.builder import Built, DatasetBuilder
 from flywheel_datasets.config import BuildSettings, PiiSettings
 from flywheel_datasets.dedup_worker import Deduplication, inline_deduplication
-from flywheel_datasets.errors import EmbeddingUnavailable, NotEnoughRecords
+from flywheel_datasets.errors import EmbeddingUnavailable, NotEnoughRecords, ReadInterrupted
 from flywheel_datasets.formats import EVAL_FILE, TRAIN_FILE, VAL_FILE
 from flywheel_datasets.icl import EXAMPLE_IDS, LEXICAL_SIMILARITY
 from flywheel_datasets.records import Record
@@ -212,3 +212,23 @@ async def test_under_the_defaults_examples_are_chosen_per_record_even_without_em
     shown = [tuple(r[EXAMPLE_IDS]) for r in _lines(built.icl_files[EVAL_FILE])]
     assert all(shown) and set().union(*shown) <= doc_ids
     assert len(set(shown)) > 1
+
+
+async def test_a_read_interrupted_by_a_store_restart_starts_again_and_builds_the_same_files(
+    tmp_path: Path,
+) -> None:
+    traffic = _traffic(300)
+    steady = await _build(FakeSource(traffic), tmp_path / "steady", random_seed=5, eval_size=20)
+    interrupted = FakeSource(traffic, interruptions=2)
+    rebuilt = await _build(interrupted, tmp_path / "rebuilt", random_seed=5, eval_size=20)
+    assert len(interrupted.queries) == 3
+    assert _contents(rebuilt) == _contents(steady)
+
+
+async def test_a_read_interrupted_every_time_gives_up_after_three_attempts(
+    tmp_path: Path,
+) -> None:
+    source = FakeSource(_traffic(300), interruptions=3)
+    with pytest.raises(ReadInterrupted, match="the point in time was lost"):
+        await _build(source, tmp_path, eval_size=20)
+    assert len(source.queries) == 3

@@ -7,12 +7,12 @@ from typing import Any
 
 import orjson
 import pytest
-from elasticsearch import RequestError
+from elasticsearch import NotFoundError, RequestError
 from pydantic import SecretStr
 
 from flywheel_datasets.clients.elasticsearch import ElasticsearchRecords
 from flywheel_datasets.config import ElasticsearchSettings
-from flywheel_datasets.errors import LogStoreUnavailable
+from flywheel_datasets.errors import LogStoreUnavailable, ReadInterrupted
 from flywheel_datasets.ports import RecordQuery
 from flywheel_datasets.selection import LoggedRecord
 from services.datasets.tests.factories import TOOLS, record
@@ -55,9 +55,16 @@ class FakePitCluster:
     search leaves `request.tools` out of the sources, a search by ids runs the fingerprint
     script (unless scripts are refused), `get` and `mget` give only the tools."""
 
-    def __init__(self, documents: list[dict[str, Any]], *, scripts: bool = True) -> None:
+    def __init__(
+        self,
+        documents: list[dict[str, Any]],
+        *,
+        scripts: bool = True,
+        restart_after_searches: int | None = None,
+    ) -> None:
         self.documents = documents
         self.scripts = scripts
+        self.restart_after_searches = restart_after_searches
         self.searches: list[dict[str, Any]] = []
         self.scripted: list[list[str]] = []
         self.gets: list[str] = []
@@ -71,6 +78,8 @@ class FakePitCluster:
         if "script_fields" in kwargs:
             return self._scripted(kwargs["query"]["ids"]["values"])
         assert kwargs["_source_excludes"] == ["request.tools"]
+        if len(self.searches) == self.restart_after_searches:
+            raise NotFoundError(404, "search_context_missing_exception", {"pit": "gone"})
         self.searches.append(kwargs)
         start = kwargs.get("search_after", [-1])[0] + 1
         chunk = self.documents[start : start + kwargs["size"]]
@@ -180,3 +189,12 @@ async def test_stopping_early_releases_the_point_in_time() -> None:
         async for _ in pages:
             break
     assert cluster.closed
+
+
+async def test_a_point_in_time_lost_mid_read_interrupts_the_read_to_be_started_again() -> None:
+    cluster = FakePitCluster(
+        [record(f"Where is ORD-{i}?") for i in range(30)], restart_after_searches=2
+    )
+    with pytest.raises(ReadInterrupted, match="the point in time was lost"):
+        await _pages(cluster, page_size=10)
+    assert len(cluster.searches) == 2  # two pages read, the third search found it gone

@@ -26,7 +26,7 @@ from flywheel_contracts.events.records import RejectReason
 from flywheel_ingest.compression import UnsupportedEncoding
 from flywheel_ingest.endpoints import otlp
 from flywheel_ingest.producers import Format
-from flywheel_ingest.producers.otlp_decode import (
+from flywheel_ingest.producers.otlp.decode import (
     Encoding,
     TooLarge,
     Undecodable,
@@ -355,6 +355,30 @@ async def test_an_export_with_refused_spans_answers_a_partial_success_and_forwar
     )
     ((items, key, fmt),) = topic.sent
     assert (len(items), key, fmt) == (2, b"shop-assistant", Format.OTLP_SPAN)
+
+
+async def test_a_span_numbering_its_attributes_with_non_ascii_digits_is_answered_not_crashed_on() -> (
+    None
+):
+    topic = FakeRawTopic()
+    odd = span(
+        "chat gpt-4o",
+        7,
+        gen_ai__operation__name="chat",
+        gen_ai__prompt__0__role="user",
+        gen_ai__prompt__0__content="Hi",
+        # "\u00b2".isdigit() is true, and int() refuses it: no message number.
+        **{"gen_ai__prompt__\u00b2__role": "user"},
+        gen_ai__completion__0__role="assistant",
+        gen_ai__completion__0__content="Hello",
+    )
+    async with client(topic) as http:
+        response = await http.post(
+            "/v1/traces", content=export(odd).SerializeToString(), headers=PROTOBUF
+        )
+    assert (response.status_code, response.content) == (200, b"")
+    ((items, _, _),) = topic.sent
+    assert len(items) == 1
 
 
 async def test_an_export_whose_items_outgrow_the_body_limit_goes_in_several_runs() -> None:

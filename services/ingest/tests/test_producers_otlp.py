@@ -3,18 +3,22 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flywheel_contracts.events.records import RejectReason
 from flywheel_ingest.config import OtlpSettings, ProducerSettings
 from flywheel_ingest.producers import Format
 from flywheel_ingest.producers.otlp import to_identifier
-from flywheel_ingest.producers.otlp_decode import Encoding, decode_request, span_items
+from flywheel_ingest.producers.otlp.decode import Encoding, decode_request, span_items
 from flywheel_ingest.producers.translate import verdict
 from flywheel_ingest.validation import LogRecord, Refusal
 
@@ -812,6 +816,190 @@ def test_an_item_nested_too_deeply_to_read_is_refused_not_crashed_on() -> None:
     )
 
 
+def test_json_in_output_value_that_no_reader_understands_is_no_answer() -> None:
+    refused = refusal(
+        span_item(
+            {
+                "openinference.span.kind": "LLM",
+                "input.value": "Tell me a joke",
+                "output.value": json_text({"error": {"message": "rate limited"}, "status": 429}),
+            }
+        )
+    )
+    assert refused.reason is RejectReason.INCOMPLETE_CALL
+    assert refused.message == (
+        "otlp-span: LLM span 'chat gpt-4o' carries no output: none of gen_ai.output.messages, "
+        "gen_ai.completion.*, gen_ai.choice events, llm.output_messages.*, output.value; "
+        "output.value holds JSON that is no answer: an object with keys error, status"
+    )
+
+
+def test_a_json_array_in_output_value_that_is_no_message_list_is_no_answer() -> None:
+    refused = refusal(
+        span_item({"openinference.span.kind": "LLM", "input.value": "Hi", "output.value": "[1, 2]"})
+    )
+    assert refused.reason is RejectReason.INCOMPLETE_CALL
+    assert refused.message.endswith(
+        "output.value holds JSON that is no answer: an array of length 2"
+    )
+
+
+def test_request_parameters_come_only_from_an_input_value_that_is_an_openai_request() -> None:
+    found = record(
+        span_item(
+            {
+                "openinference.span.kind": "LLM",
+                "llm.model_name": "llama-3.1-8b",
+                # An agent's own input, not the model's request.
+                "input.value": json_text({"user": "alice", "n": 3, "model": "planner"}),
+                "llm.input_messages.0.message.role": "user",
+                "llm.input_messages.0.message.content": "Hi",
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.content": "Hello",
+            }
+        )
+    )
+    assert found["request"] == {
+        "model": "llama-3.1-8b",
+        "messages": [{"role": "user", "content": "Hi"}],
+    }
+
+
+CAPTURE_OFF_TEXT = (
+    "its GenAI message events carry no content: content capture appears to be off "
+    "(OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true in the instrumented application "
+    "records it)"
+)
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [
+            ("gen_ai.system.message", {}),
+            ("gen_ai.user.message", {}),
+            (
+                "gen_ai.choice",
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant"}},
+            ),
+        ],
+        [
+            ("gen_ai.user.message", {}),
+            (
+                "gen_ai.assistant.message",
+                {"tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f"}}]},
+            ),
+            ("gen_ai.tool.message", {"id": "c1"}),
+            (
+                "gen_ai.choice",
+                {
+                    "index": 0,
+                    "finish_reason": "tool_calls",
+                    "message": {
+                        "role": "assistant",
+                        "tool_calls": [
+                            {"id": "c2", "type": "function", "function": {"name": "get_weather"}}
+                        ],
+                    },
+                },
+            ),
+        ],
+    ],
+    ids=["answer", "tool-calls"],
+)
+def test_message_events_recorded_without_content_are_an_incomplete_call_with_capture_off(
+    events: list[tuple[str, dict[str, Any]]],
+) -> None:
+    refused = refusal(
+        span_item({"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o"}, events=events)
+    )
+    assert refused.reason is RejectReason.INCOMPLETE_CALL
+    assert refused.message == (
+        "otlp-span: LLM span 'chat gpt-4o' carries no request messages: none of "
+        "gen_ai.input.messages, gen_ai.prompt.*, gen_ai.*.message events, "
+        f"llm.input_messages.*, input.value; {CAPTURE_OFF_TEXT}"
+    )
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"role": "assistant", "content": ""}, {"role": "assistant"}],
+    ids=["empty-text", "no-text"],
+)
+def test_an_empty_answer_to_a_captured_request_in_choice_events_is_an_empty_response(
+    answer: dict[str, Any],
+) -> None:
+    refused = refusal(
+        span_item(
+            {"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o"},
+            events=[
+                ("gen_ai.user.message", {"content": "Hi"}),
+                ("gen_ai.choice", {"index": 0, "finish_reason": "stop", "message": answer}),
+            ],
+        )
+    )
+    assert refused.reason is RejectReason.EMPTY_RESPONSE
+
+
+def test_finish_reasons_of_choices_copied_from_a_recorded_response_are_openais_names() -> None:
+    response = {
+        "id": "msg-1",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hey"},
+                "finish_reason": "end_turn",
+            },
+            {
+                "index": 1,
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "t1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        }
+                    ],
+                },
+                "finish_reason": "TOOL_USE",
+            },
+        ],
+    }
+    found = record(
+        span_item(
+            {
+                "openinference.span.kind": "LLM",
+                "input.value": json_text({"messages": [{"role": "user", "content": "Hi"}]}),
+                "output.value": json_text(response),
+            }
+        )
+    )
+    assert [c["finish_reason"] for c in found["response"]["choices"]] == ["stop", "tool_calls"]
+
+
+def test_listed_finish_reasons_are_matched_to_choices_by_their_index() -> None:
+    found = record(
+        span_item(
+            {
+                "gen_ai.system": "openai",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.response.finish_reasons": ["stop", "length"],
+            },
+            events=[
+                ("gen_ai.user.message", {"content": "Two answers, please."}),
+                ("gen_ai.choice", {"index": 1, "message": {"content": "Second, cut"}}),
+                ("gen_ai.choice", {"index": 0, "message": {"content": "First."}}),
+            ],
+        )
+    )
+    assert [(c["index"], c["finish_reason"]) for c in found["response"]["choices"]] == [
+        (1, "length"),
+        (0, "stop"),
+    ]
+
+
 # -- identity --------------------------------------------------------------------------------
 
 CALL = {
@@ -892,3 +1080,254 @@ def test_the_default_client_id_stands_in_for_a_missing_client_attribute() -> Non
     assert isinstance(missing, Refusal)
     assert missing.reason is RejectReason.MISSING_FIELD
     assert "FLYWHEEL_INGEST_PRODUCERS__OTLP__DEFAULT_CLIENT_ID is not configured" in missing.message
+
+
+# -- any content: a record or a refusal ------------------------------------------------------
+
+
+def test_numbered_attribute_names_count_ascii_digits_only() -> None:
+    found = record(
+        span_item(
+            {
+                "gen_ai.system": "openai",
+                "gen_ai.prompt.0.role": "user",
+                "gen_ai.prompt.0.content": "Hi",
+                # Unicode digits ("²".isdigit() is true) are no message number.
+                "gen_ai.prompt.².role": "user",
+                "gen_ai.prompt.٣.role": "user",
+                "gen_ai.completion.0.role": "assistant",
+                "gen_ai.completion.0.content": "Hello",
+            }
+        )
+    )
+    assert found["request"]["messages"] == [{"role": "user", "content": "Hi"}]
+
+
+def test_message_numbers_are_ordered_by_value_whatever_their_length_or_leading_zeros() -> None:
+    huge = "9" * 5000  # past the digits int() converts
+    found = record(
+        span_item(
+            {
+                "gen_ai.system": "openai",
+                f"gen_ai.prompt.{huge}.role": "user",
+                f"gen_ai.prompt.{huge}.content": "last",
+                "gen_ai.prompt.10.role": "user",
+                "gen_ai.prompt.10.content": "third",
+                "gen_ai.prompt.1.role": "user",
+                "gen_ai.prompt.1.content": "first",
+                "gen_ai.prompt.01.role": "user",
+                "gen_ai.prompt.01.content": "first again",
+                "gen_ai.prompt.2.role": "user",
+                "gen_ai.prompt.2.content": "second",
+                "gen_ai.completion.0.role": "assistant",
+                "gen_ai.completion.0.content": "Hello",
+            }
+        )
+    )
+    assert [m["content"] for m in found["request"]["messages"]] == [
+        "first",
+        "first again",
+        "second",
+        "third",
+        "last",
+    ]
+
+
+def with_start(item: bytes, start: Any) -> bytes:
+    document = orjson.loads(item)
+    document["scopeSpans"][0]["spans"][0]["startTimeUnixNano"] = start
+    return json.dumps(document).encode()  # the standard library writes integers of any size
+
+
+@pytest.mark.parametrize(
+    "start",
+    [10**27, "1" + "0" * 27, 1e27, str(10_000 * 366 * 86_400 * 10**9)],
+    ids=["integer", "text", "double", "past-year-9999"],
+)
+def test_a_start_time_no_timestamp_can_hold_is_refused_as_an_invalid_timestamp(
+    start: Any,
+) -> None:
+    refused = refusal(with_start(span_item(CALL), start))
+    assert refused.reason is RejectReason.INVALID_TIMESTAMP
+    assert refused.message.startswith(
+        "otlp-span: span 'chat gpt-4o' has a startTimeUnixNano past the year 9999: "
+    )
+
+
+REAL_ITEMS: list[dict[str, Any]] = [
+    orjson.loads(item) for item in items_of("nat/*.pb", "relay/*.pb", "relay/*.jsonl")[0]
+]
+"""The fixtures' LLM spans, whose every part the mutations below reach."""
+
+# Names the translator reads, so that mutations reach its readers rather than stop at a lookup.
+_NAMES = st.sampled_from(
+    [
+        "role", "content", "parts", "type", "text", "id", "name", "arguments", "args",
+        "tool_calls", "function", "response", "message", "messages", "choices", "index",
+        "finish_reason", "usage", "model", "tools", "parameters", "type_", "uri", "modality",
+        "additional_kwargs", "response_metadata", "generation_info", "chat_responses",
+        "stringValue", "intValue", "doubleValue", "boolValue", "arrayValue", "kvlistValue",
+        "values", "key", "value", "code",
+    ]
+)  # fmt: skip
+_ODD_TEXT = st.sampled_from(
+    [
+        "", "²", "٣", "\uff11", "01", "-1", "1" * 30, "1" * 5000, "1e400", "NaN", "{", "[", "{}",
+        "[]", '{"error": 1}', "null", "true", "\n\nTool calls: [{'name': 'f', 'args': {1}}]",
+        "\n\nTool calls: [{'name': b'f', 'id': 1j, 'args': {}}]", "tool_calls", "0" * 400,
+    ]
+)  # fmt: skip
+# Steps of a numbered attribute name that are no number, or numbers int() cannot read.
+_STEPS = (
+    st.sampled_from(["\u00b2", "\u0663", "\uff11", "01", "-1", "", "9" * 5000])
+    | _NAMES
+    | st.text(max_size=4)
+)
+_NUMBERED_NAMES = st.sampled_from(
+    [
+        "gen_ai.prompt.{}.role",
+        "gen_ai.completion.{}.content",
+        "gen_ai.completion.0.tool_calls.{}.name",
+        "llm.input_messages.{}.message.role",
+        "llm.output_messages.{}.message.content",
+        "llm.output_messages.0.message.tool_calls.{}.tool_call.id",
+        "llm.tools.{}.tool.json_schema",
+        "llm.request.functions.{}.name",
+        "nemo_relay.end.output.{}",
+    ]
+)
+_JSON: st.SearchStrategy[Any] = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | _ODD_TEXT,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(_NAMES | st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+_NUMBERS: st.SearchStrategy[Any] = (
+    st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([10**27, 1e27, 2**70, -1, "1" + "0" * 27, "1e27", "\u00b2", ""])
+)
+_ANY_VALUES: st.SearchStrategy[Any] = st.one_of(
+    _JSON.map(lambda value: {"stringValue": json.dumps(value)}),
+    (_ODD_TEXT | st.text(max_size=12)).map(lambda text: {"stringValue": text}),
+    _NUMBERS.map(lambda number: {"intValue": number}),
+    _NUMBERS.map(lambda number: {"doubleValue": number}),
+    _JSON,
+)
+
+
+def _places(node: Any) -> list[tuple[Any, Any]]:
+    """Every (container, key) of a JSON document, depth first."""
+    found: list[tuple[Any, Any]] = []
+    keys = node.keys() if isinstance(node, dict) else range(len(node))
+    for key in list(keys):
+        found.append((node, key))
+        if isinstance(node[key], dict | list):
+            found.extend(_places(node[key]))
+    return found
+
+
+def _the_span(item: dict[str, Any]) -> dict[str, Any]:
+    """The item's span; the item itself once a mutation has broken its shape."""
+    scopes = item.get("scopeSpans")
+    if isinstance(scopes, list) and scopes and isinstance(scopes[0], dict):
+        spans = scopes[0].get("spans")
+        if isinstance(spans, list) and spans and isinstance(spans[0], dict):
+            span: dict[str, Any] = spans[0]
+            return span
+    return item
+
+
+def _key_values(span: dict[str, Any]) -> list[dict[str, Any]]:
+    """The KeyValues of the span's and its events' attributes."""
+    events = span.get("events")
+    lists = [span.get("attributes")] + [
+        event.get("attributes")
+        for event in (events if isinstance(events, list) else [])
+        if isinstance(event, dict)
+    ]
+    return [kv for kvs in lists if isinstance(kvs, list) for kv in kvs if isinstance(kv, dict)]
+
+
+def _mutate_anywhere(data: st.DataObject, document: Any) -> None:
+    places = _places(document) if isinstance(document, dict | list) else []
+    if not places:
+        return
+    parent, key = places[data.draw(st.integers(0, len(places) - 1))]
+    if data.draw(st.booleans()):
+        del parent[key]
+    else:
+        parent[key] = data.draw(_JSON)
+
+
+def _mutate(data: st.DataObject, item: dict[str, Any]) -> None:
+    span = _the_span(item)
+    key_values = _key_values(span)
+    where = [
+        "span field",
+        "attribute name",
+        "numbered attribute",
+        "attribute value",
+        "embedded JSON",
+        "anywhere",
+    ]
+    match data.draw(st.sampled_from(where)):
+        case "span field" if span:
+            # The times most often: the one field read as a number.
+            fields = [*sorted(span), "startTimeUnixNano", "startTimeUnixNano"]
+            span[data.draw(st.sampled_from(fields))] = data.draw(_NUMBERS | _JSON)
+        case "attribute name" if key_values:
+            # A dotted step of a name changed, a message number most often
+            # (`llm.input_messages.\u00b2.message.role`).
+            key_value = data.draw(st.sampled_from(key_values))
+            steps = str(key_value.get("key")).split(".")
+            numbered = [index for index, step in enumerate(steps) if step.isdigit()]
+            step = data.draw(st.sampled_from(numbered or range(len(steps))))
+            steps[step] = data.draw(_STEPS)
+            key_value["key"] = ".".join(steps)
+        case "numbered attribute" if isinstance(span.get("attributes"), list):
+            # Another convention's numbered attribute, numbered oddly.
+            name = data.draw(_NUMBERED_NAMES).format(data.draw(_STEPS))
+            span["attributes"].append({"key": name, "value": data.draw(_ANY_VALUES)})
+        case "attribute value" if key_values:
+            data.draw(st.sampled_from(key_values))["value"] = data.draw(_ANY_VALUES)
+        case "embedded JSON":
+            # A JSON document held in a string attribute (`input.value`), mutated inside.
+            documents = [
+                (parent, key)
+                for parent, key in _places(item)
+                if isinstance(parent[key], str) and parent[key][:1] in ("{", "[")
+            ]
+            if documents:
+                parent, key = data.draw(st.sampled_from(documents))
+                try:
+                    inner = orjson.loads(parent[key])
+                except orjson.JSONDecodeError:
+                    inner = []
+                _mutate_anywhere(data, inner)
+                parent[key] = json.dumps(inner)
+        case _:
+            _mutate_anywhere(data, item)
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_mutated_real_spans_always_become_a_record_or_an_explained_refusal(
+    data: st.DataObject,
+) -> None:
+    item = copy.deepcopy(data.draw(st.sampled_from(REAL_ITEMS)))
+    for _ in range(data.draw(st.integers(1, 4))):
+        _mutate(data, item)
+    result = outcome(json.dumps(item).encode())
+    assert isinstance(result, LogRecord | Refusal)
+    if isinstance(result, Refusal):
+        assert result.message

@@ -1,12 +1,14 @@
 """A call exported twice: the same request answered by the same completion (same response id),
-arriving again with other details (a later timestamp, other metadata), as some producers export
-one call from two hooks.
+arriving again with other details (a later timestamp, other metadata), as producers that export
+one call from two hooks send it.
 
-An exact repeat of a line is not a duplicate call: it has the same document id, and the store
-keeps one copy (a redelivered or re-shipped line must stay harmless). Only repeats that would be
-stored as a second document are refused, and only within what one reader sees at once (a batch,
-or one intake request): the datasets service drops near-duplicates when it builds a set, so a
-repeat that arrives later costs storage, not accuracy.
+Only a producer's items are checked (the endpoints' formats), not the log records applications
+and the shipper write, whose outcome must not depend on how lines fall into batches. An exact
+repeat is not a duplicate call either: it has the same document id, and the store keeps one copy
+(a redelivered or re-sent item must stay harmless). Only repeats that would be stored as a
+second document are refused, and only within what one reader sees at once (one intake request,
+whose items are sent together and so read in one batch): the datasets service drops
+near-duplicates when it builds a set, so a repeat that arrives later costs storage, not accuracy.
 """
 
 import hashlib

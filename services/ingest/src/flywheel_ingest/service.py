@@ -35,6 +35,7 @@ from flywheel_ingest.duplicates import SeenCalls
 from flywheel_ingest.errors import OutboxUnavailable, StoreUnavailable
 from flywheel_ingest.pii import Redactor
 from flywheel_ingest.ports import LogStore, Outbox
+from flywheel_ingest.producers import Format
 from flywheel_ingest.producers.translate import verdict
 from flywheel_ingest.validation import Refusal
 
@@ -138,7 +139,7 @@ class IngestService:
         # (or what ingest adds to the stored document) never turns a redelivered line into a
         # second document.
         doc_id = document_id(logged)
-        if duplicate := seen.refusal(checked, doc_id):
+        if line.format != Format.RECORD and (duplicate := seen.refusal(checked, doc_id)):
             return duplicate
         if self._redactor.applies_to(checked.workload_id):
             pii.update(self._redactor.redact(checked.fields))

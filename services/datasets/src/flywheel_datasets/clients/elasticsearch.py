@@ -111,14 +111,20 @@ class ElasticsearchRecords:
         try:
             while True:
                 extra = {"search_after": after} if after is not None else {}
-                response = await self._search(
-                    query,
-                    pit={"id": pit_id, "keep_alive": self._settings.keep_alive},
-                    sort=[{"timestamp": "desc"}, {"_shard_doc": "desc"}],
-                    track_total_hits=False,
-                    filter_path=f"pit_id,{_HIT_FIELDS}",
-                    **extra,
-                )
+                try:
+                    response = await self._search(
+                        query,
+                        pit={"id": pit_id, "keep_alive": self._settings.keep_alive},
+                        sort=[{"timestamp": "desc"}, {"_shard_doc": "desc"}],
+                        track_total_hits=False,
+                        filter_path=f"pit_id,{_HIT_FIELDS}",
+                        **extra,
+                    )
+                except NotFoundError as exc:
+                    # A restarted node forgets its points in time (and one may expire): the
+                    # `_shard_doc` tie-breakers of this one mean nothing to a new one, so the
+                    # read starts again, as a lost scroll does.
+                    raise ReadInterrupted(f"the point in time was lost: {exc}") from exc
                 hits = response.get("hits", {}).get("hits", [])
                 if not hits:
                     return

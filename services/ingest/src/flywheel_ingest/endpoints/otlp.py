@@ -1,6 +1,6 @@
 """`POST /v1/traces`: the OTLP/HTTP trace receiver, thin.
 
-Decoding and the answers' shapes are in `producers.otlp_decode`; each LLM span goes to the
+Decoding and the answers' shapes are in `producers.otlp.decode`; each LLM span goes to the
 intake as an `otlp-span` item, and the answer counts the spans ingest will reject
 (`partial_success`), as the OTLP/HTTP specification asks. Failures answer a `google.rpc.Status`
 in the request's encoding: 400 for a body that is not an export request (not retryable), 413
@@ -20,7 +20,7 @@ from flywheel_ingest.errors import IntakeRefused
 from flywheel_ingest.handlers import media_type, read_at_most
 from flywheel_ingest.intake import LogIntake
 from flywheel_ingest.producers import Format
-from flywheel_ingest.producers.otlp_decode import (
+from flywheel_ingest.producers.otlp.decode import (
     INVALID_ARGUMENT,
     MEDIA_TYPES,
     RESOURCE_EXHAUSTED,

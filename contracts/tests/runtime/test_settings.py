@@ -2,8 +2,14 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
 
+from flywheel_contracts.runtime.consumer_health import ConsumerLimits
 from flywheel_contracts.runtime.publisher import producer_config
-from flywheel_contracts.runtime.settings import KafkaSettings, ServiceSettings
+from flywheel_contracts.runtime.settings import (
+    DeliverySettings,
+    HealthSettings,
+    KafkaSettings,
+    ServiceSettings,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -70,3 +76,50 @@ def test_the_producer_is_idempotent_with_acks_all_unless_overridden_on_purpose()
 def test_a_service_name_must_be_a_plain_identifier() -> None:
     with pytest.raises(ValidationError):
         ServiceSettings(service_name="Not A Name")
+
+
+def test_consumer_health_defaults_follow_the_redelivery_cap_and_the_max_poll_interval() -> None:
+    assert IngestSettings().consumer_limits == ConsumerLimits(
+        ready_after_s=90.0, live_after_s=300.0, settle_grace_s=90.0, require_assignment=True
+    )
+    slow_retries = IngestSettings(delivery=DeliverySettings(backoff_max_s=100))
+    assert slow_retries.consumer_limits.ready_after_s == 130.0
+    short_poll = IngestSettings(kafka=KafkaSettings(max_poll_interval_ms=60_000))
+    assert (short_poll.consumer_limits.ready_after_s, short_poll.consumer_limits.live_after_s) == (
+        60.0,
+        60.0,
+    )
+
+
+def test_consumer_health_and_the_stall_hook_are_read_from_the_services_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert IngestSettings().testing.stall_hook is False
+    monkeypatch.setenv("FLYWHEEL_INGEST_HEALTH__READY_AFTER_S", "20")
+    monkeypatch.setenv("FLYWHEEL_INGEST_HEALTH__LIVE_AFTER_S", "45")
+    monkeypatch.setenv("FLYWHEEL_INGEST_HEALTH__STATISTICS_INTERVAL_MS", "1000")
+    monkeypatch.setenv("FLYWHEEL_INGEST_HEALTH__REQUIRE_ASSIGNMENT", "false")
+    monkeypatch.setenv("FLYWHEEL_INGEST_TESTING__STALL_HOOK", "true")
+
+    settings = IngestSettings()
+
+    assert settings.consumer_limits == ConsumerLimits(
+        ready_after_s=20.0, live_after_s=45.0, settle_grace_s=20.0, require_assignment=False
+    )
+    assert settings.health.statistics_interval_ms == 1000
+    assert settings.testing.stall_hook is True
+
+
+@pytest.mark.parametrize(
+    ("health", "message"),
+    [
+        (HealthSettings(ready_after_s=9), "at least twice HEALTH__STATISTICS_INTERVAL_MS"),
+        (HealthSettings(settle_grace_s=5), "at least twice HEALTH__STATISTICS_INTERVAL_MS"),
+        (HealthSettings(ready_after_s=120, live_after_s=60), "below HEALTH__READY_AFTER_S"),
+    ],
+)
+def test_consumer_health_intervals_that_cannot_work_are_refused(
+    health: HealthSettings, message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        IngestSettings(health=health)

@@ -36,6 +36,12 @@ says so (`dlq.truncated: true`, `dlq.original.size`). A dead letter the broker s
 not committed: the message is delivered again after the redelivery delay, the error is
 logged (`event.dead_letter_failed`) and `/health/ready` fails its `dead_letters` check until a
 dead letter is written. `flywheel dlq list|show|replay` inspects and replays them.
+
+Health follows the consumer (`consumer_health`): librdkafka's statistics arrive only from inside
+a poll, so `/health/ready` fails its `consumer` check after `HEALTH__READY_AFTER_S` without one
+(or out of its group past `HEALTH__SETTLE_GRACE_S`) and `/health/live` answers 503 after
+`HEALTH__LIVE_AFTER_S`. A service with a consumer of its own declares it with
+`kit.track_consumer()`. `TESTING__STALL_HOOK` (tests only) adds `/testing/stall|resume`.
 """
 
 from importlib import import_module

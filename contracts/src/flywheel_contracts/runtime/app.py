@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from flywheel_contracts.asyncapi import asyncapi_document
+from flywheel_contracts.runtime.consumer_health import StallGate
 from flywheel_contracts.runtime.kit import ServiceKit
 
 
@@ -16,7 +17,7 @@ def create_service_app(kit: ServiceKit, *, routers: Iterable[APIRouter] = ()) ->
     """A FastAPI app whose lifespan starts and gracefully stops `kit`.
 
     `routers` add the service's own endpoints next to `/health/live`, `/health/ready`,
-    `/metrics` and `/asyncapi`.
+    `/metrics` and `/asyncapi` (and `/testing/stall|resume` with the stall test hook on).
     """
 
     @asynccontextmanager
@@ -30,8 +31,18 @@ def create_service_app(kit: ServiceKit, *, routers: Iterable[APIRouter] = ()) ->
     app = FastAPI(title=f"flywheel {kit.service}", lifespan=lifespan)
 
     @app.get("/health/live")
-    async def live() -> dict[str, str]:
-        return {"status": "alive", "service": kit.service, "instance": kit.settings.instance_id}
+    async def live() -> JSONResponse:
+        """200 while the process works; 503 with the reason once its consumer has not polled
+        for `HEALTH__LIVE_AFTER_S`: restart it."""
+        body: dict[str, str] = {
+            "status": "alive",
+            "service": kit.service,
+            "instance": kit.settings.instance_id,
+        }
+        problem = kit.liveness()
+        if problem is None:
+            return JSONResponse(body)
+        return JSONResponse({**body, "status": "stalled", "reason": problem}, status_code=503)
 
     @app.get("/health/ready")
     async def ready() -> JSONResponse:
@@ -46,6 +57,26 @@ def create_service_app(kit: ServiceKit, *, routers: Iterable[APIRouter] = ()) ->
     async def asyncapi() -> dict[str, Any]:
         return asyncapi_document(kit.service)
 
+    if kit.stall_gate is not None:
+        app.include_router(_stall_router(kit.stall_gate))
     for router in routers:
         app.include_router(router)
     return app
+
+
+def _stall_router(gate: StallGate) -> APIRouter:
+    """The stall test hook's endpoints; only mounted with `TESTING__STALL_HOOK` on."""
+    router = APIRouter(prefix="/testing", tags=["testing"])
+
+    @router.post("/stall")
+    async def stall() -> dict[str, bool]:
+        """The consumer's next message waits before its handler until `/testing/resume`."""
+        gate.stall()
+        return {"stalled": gate.stalled}
+
+    @router.post("/resume")
+    async def resume() -> dict[str, bool]:
+        gate.resume()
+        return {"stalled": gate.stalled}
+
+    return router

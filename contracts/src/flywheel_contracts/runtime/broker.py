@@ -5,6 +5,9 @@ by hand, after the dispatcher returned, i.e. after the handler's effect and the 
 awaited; a message whose outcome is FAILED (an outage outlasting the in-process retries, or an
 unwritable dead letter) is sought back and delivered again after the dispatcher's redelivery
 delay, which grows per round of the same message up to a cap.
+
+The broker's clients report librdkafka statistics to the kit's `ConsumerHealth` (`stats_cb` runs
+inside the consumer's poll, so they stop when the consumer stops polling).
 """
 
 import asyncio
@@ -17,6 +20,7 @@ from faststream.confluent import KafkaBroker
 from faststream.confluent.annotations import KafkaMessage
 from faststream.confluent.config import ConfluentConfig
 
+from flywheel_contracts.runtime.consumer_health import ClientHooks, StallGate
 from flywheel_contracts.runtime.delivery import Origin, Outcome
 from flywheel_contracts.runtime.dispatcher import EventDispatcher, InboundMessage
 from flywheel_contracts.runtime.settings import ServiceSettings
@@ -27,13 +31,15 @@ _POLL_INTERVAL_S = 0.1
 _log = structlog.get_logger("flywheel.broker")
 
 
-def create_broker(settings: ServiceSettings) -> KafkaBroker:
-    """A broker whose clients are idempotent producers (acks=all) and never create topics."""
+def create_broker(settings: ServiceSettings, hooks: ClientHooks | None = None) -> KafkaBroker:
+    """A broker whose clients are idempotent producers (acks=all) and never create topics;
+    `hooks` (librdkafka callbacks) go to its consumer and, as faststream shares one
+    configuration, to its producer."""
     kafka = settings.kafka
     return KafkaBroker(
         kafka.bootstrap_servers,
         client_id=f"{settings.service_name}.{settings.instance_id}",
-        config=cast(ConfluentConfig, kafka.client_config()),
+        config=cast(ConfluentConfig, {**kafka.client_config(), **(hooks or {})}),
         acks="all",
         enable_idempotence=True,
         linger_ms=int(kafka.linger_ms),
@@ -79,12 +85,17 @@ def attach(
     broker: KafkaBroker,
     dispatcher: EventDispatcher,
     settings: ServiceSettings,
+    stall: StallGate | None = None,
 ) -> None:
-    """Subscribe `dispatcher` to its topics on `broker` (before the broker starts)."""
+    """Subscribe `dispatcher` to its topics on `broker` (before the broker starts). With the
+    stall test hook, each message first waits for `stall` to be open."""
     kafka = settings.kafka
 
     async def on_message(message: KafkaMessage) -> None:
         raw = cast(Message, message.raw_message)  # a single message: this is no batch subscriber
+        if stall is not None:
+            # faststream polls again only once this returns: waiting here is a hung handler.
+            await stall.passage()
         origin: Origin | None = None
         try:
             consumed = inbound(raw)

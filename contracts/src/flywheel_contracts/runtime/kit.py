@@ -1,7 +1,9 @@
 """The wiring every service shares: clients, subscriptions, background loops, start and stop.
 
 A service builds one `ServiceKit`, registers its handlers, loops, checks and in-flight reporter,
-and hands it to `create_service_app`, whose lifespan calls `start` and `stop`.
+and hands it to `create_service_app`, whose lifespan calls `start` and `stop`. A service that
+consumes (a subscription, or its own consumer declared with `track_consumer`) is checked on its
+consumer: `readiness` has a `consumer` check and `liveness` fails when it stops polling.
 """
 
 import asyncio
@@ -20,6 +22,7 @@ from flywheel_contracts.envelope import Envelope, new_event
 from flywheel_contracts.events import InFlightWork, ServiceStopping
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.runtime.broker import attach, create_broker
+from flywheel_contracts.runtime.consumer_health import ConsumerHealth, StallGate
 from flywheel_contracts.runtime.delivery import (
     DeadLetterHealth,
     OutageHealth,
@@ -43,9 +46,6 @@ InFlightReporter = Callable[[], Awaitable[Sequence[InFlightWork]]]
 _RESTART_DELAY_S = 1.0
 _READINESS_TIMEOUT_S = 3.0
 _STOPPING_PUBLISH_TIMEOUT_S = 5.0
-_REDELIVERY_MAX_DELAY_S = 60.0
-"""Cap of the delay between redelivery rounds of a message waiting on an outage (the first
-delay is `DELIVERY__BACKOFF_MAX_S`, doubling per round)."""
 
 _log = structlog.get_logger("flywheel.kit")
 
@@ -72,7 +72,15 @@ class ServiceKit:
             settings.kafka, client_id=f"{self.service}.{settings.instance_id}"
         )
         self.processed = ProcessedEvents(self.db, consumer=self.service)
-        self.broker: KafkaBroker = create_broker(settings)
+        self.consumer_health = ConsumerHealth(
+            settings.consumer_limits,
+            statistics_interval_ms=settings.health.statistics_interval_ms,
+        )
+        """Whether the consumer polls and holds partitions (`HEALTH__*`)."""
+        self.stall_gate: StallGate | None = StallGate() if settings.testing.stall_hook else None
+        """The stall test hook, None unless `TESTING__STALL_HOOK` is on."""
+        self._own_consumer = False
+        self.broker: KafkaBroker = create_broker(settings, self.consumer_health.client_hooks())
         self._routes: dict[str, Route[Any]] = {}
         self._loops: dict[str, LoopFactory] = {}
         self.dead_letters = DeadLetterHealth()
@@ -80,7 +88,7 @@ class ServiceKit:
         delivery = settings.delivery
         self.redelivery = RedeliveryPolicy(
             base_delay_s=delivery.backoff_max_s,
-            max_delay_s=max(delivery.backoff_max_s, _REDELIVERY_MAX_DELAY_S),
+            max_delay_s=settings.redelivery_max_delay_s,
         )
         self.outages = OutageHealth(
             # A round is at most max_attempts tries with their backoff, then the redelivery
@@ -127,6 +135,15 @@ class ServiceKit:
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         self._checks[name] = check
 
+    def track_consumer(self) -> ConsumerHealth:
+        """For a service polling a consumer of its own instead of subscribing: its health,
+        whose `client_hooks()` go into that consumer's configuration, becomes this service's
+        `consumer` readiness check and liveness. That consumer should also wait on
+        `stall_gate`, when there is one, before each poll."""
+        self._require_not_started()
+        self._own_consumer = True
+        return self.consumer_health
+
     def report_in_flight_with(self, reporter: InFlightReporter) -> None:
         """`reporter` lists the work this instance holds, for `service.stopping`."""
         self._in_flight = reporter
@@ -146,8 +163,16 @@ class ServiceKit:
             payload, producer=self.service, run_id=run_id, cause=cause, discriminator=discriminator
         )
 
+    @property
+    def consumes(self) -> bool:
+        return bool(self._routes) or self._own_consumer
+
     async def readiness(self) -> Readiness:
         return await run_checks(self._checks, _READINESS_TIMEOUT_S)
+
+    def liveness(self) -> str | None:
+        """Why this instance should be restarted (its consumer stopped polling), or None."""
+        return self.consumer_health.liveness_problem() if self.consumes else None
 
     # Lifecycle.
 
@@ -160,6 +185,11 @@ class ServiceKit:
         )
         await self.processed.ensure_indexes()
         self.publisher.start()
+        if self.stall_gate is not None:
+            _log.warning("testing.stall_hook_enabled", endpoints="/testing/stall, /testing/resume")
+        if self.consumes:
+            self._checks["consumer"] = self.consumer_health.check
+            self.consumer_health.started()
         if self._routes:
             attach(
                 self.broker,
@@ -175,6 +205,7 @@ class ServiceKit:
                     outages=self.outages,
                 ),
                 self.settings,
+                self.stall_gate,
             )
         await self.broker.start()
         retention = timedelta(seconds=self.settings.idempotency.retention_s)
@@ -193,6 +224,8 @@ class ServiceKit:
     async def stop(self) -> None:
         """Stop consuming (in-flight handlers finish and commit), stop the loops, say which
         work this instance still holds, then close the clients."""
+        if self.stall_gate is not None:
+            self.stall_gate.resume()  # a stalled handler would hold the shutdown
         await self.broker.stop()
         for task in self._running:
             task.cancel()

@@ -7,17 +7,25 @@ between levels, e.g. ``FLYWHEEL_INGEST_KAFKA__BOOTSTRAP_SERVERS`` or
 
 import os
 import socket
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flywheel_contracts.primitives import ServiceName
+from flywheel_contracts.runtime.consumer_health import ConsumerLimits
 
 KafkaConfigValue = str | int | float | bool
 """A librdkafka property value."""
 
 _LOOPBACK = "127.0.0.1"
+
+REDELIVERY_MAX_DELAY_S = 60.0
+"""Cap of the delay between redelivery rounds of a message waiting on an outage (the first
+delay is `DELIVERY__BACKOFF_MAX_S`, doubling per round)."""
+READY_MARGIN_S = 30.0
+"""Added to the longest pause the kit itself makes between polls (a redelivery delay) for the
+default `HEALTH__READY_AFTER_S`: the handling of the message comes on top of the delay."""
 
 
 class KafkaSettings(BaseModel):
@@ -123,6 +131,58 @@ class IdempotencySettings(BaseModel):
     sweep_interval_s: float = Field(3600.0, gt=0)
 
 
+class HealthSettings(BaseModel):
+    """When the consumer counts as stalled, from librdkafka's statistics (which it only reports
+    while the service polls): `/health/ready` fails its `consumer` check, then `/health/live`
+    answers 503."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    statistics_interval_ms: int = Field(
+        5_000,
+        ge=100,
+        le=60_000,
+        description="How often the consumer reports (librdkafka `statistics.interval.ms`); the "
+        "intervals below must be at least twice this.",
+    )
+    ready_after_s: float | None = Field(
+        None,
+        gt=0,
+        description="Unready when the consumer has not polled for this long. Default: the "
+        "redelivery delay cap (60 s, or DELIVERY__BACKOFF_MAX_S if higher) + 30 s, i.e. 90 s, "
+        "and never above LIVE_AFTER_S.",
+    )
+    live_after_s: float | None = Field(
+        None,
+        gt=0,
+        description="Not alive (503, restart me) when the consumer has not polled for this long. "
+        "Default: KAFKA__MAX_POLL_INTERVAL_MS (300 s), after which librdkafka leaves the group.",
+    )
+    settle_grace_s: float | None = Field(
+        None,
+        gt=0,
+        description="Unready when the consumer has not been in its group (state up, join state "
+        "steady) with partitions assigned for this long. Default: READY_AFTER_S.",
+    )
+    require_assignment: bool = Field(
+        True,
+        description="Whether an instance holding no partition is unready; set false when more "
+        "instances run than the topics have partitions.",
+    )
+
+
+class HookSettings(BaseModel):
+    """Test hooks. Off unless a test turns them on; never enable them in a deployment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    stall_hook: bool = Field(
+        False,
+        description="Adds `POST /testing/stall` and `POST /testing/resume`: while stalled, the "
+        "consumer's next message waits in front of its handler, so the consumer stops polling.",
+    )
+
+
 def _default_instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -150,7 +210,43 @@ class ServiceSettings(BaseSettings):
     mongo: MongoSettings = MongoSettings()
     delivery: DeliverySettings = DeliverySettings()
     idempotency: IdempotencySettings = IdempotencySettings()
+    health: HealthSettings = HealthSettings()
+    testing: HookSettings = HookSettings()
 
     @property
     def consumer_group(self) -> str:
         return f"flywheel.{self.service_name}"
+
+    @property
+    def redelivery_max_delay_s(self) -> float:
+        return max(self.delivery.backoff_max_s, REDELIVERY_MAX_DELAY_S)
+
+    @property
+    def consumer_limits(self) -> ConsumerLimits:
+        """`HEALTH__*` with the defaults derived from the delivery and Kafka settings."""
+        health = self.health
+        live = health.live_after_s or self.kafka.max_poll_interval_ms / 1000
+        ready = health.ready_after_s or min(self.redelivery_max_delay_s + READY_MARGIN_S, live)
+        return ConsumerLimits(
+            ready_after_s=ready,
+            live_after_s=live,
+            settle_grace_s=health.settle_grace_s or ready,
+            require_assignment=health.require_assignment,
+        )
+
+    @model_validator(mode="after")
+    def _consistent_health(self) -> Self:
+        limits = self.consumer_limits
+        floor_s = 2 * self.health.statistics_interval_ms / 1000
+        if min(limits.ready_after_s, limits.settle_grace_s) < floor_s:
+            raise ValueError(
+                f"HEALTH__READY_AFTER_S and HEALTH__SETTLE_GRACE_S must be at least twice "
+                f"HEALTH__STATISTICS_INTERVAL_MS ({floor_s:g}s): the consumer reports only that often"
+            )
+        if limits.live_after_s < limits.ready_after_s:
+            raise ValueError(
+                f"HEALTH__LIVE_AFTER_S ({limits.live_after_s:g}s) is below HEALTH__READY_AFTER_S "
+                f"({limits.ready_after_s:g}s): a stalled consumer turns unready before it is "
+                "declared dead"
+            )
+        return self

@@ -13,8 +13,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import httpx
 import structlog
@@ -73,6 +74,56 @@ def read_topic(
     finally:
         consumer.close()
     return messages
+
+
+def wait_for_status(
+    url: str, status: int, timeout_s: float, every_s: float = 0.1
+) -> httpx.Response:
+    """GET `url` until it answers `status` and return that answer; AssertionError with the last
+    answer after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while True:
+        try:
+            response = httpx.get(url, timeout=3)
+        except httpx.HTTPError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        else:
+            if response.status_code == status:
+                return response
+            last = f"{response.status_code} {response.text}"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer {status} within {timeout_s}s: {last}")
+        time.sleep(every_s)
+
+
+@dataclass(frozen=True)
+class StallSeen:
+    """How a service's health probes answered once its consumer stalled (`observe_stall`)."""
+
+    unready_after_s: float
+    """From the stall to the first 503 of `/health/ready`."""
+    ready_answer: dict[str, Any]
+    live_status_when_unready: int
+    dead_after_s: float
+    """From the stall to the first 503 of `/health/live`."""
+    live_answer: dict[str, Any]
+
+
+def observe_stall(url: str, stalled_at: float, timeout_s: float = 60.0) -> StallSeen:
+    """Watch the service at `url`, whose consumer stopped polling at `stalled_at` (monotonic),
+    until `/health/ready` and then `/health/live` answer 503."""
+    unready = wait_for_status(f"{url}/health/ready", 503, timeout_s)
+    unready_after_s = time.monotonic() - stalled_at
+    live_status = httpx.get(f"{url}/health/live", timeout=3).status_code
+    dead = wait_for_status(f"{url}/health/live", 503, timeout_s)
+    return StallSeen(
+        unready_after_s=unready_after_s,
+        ready_answer=unready.json(),
+        live_status_when_unready=live_status,
+        dead_after_s=time.monotonic() - stalled_at,
+        live_answer=dead.json(),
+    )
 
 
 def free_port() -> int:

@@ -25,6 +25,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     # one line per batch outcome instead.
     logging.getLogger("elasticsearch").setLevel(logging.ERROR)
     kit = ServiceKit(settings)
+    consumer = kit.track_consumer()
     store = ElasticsearchStore(settings.elasticsearch)
     service = IngestService(
         store,
@@ -35,7 +36,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         producers=settings.producers,
     )
     pipeline = Pipeline(
-        lambda: KafkaSource(settings),
+        lambda: KafkaSource(settings, health=consumer, stall=kit.stall_gate),
         service,
         settings.batch,
         settings.retry,

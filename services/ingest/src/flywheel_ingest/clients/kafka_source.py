@@ -1,6 +1,7 @@
 """The source topic (logs.raw, not envelopes) through a confluent_kafka Consumer with manual
 commits. Every call on the consumer runs on one dedicated thread, so its blocking calls never hold
-the event loop and its rebalance callbacks see the same state as `fetch`.
+the event loop and its rebalance callbacks see the same state as `fetch`. The consumer reports
+librdkafka statistics to the kit's `ConsumerHealth`, from inside its polls.
 """
 
 import asyncio
@@ -14,6 +15,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from flywheel_contracts import catalog
+from flywheel_contracts.runtime.consumer_health import ConsumerHealth, StallGate
 from flywheel_contracts.runtime.settings import KafkaConfigValue
 from flywheel_contracts.runtime.topics import ensure_topics, new_topics
 from flywheel_ingest.config import IngestSettings
@@ -51,8 +53,18 @@ def consumer_config(settings: IngestSettings) -> dict[str, KafkaConfigValue]:
 class KafkaSource:
     """A `Source` over the settings' source topic; use as `async with KafkaSource(...)`."""
 
-    def __init__(self, settings: IngestSettings) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        *,
+        health: ConsumerHealth | None = None,
+        stall: StallGate | None = None,
+    ) -> None:
+        """`health` receives the consumer's statistics; with the stall test hook on, `stall`
+        holds every poll while it is closed."""
         self._settings = settings
+        self._health = health
+        self._stall = stall
         self._topic = settings.kafka.topic(settings.source_topic)  # under the topic prefix
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-consumer")
         self._consumer: Consumer | None = None
@@ -88,12 +100,16 @@ class KafkaSource:
         return self._topic
 
     async def fetch(self, max_lines: int, timeout_s: float) -> list[RawLine]:
+        if self._stall is not None:
+            await self._stall.passage()
         return await self._call(self._fetch, max_lines, timeout_s)
 
     async def pause(self) -> None:
         await self._call(self._pause)
 
     async def keep_alive(self) -> None:
+        if self._stall is not None:
+            await self._stall.passage()
         await self._call(self._keep_alive)
 
     async def resume(self) -> None:
@@ -108,8 +124,9 @@ class KafkaSource:
     # On the consumer thread.
 
     def _open(self) -> Consumer:
+        hooks = self._health.client_hooks() if self._health is not None else {}
         consumer = Consumer(
-            consumer_config(self._settings), logger=logging.getLogger("flywheel.kafka")
+            {**consumer_config(self._settings), **hooks}, logger=logging.getLogger("flywheel.kafka")
         )
         consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         return consumer

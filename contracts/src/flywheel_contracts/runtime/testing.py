@@ -109,6 +109,40 @@ class StallSeen:
     """From the stall to the first 503 of `/health/live`."""
     live_answer: dict[str, Any]
 
+    def assert_within(
+        self,
+        service: str,
+        *,
+        ready_after_s: float,
+        live_after_s: float,
+        statistics_s: float,
+        margin_s: float,
+    ) -> None:
+        """Readiness failed on the consumer check alone, then liveness, each at its limit give
+        or take one statistics interval (plus `margin_s` of polling late); liveness still
+        answered 200 when readiness first failed."""
+        checks = dict(self.ready_answer["checks"])
+        consumer = checks.pop("consumer")
+        assert consumer["ok"] is False
+        assert consumer["error"].startswith("ConsumerStalled: the consumer has not polled for ")
+        assert f"(readiness allows {ready_after_s:g}s)" in consumer["error"]
+        assert all(check["ok"] for check in checks.values()), self.ready_answer
+        assert (
+            ready_after_s - statistics_s - 0.5
+            <= self.unready_after_s
+            <= ready_after_s + statistics_s + margin_s
+        ), self.unready_after_s
+        assert self.live_status_when_unready == 200
+        assert self.live_answer["status"] == "stalled"
+        assert self.live_answer["service"] == service
+        assert self.live_answer["reason"].startswith("the consumer has not polled for ")
+        assert f"(liveness allows {live_after_s:g}s)" in self.live_answer["reason"]
+        assert (
+            live_after_s - statistics_s - 0.5
+            <= self.dead_after_s
+            <= live_after_s + statistics_s + margin_s
+        ), self.dead_after_s
+
 
 def observe_stall(url: str, stalled_at: float, timeout_s: float = 60.0) -> StallSeen:
     """Watch the service at `url`, whose consumer stopped polling at `stalled_at` (monotonic),

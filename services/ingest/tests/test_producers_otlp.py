@@ -844,14 +844,18 @@ def test_a_json_array_in_output_value_that_is_no_message_list_is_no_answer() -> 
     )
 
 
-def test_request_parameters_come_only_from_an_input_value_that_is_an_openai_request() -> None:
+def test_request_parameters_and_tools_come_only_from_an_input_value_that_is_an_openai_request() -> (
+    None
+):
     found = record(
         span_item(
             {
                 "openinference.span.kind": "LLM",
                 "llm.model_name": "llama-3.1-8b",
                 # An agent's own input, not the model's request.
-                "input.value": json_text({"user": "alice", "n": 3, "model": "planner"}),
+                "input.value": json_text(
+                    {"user": "alice", "n": 3, "model": "planner", "tools": [{"name": "crm"}]}
+                ),
                 "llm.input_messages.0.message.role": "user",
                 "llm.input_messages.0.message.content": "Hi",
                 "llm.output_messages.0.message.role": "assistant",

@@ -52,8 +52,12 @@ def chat_request(span: OtlpSpan) -> tuple[dict[str, Any], str]:
     nat = nat_metadata(span)
     request_value = _verbatim_request(span)
     messages, convention = request_messages(span, structured, request_value, nat)
-    tools = tool_definitions(span, structured, request_value, nat)
-    parameters = _parameters(span, request_value)
+    # Tools and parameters come only from a recorded OpenAI request: any other object in
+    # `input.value` is an application's or an agent's own input, whose `tools`, `user` or `n`
+    # mean something else.
+    openai_request = request_value if _is_chat_request(request_value) else None
+    tools = tool_definitions(span, structured, openai_request, nat)
+    parameters = _parameters(span, openai_request)
     model = first_text(
         span.attribute("gen_ai.request.model"),
         span.attribute("llm.model_name"),
@@ -88,10 +92,7 @@ def _parameters(span: OtlpSpan, request_value: Any) -> dict[str, Any]:
         if key in span.attributes
     }
     invocation = parsed_json(span.attribute("llm.invocation_parameters"))
-    # Any other object in `input.value` is an application's or an agent's own input, whose
-    # `user` or `n` mean something else.
-    request = request_value if _is_chat_request(request_value) else None
-    for source in (invocation, request):
+    for source in (invocation, request_value):
         if isinstance(source, dict):
             for name, value in source.items():
                 if name in REQUEST_PARAMETERS or name == "model":

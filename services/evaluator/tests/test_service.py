@@ -80,6 +80,7 @@ class Recorder:
     def __init__(self) -> None:
         self.published: list[Envelope[Any]] = []
         self.wakes = 0
+        self.outbox: Outbox | None = None
         self.aborted: list[UUID] = []
         self.abandoned: list[str] = []
 
@@ -116,9 +117,15 @@ class Recorder:
 
 def setup() -> tuple[EvaluatorService, MemoryStore, Recorder]:
     store, recorder = MemoryStore(), Recorder()
-    outbox = Outbox(store, EvaluationEvents(recorder.new_event, recorder.publish))
-    service = EvaluatorService(store, recorder, outbox, recorder, clock=lambda: NOW)
+    recorder.outbox = Outbox(store, EvaluationEvents(recorder.new_event, recorder.publish))
+    service = EvaluatorService(store, recorder, recorder, clock=lambda: NOW)
     return service, store, recorder
+
+
+async def woken_worker_flushes(recorder: Recorder) -> None:
+    """What the worker does first when woken: publish the recorded outcomes."""
+    assert recorder.outbox is not None
+    await recorder.outbox.flush()
 
 
 def nim_up(run_id: UUID, *types: EvalType) -> Envelope[NimUp]:
@@ -197,11 +204,14 @@ async def test_failed_customization_ends_the_customized_evaluation(
     event = customization_done(run_id, CustomizationError(kind=kind, message="loss diverged"))
     await service.on_customization_done(event)
     await service.on_customization_done(event)
+    # The handler records the outcome and wakes the worker; it never waits on Kafka.
+    assert recorder.published == []
+    assert recorder.wakes == 1
+    await woken_worker_flushes(recorder)
     (done,) = recorder.done()
     assert done.error is not None and done.error.kind is expected
     assert done.eval_type is EvalType.CUSTOMIZED and done.job_id is None
     assert recorder.published[0].causation_id == event.event_id
-    assert recorder.wakes == 0
     (job,) = store.jobs.values()
     assert job.published and job.status in TERMINAL
 
@@ -213,6 +223,8 @@ async def test_cancel_ends_live_evaluations_and_later_triggers() -> None:
     await service.on_nim_up(nim_up(other_run))
     cancel = new_event(RunCancelled(reason="stop"), producer="cli", run_id=run_id)
     await service.on_run_cancelled(cancel)
+    assert recorder.published == []
+    await woken_worker_flushes(recorder)
     done = recorder.done()
     assert {d.eval_type for d in done} == {EvalType.BASE, EvalType.ICL}
     assert all(d.error is not None and d.error.kind is EvalErrorKind.CANCELLED for d in done)
@@ -222,11 +234,14 @@ async def test_cancel_ends_live_evaluations_and_later_triggers() -> None:
     assert {j.status for j in store.jobs.values() if j.run_id == other_run} == {JobStatus.PENDING}
     # The adapter finishing afterwards is recorded as cancelled and never started.
     await service.on_customization_done(customization_done(run_id))
+    await woken_worker_flushes(recorder)
     late = recorder.done()[-1]
     assert late.eval_type is EvalType.CUSTOMIZED
     assert late.error is not None and late.error.kind is EvalErrorKind.CANCELLED
-    assert recorder.wakes == 4
-    # A repeated cancel publishes nothing new.
+    # Four jobs recorded, two cancelled, one recorded cancelled: each woke the worker.
+    assert recorder.wakes == 7
+    # A repeated cancel records, wakes and publishes nothing new.
     count = len(recorder.published)
     await service.on_run_cancelled(cancel)
-    assert len(recorder.published) == count
+    await woken_worker_flushes(recorder)
+    assert (len(recorder.published), recorder.wakes) == (count, 7)

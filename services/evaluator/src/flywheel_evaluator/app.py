@@ -72,7 +72,7 @@ def build(
     worker = Worker(
         repository, backend, events, outbox, settings.worker, owner=settings.instance_id
     )
-    service = EvaluatorService(repository, backend, outbox, worker)
+    service = EvaluatorService(repository, backend, worker)
     subscribe(kit, service)
     kit.add_loop("worker", worker.run_forever)
     kit.add_readiness_check("nmp", _nmp_reachable(nmp))

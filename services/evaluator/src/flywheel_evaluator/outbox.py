@@ -1,5 +1,6 @@
-"""The outbox of eval.done: an outcome is recorded in Mongo first and published after, and an
-outcome not yet acknowledged by Kafka is published again (same event id) until it is."""
+"""The outbox of eval.done: an outcome is recorded in Mongo first and published after, by the
+worker (never by a handler, which would then wait on Kafka), and an outcome not yet acknowledged
+is published again (same event id) until it is."""
 
 import asyncio
 from uuid import UUID
@@ -12,7 +13,8 @@ class Outbox:
     def __init__(self, repository: JobStore, events: EvaluationEvents) -> None:
         self._repo = repository
         self._events = events
-        # Handlers and the worker both flush; one at a time, so an outcome goes out once.
+        # The worker's cycle and its finishing jobs both flush; one at a time, so an outcome
+        # goes out once.
         self._lock = asyncio.Lock()
 
     async def flush(self, run_id: UUID | None = None) -> int:

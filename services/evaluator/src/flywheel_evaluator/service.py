@@ -1,5 +1,6 @@
-"""The evaluator's reactions to its inputs. Handlers only record jobs (the worker runs them), so
-each returns in milliseconds:
+"""The evaluator's reactions to its inputs. Handlers only record jobs and outcomes in Mongo and
+wake the worker, which runs the jobs and publishes the outcomes (the outbox): a handler never
+waits on Kafka, so a slow broker cannot hold the consumer. Each returns in milliseconds:
 
 - nim.up: the base (eval set) and ICL (ICL set) evaluations of the candidate;
 - customization.done: ok -> the customized evaluation (eval set, the adapter's model id);
@@ -32,7 +33,6 @@ from flywheel_contracts.run_config import EvalType
 from flywheel_evaluator.backends import Backend
 from flywheel_evaluator.events import failed
 from flywheel_evaluator.models import Clock, EvaluationJob, JobStatus, evaluation_id, utc_now
-from flywheel_evaluator.outbox import Outbox
 from flywheel_evaluator.ports import JobStore
 
 _log = structlog.get_logger(__name__)
@@ -40,7 +40,8 @@ _log = structlog.get_logger(__name__)
 
 class WorkerControl(Protocol):
     def wake(self) -> None:
-        """A job was recorded: the worker looks for work now."""
+        """A job or an outcome was recorded: the worker looks for work, and publishes recorded
+        outcomes, now."""
 
     async def abort_run(self, run_id: UUID) -> None:
         """Stop this instance's evaluations of the run."""
@@ -51,14 +52,12 @@ class EvaluatorService:
         self,
         repository: JobStore,
         backend: Backend,
-        outbox: Outbox,
         worker: WorkerControl,
         *,
         clock: Clock = utc_now,
     ) -> None:
         self._repo = repository
         self._backend = backend
-        self._outbox = outbox
         self._worker = worker
         self._clock = clock
 
@@ -76,7 +75,6 @@ class EvaluatorService:
                     event, up.candidate.model_name, eval_type, up.deployment, dataset, up.context
                 )
                 await self._admit(job)
-        await self._outbox.flush(event.run_id)
 
     async def on_customization_done(self, event: Envelope[CustomizationDone]) -> None:
         done = event.payload
@@ -101,7 +99,6 @@ class EvaluatorService:
                 job, kind, f"customization failed: {done.error.message}", self._clock()
             )
             await self._create_ended(job, JobStatus.FINISHED, outcome.model_dump(mode="json"))
-        await self._outbox.flush(event.run_id)
 
     async def on_run_cancelled(self, event: Envelope[RunCancelled]) -> None:
         run_id = _run_id(event)
@@ -112,8 +109,8 @@ class EvaluatorService:
             if await self._repo.cancel(job.id, outcome.model_dump(mode="json"), now):
                 _log.info("evaluation.cancelled", evaluation_id=job.id)
                 await self._release(job)
+                self._worker.wake()
         await self._worker.abort_run(run_id)
-        await self._outbox.flush(run_id)
 
     # Helpers.
 
@@ -159,7 +156,6 @@ class EvaluatorService:
                     job, EvalErrorKind.CANCELLED, "the run was cancelled", self._clock()
                 )
                 await self._repo.cancel(job.id, outcome.model_dump(mode="json"), self._clock())
-                return
             self._worker.wake()
         else:
             _log.info("evaluation.exists", evaluation_id=job.id, type=job.eval_type.value)
@@ -170,7 +166,9 @@ class EvaluatorService:
         ended = job.model_copy(
             update={"status": status, "outcome": outcome, "finished_at": self._clock()}
         )
-        if not await self._repo.create(ended):
+        if await self._repo.create(ended):
+            self._worker.wake()
+        else:
             _log.info("evaluation.exists", evaluation_id=job.id, type=job.eval_type.value)
 
     async def _release(self, job: EvaluationJob) -> None:

@@ -67,6 +67,14 @@ def test_key_is_the_run_id_or_the_producer_outside_runs() -> None:
     assert shutdown.key() == b"cli"
 
 
+def test_scoped_run_id_is_the_run_of_a_run_event_and_refuses_one_outside_runs() -> None:
+    run_event = new_event(RunCancelled(reason="stop"), producer="cli", run_id=RUN_ID)
+    assert run_event.scoped_run_id == RUN_ID
+    outside = new_event(SystemShutdown(reason="maintenance"), producer="cli", run_id=None)
+    with pytest.raises(InvalidEvent, match=r"system\.shutdown \S+ carries no run_id"):
+        _ = outside.scoped_run_id
+
+
 def test_headers_mirror_the_envelope_without_the_payload() -> None:
     event = EXAMPLES["nim.down"]
     headers = dict(event.headers())

@@ -58,6 +58,14 @@ class Envelope(Part, Generic[P]):
             raise ValueError(f"{self.event_type} {need} a run_id")
         return self
 
+    @property
+    def scoped_run_id(self) -> UUID:
+        """The run of a run-scoped event (the validator guarantees it has one); InvalidEvent,
+        a permanent error, for an event outside runs."""
+        if self.run_id is None:
+            raise InvalidEvent(f"{self.event_type} {self.event_id} carries no run_id")
+        return self.run_id
+
     def key(self) -> bytes:
         """Kafka key: the run id, so a run's events stay in order; the producer outside runs."""
         return str(self.run_id if self.run_id is not None else self.producer).encode()

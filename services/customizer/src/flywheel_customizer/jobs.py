@@ -131,14 +131,13 @@ class CustomizationRecord(BaseModel):
 
     @classmethod
     def from_nim_up(cls, event: Envelope[NimUp], now: datetime) -> "CustomizationRecord":
-        if event.run_id is None:  # nim.up is run-scoped; the envelope validator guarantees it
-            raise ValueError("nim.up without a run id")
+        run_id = event.scoped_run_id
         model = event.payload.candidate.model_name
         return cls(
-            key=record_key(event.run_id, model),
-            run_id=str(event.run_id),
+            key=record_key(run_id, model),
+            run_id=str(run_id),
             candidate_model=model,
-            job_name=job_name(event.run_id, event.payload.context.config.workload_id, model),
+            job_name=job_name(run_id, event.payload.context.config.workload_id, model),
             trigger=encode(event).decode(),
             received_at=now,
             changed_at=now,

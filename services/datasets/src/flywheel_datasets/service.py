@@ -104,7 +104,7 @@ class DatasetService:
     # Handlers.
 
     async def on_run_requested(self, event: Envelope[RunRequested]) -> None:
-        run_id = _run_id(event)
+        run_id = event.scoped_run_id
         try:
             config = self._defaults.resolve(event.payload, run_id)
         except BuildFailed as exc:
@@ -132,7 +132,7 @@ class DatasetService:
 
     async def _record_invalid(self, event: Envelope[RunRequested], exc: BuildFailed) -> None:
         """Record the run as failed with `exc`'s reason, to be announced by the reconciler."""
-        _log.warning("dataset.invalid_config", run_id=str(_run_id(event)), error=str(exc))
+        _log.warning("dataset.invalid_config", run_id=str(event.scoped_run_id), error=str(exc))
         await self._record_job(
             event, config=None, outcome=self._failure(event, exc.reason, str(exc))
         )
@@ -146,7 +146,7 @@ class DatasetService:
     ) -> None:
         """The run's job (to build, or already failed with `outcome`); a request after its run
         was cancelled settles as cancelled, a repeated one changes nothing."""
-        run_id = _run_id(event)
+        run_id = event.scoped_run_id
         log = _log.bind(run_id=str(run_id))
         request = encode(event).decode()
         created = await self._jobs.create(run_id, request=request, config=config, outcome=outcome)
@@ -164,7 +164,7 @@ class DatasetService:
             )
 
     async def on_run_cancelled(self, event: Envelope[RunCancelled]) -> None:
-        run_id = _run_id(event)
+        run_id = event.scoped_run_id
         log = _log.bind(run_id=str(run_id))
         job = await self._jobs.get(run_id)
         if job is None:
@@ -267,7 +267,7 @@ class DatasetService:
     async def _outcome(
         self, request: Envelope[RunRequested], config: RunConfig
     ) -> tuple[JobStatus, EventPayload]:
-        run_id = _run_id(request)
+        run_id = request.scoped_run_id
         try:
             # The files live on disk only until they are uploaded (or the build fails).
             with tempfile.TemporaryDirectory(prefix="flywheel-datasets-") as directory:
@@ -362,12 +362,9 @@ class DatasetService:
 
     def _failure(self, request: Envelope[Any], reason: DatasetFailureReason, message: str) -> str:
         payload = DatasetFailed(reason=reason, message=_message(message))
-        return encode(self._new_event(payload, run_id=_run_id(request), cause=request)).decode()
-
-
-def _run_id(event: Envelope[Any]) -> UUID:
-    assert event.run_id is not None, "run events always carry a run id"
-    return event.run_id
+        return encode(
+            self._new_event(payload, run_id=request.scoped_run_id, cause=request)
+        ).decode()
 
 
 def _without_overrides(raw: bytes) -> tuple[Envelope[RunRequested] | None, object]:

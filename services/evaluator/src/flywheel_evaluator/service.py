@@ -101,7 +101,7 @@ class EvaluatorService:
             await self._create_ended(job, JobStatus.FINISHED, outcome.model_dump(mode="json"))
 
     async def on_run_cancelled(self, event: Envelope[RunCancelled]) -> None:
-        run_id = _run_id(event)
+        run_id = event.scoped_run_id
         now = self._clock()
         await self._repo.mark_run_cancelled(run_id, now)
         for job in await self._repo.live_jobs_of_run(run_id):
@@ -125,7 +125,7 @@ class EvaluatorService:
         *,
         target_model: str | None = None,
     ) -> EvaluationJob:
-        run_id = _run_id(event)
+        run_id = event.scoped_run_id
         return EvaluationJob(
             id=evaluation_id(run_id, candidate, eval_type),
             run_id=run_id,
@@ -176,9 +176,3 @@ class EvaluatorService:
             await self._backend.abandon(job)
         except Exception as exc:  # the janitor reclaims what is left; cancelling goes on
             _log.warning("evaluation.abandon_failed", evaluation_id=job.id, error=str(exc))
-
-
-def _run_id(event: Envelope[Any]) -> UUID:
-    if event.run_id is None:  # every event the evaluator consumes is run-scoped
-        raise ValueError(f"{event.event_type} without a run_id")
-    return event.run_id

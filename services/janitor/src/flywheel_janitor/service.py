@@ -330,9 +330,7 @@ class _Origin:
     def of(cls, source: "_Origin | Envelope[Any]") -> "_Origin":
         if isinstance(source, _Origin):
             return source
-        if source.run_id is None:  # every event handled with its own run is run-scoped
-            raise ValueError(f"{source.event_type} without a run id")
-        return cls(source, source.run_id)
+        return cls(source, source.scoped_run_id)
 
     @property
     def entry_id(self) -> str:

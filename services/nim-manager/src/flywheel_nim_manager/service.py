@@ -9,7 +9,6 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 import structlog
 
@@ -24,7 +23,6 @@ from flywheel_contracts.events import (
 )
 from flywheel_contracts.run_config import CandidateConfig
 from flywheel_nim_manager import conductor, metrics
-from flywheel_nim_manager.errors import MissingRunId
 from flywheel_nim_manager.ports import Clock, Lease, Repository
 from flywheel_nim_manager.reconciler import Reconciler
 from flywheel_nim_manager.records import WorkItem, WorkOutcome
@@ -67,7 +65,7 @@ class NimManagerService:
     # Inputs (called by the handlers).
 
     async def on_dataset_ready(self, event: Envelope[DatasetReady]) -> None:
-        run_id = _run_id(event)
+        run_id = event.scoped_run_id
         records = conductor.plan(run_id, event.payload, self._clock(), judge=self._judge)
         if await self._repo.add_ready(event, records):
             _log.info("run.planned", run_id=str(run_id), candidates=[r.model for r in records])
@@ -77,12 +75,14 @@ class NimManagerService:
 
     async def on_dataset_failed(self, event: Envelope[DatasetFailed]) -> None:
         await self._repo.add_dataset_failed(event)
-        _log.info("run.dataset_failed", run_id=str(_run_id(event)), reason=event.payload.reason)
+        _log.info(
+            "run.dataset_failed", run_id=str(event.scoped_run_id), reason=event.payload.reason
+        )
         self._wake.set()
 
     async def on_run_cancelled(self, event: Envelope[RunCancelled]) -> None:
         await self._repo.add_cancelled(event)
-        _log.info("run.cancel_requested", run_id=str(_run_id(event)))
+        _log.info("run.cancel_requested", run_id=str(event.scoped_run_id))
         self._wake.set()
 
     async def on_eval_done(self, event: Envelope[EvalDone]) -> None:
@@ -98,7 +98,7 @@ class NimManagerService:
     async def _record(
         self, event: Envelope[Any], model: str, item: WorkItem, outcome: WorkOutcome
     ) -> None:
-        run_id = _run_id(event)
+        run_id = event.scoped_run_id
         if await self._repo.record_outcome(run_id, model, item, outcome):
             _log.info("work.done", run_id=str(run_id), model=model, item=item.value, ok=outcome.ok)
             self._wake.set()
@@ -157,9 +157,3 @@ class NimManagerService:
             for r in records
             if r.phase.holds_gpus
         ]
-
-
-def _run_id(event: Envelope[Any]) -> UUID:
-    if event.run_id is None:
-        raise MissingRunId(f"{event.event_type} {event.event_id} carries no run_id")
-    return event.run_id

@@ -24,7 +24,13 @@ from flywheel_contracts.traffic import CHAT, ROUTER, TrafficConfig, generate_to_
 from flywheel_localstack.pytest_plugin import StackHandle
 from flywheel_localstack.services import Flywheel, FlywheelSetup, ship, wait_indexed
 from flywheel_nim_manager.testing.process import EventTap
-from tests.support.world import event_tap, flywheel_setup, private_emulator, running_flywheel
+from tests.support.world import (
+    PrivateFlywheel,
+    event_tap,
+    flywheel_setup,
+    private_emulator,
+    running_flywheel,
+)
 
 RECORDS = 400
 SEED = 11
@@ -99,4 +105,11 @@ def _produce_lines(bootstrap: str, topic: str, path: Path) -> None:
 @pytest.fixture(scope="package")
 async def tap(setup: FlywheelSetup) -> AsyncIterator[EventTap]:
     async with event_tap(setup) as events:
+        yield events
+
+
+@pytest.fixture(scope="module")
+async def world_tap(world: PrivateFlywheel) -> AsyncIterator[EventTap]:
+    """The event tap of a module's own flywheel: its `world` fixture, a `PrivateFlywheel`."""
+    async with event_tap(world.setup) as events:
         yield events

@@ -10,7 +10,7 @@ threshold of 0.7 (the workload's, set per run), while the base models stay far b
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -28,7 +28,6 @@ from flywheel_nim_manager.testing.process import EventTap
 from tests.support.runs import completed, kafka, start_run
 from tests.support.world import (
     PrivateFlywheel,
-    event_tap,
     private_flywheel,
 )
 
@@ -55,17 +54,11 @@ def world(
         yield world
 
 
-@pytest.fixture(scope="module")
-async def tap(world: PrivateFlywheel) -> AsyncIterator[EventTap]:
-    async with event_tap(world.setup) as events:
-        yield events
-
-
 async def test_a_customized_candidate_that_clears_the_threshold_is_the_answer(
-    world: PrivateFlywheel, tap: EventTap
+    world: PrivateFlywheel, world_tap: EventTap
 ) -> None:
     run_id = await start_run(world.setup, ROUTER, world.client_id, OVERRIDES)
-    result = await completed(tap, run_id)
+    result = await completed(world_tap, run_id)
     board = result.leaderboard
     production = board.production
     assert production is not None, "no production baseline from the logs"
@@ -76,7 +69,7 @@ async def test_a_customized_candidate_that_clears_the_threshold_is_the_answer(
     print(f"\n{recommendation.reason}")
     assert recommendation.eval_type is EvalType.CUSTOMIZED, recommendation.reason
     assert recommendation.base_model == SMALL.model_name
-    done = [e.payload for e in tap.of("customization.done", run_id)]
+    done = [e.payload for e in world_tap.of("customization.done", run_id)]
     assert recommendation.model_id in {d.customized_model for d in done}
     assert recommendation.score is not None and recommendation.threshold == THRESHOLD
     assert recommendation.score.ci_low >= THRESHOLD
@@ -105,12 +98,12 @@ def _refuse_invalid(_record: Record, problem: InvalidEvent) -> None:
 
 
 async def test_a_run_where_nothing_clears_the_threshold_says_why_per_candidate(
-    world: PrivateFlywheel, tap: EventTap
+    world: PrivateFlywheel, world_tap: EventTap
 ) -> None:
     plain = DEMO_CANDIDATES[1:]
     overrides = OVERRIDES.model_copy(update={"candidates": plain, "eval_types": (EvalType.BASE,)})
     run_id = await start_run(world.setup, ROUTER, world.client_id, overrides)
-    recommendation = (await completed(tap, run_id)).leaderboard.recommendation
+    recommendation = (await completed(world_tap, run_id)).leaderboard.recommendation
     print(f"\n{recommendation.reason}")
     assert recommendation.candidate_model is None and recommendation.model_id is None
     assert recommendation.reason.startswith(f"No candidate can replace {PRODUCTION} on {ROUTER}")

@@ -13,7 +13,7 @@ it (checked here), so semantic ICL would fail the dataset and correctness would 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -35,7 +35,6 @@ from flywheel_nim_manager.testing.process import EventTap
 from tests.support.runs import assert_scored, completed, expected_entries, kafka, start_run
 from tests.support.world import (
     PrivateFlywheel,
-    event_tap,
     private_flywheel,
 )
 
@@ -79,12 +78,6 @@ def world(
         yield world
 
 
-@pytest.fixture(scope="module")
-async def tap(world: PrivateFlywheel) -> AsyncIterator[EventTap]:
-    async with event_tap(world.setup) as events:
-        yield events
-
-
 def test_the_hosted_models_refuse_a_request_without_the_key(world: PrivateFlywheel) -> None:
     emulator = world.emulator
     chat = {"model": JUDGE, "messages": [{"role": "user", "content": "RATING?"}]}
@@ -98,14 +91,14 @@ def test_the_hosted_models_refuse_a_request_without_the_key(world: PrivateFlywhe
 
 
 async def test_a_run_with_a_keyed_judge_completes_and_the_key_is_nowhere(
-    world: PrivateFlywheel, tap: EventTap
+    world: PrivateFlywheel, world_tap: EventTap
 ) -> None:
     setup, flywheel, emulator, logs = world.setup, world.flywheel, world.emulator, world.logs
     run_id = await start_run(setup, ROUTER, world.client_id, OVERRIDES)
     # The dataset files, read from the emulator's Data Store folder while they exist.
-    await tap.wait_for("dataset.ready", run_id, timeout_s=90)
+    await world_tap.wait_for("dataset.ready", run_id, timeout_s=90)
     files = _dataset_files(world.nmp_folder)
-    result = await completed(tap, run_id)
+    result = await completed(world_tap, run_id)
     # The judge rated records (it is asked for every one): its key was accepted.
     assert_scored(result, expected_entries(CANDIDATES), "tool_calling_correctness")
     answered = _chat_completions(emulator)

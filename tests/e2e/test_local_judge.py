@@ -10,7 +10,7 @@ until it is deployed (checked here), so correctness would have no score."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -29,7 +29,6 @@ from tests.support.runs import (
 )
 from tests.support.world import (
     PrivateFlywheel,
-    event_tap,
     private_flywheel,
 )
 
@@ -65,28 +64,22 @@ def world(
         yield world
 
 
-@pytest.fixture(scope="module")
-async def tap(world: PrivateFlywheel) -> AsyncIterator[EventTap]:
-    async with event_tap(world.setup) as events:
-        yield events
-
-
 def test_no_judge_is_served_before_one_is_deployed(world: PrivateFlywheel) -> None:
     chat = {"model": JUDGE, "messages": [{"role": "user", "content": "RATING?"}]}
     assert world.emulator.post("/v1/chat/completions", json=chat).status_code == 404
 
 
 async def test_a_run_deploys_its_own_judge_first_and_leaves_nothing_behind(
-    world: PrivateFlywheel, tap: EventTap
+    world: PrivateFlywheel, world_tap: EventTap
 ) -> None:
     run_id = await start_run(world.setup, ROUTER, world.client_id, OVERRIDES)
-    result = await completed(tap, run_id)
+    result = await completed(world_tap, run_id)
     assert_scored(result, expected_entries(CANDIDATES), "tool_calling_correctness")
     assert {e.candidate_model for e in result.leaderboard.entries} == {
         c.model_name for c in CANDIDATES
     }
 
-    ups: list[NimUp] = [e.payload for e in tap.of("nim.up", run_id)]
+    ups: list[NimUp] = [e.payload for e in world_tap.of("nim.up", run_id)]
     assert ups[0].role is DeploymentRole.JUDGE, "the judge is up first"
     assert [up.candidate.model_name for up in ups if up.role is DeploymentRole.JUDGE] == [JUDGE]
     assert {
@@ -94,7 +87,7 @@ async def test_a_run_deploys_its_own_judge_first_and_leaves_nothing_behind(
         for up in ups
         if up.role is DeploymentRole.CANDIDATE
     } == {JUDGE}
-    await tap.wait_for("nim.down", run_id, count=len(CANDIDATES) + 1)
+    await world_tap.wait_for("nim.down", run_id, count=len(CANDIDATES) + 1)
 
     events = timeline(world.emulator, "deployment")
     judged = [e for e in events if e["event"] == "requested" and "judge" in e["id"]]

@@ -16,6 +16,7 @@ import hashlib
 import orjson
 
 from flywheel_contracts.events.records import RejectReason
+from flywheel_ingest.documents import canonical_json, document_id
 from flywheel_ingest.validation import LogRecord, Refusal
 
 
@@ -25,7 +26,7 @@ def call_key(record: LogRecord) -> str | None:
     if not isinstance(response_id, str) or not response_id:
         return None
     try:
-        request = orjson.dumps(record.fields["request"], option=orjson.OPT_SORT_KEYS)
+        request = canonical_json(record.fields["request"])
     except orjson.JSONEncodeError:
         return None  # refused later as unstorable
     digest = hashlib.sha256(request)
@@ -40,12 +41,20 @@ class SeenCalls:
     def __init__(self) -> None:
         self._first: dict[str, str] = {}
 
-    def refusal(self, record: LogRecord, document_id: str) -> Refusal | None:
+    def refusal(self, record: LogRecord, document: str | None = None) -> Refusal | None:
+        """A refusal when this call was met before under another document; `document` is the
+        record's id when the caller has it (worked out here otherwise, and only for a call
+        with a completion id)."""
         key = call_key(record)
         if key is None:
             return None
-        first = self._first.setdefault(key, document_id)
-        if first == document_id:
+        if document is None:
+            try:
+                document = document_id(canonical_json(record.fields))
+            except orjson.JSONEncodeError:
+                return None  # refused later as unstorable
+        first = self._first.setdefault(key, document)
+        if first == document:
             return None
         return Refusal(
             RejectReason.DUPLICATE_CALL,

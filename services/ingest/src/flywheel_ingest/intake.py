@@ -6,11 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import orjson
-
 from flywheel_ingest import metrics
 from flywheel_ingest.config import IntakeSettings, ProducerSettings
-from flywheel_ingest.documents import canonical_json, document_id
 from flywheel_ingest.duplicates import SeenCalls
 from flywheel_ingest.errors import IntakeRefused
 from flywheel_ingest.producers import Format
@@ -60,7 +57,7 @@ class LogIntake:
 
         `source` keys the lines, keeping one source's lines in order (the shipper keys by file).
         """
-        self._check_body(len(body))
+        self.refuse_oversize(len(body))
         lines: list[bytes] = []
         too_long: list[int] = []
         blank = 0
@@ -85,7 +82,7 @@ class LogIntake:
         """Forward a producer's items, refused ones too (so `logs.rejected` keeps them with
         their reason), and say what ingest will make of each: the same pure `verdict` it applies
         when it reads them, so an answer given here holds."""
-        self._check_body(sum(len(item) for item in items))
+        self.refuse_oversize(sum(len(item) for item in items))
         self._refuse_too_long(
             [
                 number
@@ -97,7 +94,8 @@ class LogIntake:
         await self._forward(items, source, fmt)
         return verdicts
 
-    def _check_body(self, size: int) -> None:
+    def refuse_oversize(self, size: int) -> None:
+        """IntakeRefused (413) for a body of `size` bytes over the limit."""
         if size > self._settings.max_body_bytes:
             raise IntakeRefused(
                 f"the body exceeds {self._settings.max_body_bytes} bytes",
@@ -124,8 +122,4 @@ def _unless_seen(outcome: LogRecord | Refusal, seen: SeenCalls) -> LogRecord | R
     two arrive in one batch (they are sent together, so they usually do)."""
     if isinstance(outcome, Refusal):
         return outcome
-    try:
-        document = document_id(canonical_json(outcome.fields))
-    except orjson.JSONEncodeError:
-        return outcome
-    return seen.refusal(outcome, document) or outcome
+    return seen.refusal(outcome) or outcome

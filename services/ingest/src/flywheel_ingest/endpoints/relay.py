@@ -15,7 +15,6 @@ from flywheel_ingest.producers import Format
 from flywheel_ingest.producers.relay import answer, items_of
 
 _ACCEPTED = 202
-_PAYLOAD_TOO_LARGE = 413
 _UNAVAILABLE = 503
 
 EVENT_TYPES = frozenset(
@@ -49,12 +48,9 @@ def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
         if unsupported is not None:
             return unsupported
         body = await read_at_most(request, intake.max_body_bytes + 1)
-        if len(body) > intake.max_body_bytes:
-            return JSONResponse(
-                {"detail": f"the body exceeds {intake.max_body_bytes} bytes"}, _PAYLOAD_TOO_LARGE
-            )
-        events = items_of(body)
         try:
+            intake.refuse_oversize(len(body))  # before pairing what may be a truncated body
+            events = items_of(body)
             verdicts = await intake.accept_items(events.items, Format.RELAY_CALL, source=source)
         except IntakeRefused as exc:
             return JSONResponse({"detail": str(exc)}, exc.status_code)

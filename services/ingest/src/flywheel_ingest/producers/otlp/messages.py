@@ -250,13 +250,7 @@ def openinference_messages(attrs: Mapping[str, Any], prefix: str) -> list[Messag
             and isinstance(call := wrapper.get("tool_call"), dict)
             and isinstance(function := call.get("function"), dict)
         ]
-        if calls:
-            message["tool_calls"] = calls
-        if raw.get("tool_call_id") is not None:
-            message["tool_call_id"] = raw["tool_call_id"]
-        if isinstance(raw.get("name"), str):
-            message["name"] = raw["name"]
-        messages.append(message)
+        messages.append(_with_call_fields(message, calls, raw))
     return messages or None
 
 
@@ -307,6 +301,14 @@ def chat_message(raw: Mapping[str, Any]) -> Message | None:
     calls = tool_calls(raw.get("tool_calls")) or tool_calls(
         additional.get("tool_calls") if isinstance(additional, dict) else None
     )
+    return _with_call_fields(message, calls, raw)
+
+
+def _with_call_fields(
+    message: Message, calls: list[dict[str, Any]], raw: Mapping[str, Any]
+) -> Message:
+    """`message` with its tool calls, and the tool call it answers and its name as `raw` has
+    them."""
     if calls:
         message["tool_calls"] = calls
     if raw.get("tool_call_id") is not None:

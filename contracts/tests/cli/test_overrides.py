@@ -94,3 +94,23 @@ def test_bad_candidate_specs_are_usage_errors(spec: str, problem: str) -> None:
 def test_a_candidate_given_twice_is_refused_before_the_run_starts() -> None:
     with pytest.raises(click.UsageError, match="meta/m given more than once"):
         build_overrides({}, ("meta/m,gpus=1", "meta/x", "meta/m"), None)
+
+
+def test_a_candidate_spec_names_an_external_endpoint_by_its_fields() -> None:
+    candidate = parse_candidate(
+        "qwen/qwen2.5-coder-0.5b,endpoint.base_url=http://127.0.0.1:8080/v1,"
+        "endpoint.api_key=local,price_per_1k_output_tokens=0.0004"
+    )
+    assert candidate.endpoint is not None
+    assert str(candidate.endpoint.base_url) == "http://127.0.0.1:8080/v1"
+    assert candidate.endpoint.api_key == "local"
+    assert candidate.price_per_1k_output_tokens == 0.0004
+    assert not candidate.customization_enabled
+
+
+def test_an_external_candidate_cannot_be_customized() -> None:
+    with pytest.raises(click.UsageError, match="cannot be customized"):
+        parse_candidate(
+            "qwen/qwen2.5-coder-0.5b,endpoint.base_url=http://127.0.0.1:8080/v1,"
+            "customization_target=qwen/qwen2.5-coder-0.5b@1"
+        )

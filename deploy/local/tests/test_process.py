@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,40 @@ def test_spawned_daemon_is_alive_until_terminated(tmp_path: Path) -> None:
 
     process.terminate(record, timeout_s=5)
     assert not process.alive(record)
+
+
+def test_an_ended_daemon_reports_its_exit_code_or_signal(tmp_path: Path) -> None:
+    exits = process.spawn(
+        ["sh", "-c", "exit 3"], log_path=tmp_path / "e.log", pid_path=tmp_path / "e.pid"
+    )
+    sleeps = process.spawn(
+        ["sleep", "30"], log_path=tmp_path / "s.log", pid_path=tmp_path / "s.pid"
+    )
+    assert process.exit_code(sleeps) is None
+    process.kill_hard(sleeps)
+    deadline = time.monotonic() + 5
+    while (code := process.exit_code(exits)) is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert code == 3
+    assert process.exit_code(sleeps) in (-signal.SIGKILL, -1)  # reaped by kill_hard, or not
+
+
+def test_the_callers_variables_can_be_kept_from_a_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LLAMA_ARG_PORT", "1")
+    monkeypatch.setenv("KEPT_VARIABLE", "yes")
+    record = process.spawn(
+        ["sh", "-c", "env"],
+        log_path=tmp_path / "env.log",
+        pid_path=tmp_path / "env.pid",
+        drop_env_prefixes=("LLAMA_",),
+    )
+    while process.exit_code(record) is None:
+        time.sleep(0.02)
+    printed = (tmp_path / "env.log").read_text()
+    assert "KEPT_VARIABLE=yes" in printed
+    assert "LLAMA_ARG_PORT" not in printed
 
 
 def test_a_reused_pid_is_not_taken_for_ours(tmp_path: Path) -> None:

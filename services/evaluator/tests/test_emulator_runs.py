@@ -68,6 +68,8 @@ async def test_base_icl_customized_order(
                 "function_name_accuracy",
                 "function_name_and_args_accuracy",
                 "tool_calling_correctness",
+                "function_name_accuracy_lenient",
+                "function_name_and_args_accuracy_lenient",
             }
             assert all(s.n == EVAL_SIZE for s in d.scores)
             assert d.usage is not None and d.usage.requests > 0

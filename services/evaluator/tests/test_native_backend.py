@@ -3,8 +3,10 @@ retries, resumption from saved records and the failure budget."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -55,10 +57,16 @@ def judge_says(reply: str) -> Answer:
     return lambda _body: completion({"content": reply})
 
 
-async def evaluate(fake: FakeNmp, ctx: MemoryContext, config: EvaluatorSettings) -> Any:
+async def evaluate(
+    fake: FakeNmp,
+    ctx: MemoryContext,
+    config: EvaluatorSettings,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+) -> Any:
+    """The native backend's evaluation; `sleep` replaces the chat client's waits."""
     transport = fake.transport()
     async with NmpClient(fake.settings, transport=transport) as nmp:
-        endpoints = ChatEndpoints(config.chat, transport=transport)
+        endpoints = ChatEndpoints(config.chat, transport=transport, sleep=sleep or asyncio.sleep)
         try:
             backend = NativeBackend(DatasetFiles(nmp, config.eval_file), endpoints, config)
             return await backend.evaluate(ctx)
@@ -146,7 +154,7 @@ async def test_unparsable_judge_replies_are_failed_scorings() -> None:
     assert (names.failed, names.value) == (0, 1.0)
 
 
-async def test_transient_errors_are_retried() -> None:
+async def test_transient_errors_are_retried_and_429s_waited_out_without_using_an_attempt() -> None:
     records = [tool_record(i) for i in range(3)]
     right = echo_reference(records)
     failures = Counter[str]()
@@ -158,11 +166,19 @@ async def test_transient_errors_are_retried() -> None:
             return httpx.Response(503 if failures[question] == 1 else 429)
         return right(body)
 
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
     fake = FakeNmp(flaky, judge_says("RATING: 1"))
     ctx = MemoryContext(job(fake.upload(records)))
-    evaluated = await evaluate(fake, ctx, settings())
+    evaluated = await evaluate(fake, ctx, settings(attempts=2), sleep)
     assert all(s.failed == 0 and s.value == 1.0 for s in evaluated.scores)
-    assert {r.attempts for r in ctx.saved.values()} == {3}
+    # Two attempts allowed: the 503 used one, the 429 none (it was waited out and counted).
+    assert {(r.attempts, r.rate_limited) for r in ctx.saved.values()} == {(2, 1)}
+    assert evaluated.usage.rate_limited == 3
+    assert len(waits) == 6
 
 
 async def test_permanent_errors_are_not_retried() -> None:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from contextlib import ExitStack
 
 import httpx
 import pytest
 
-from flywheel_contracts.runtime.nmp.http import RetryPolicy
 from flywheel_evaluator.clients.pools import CONNECTIONS_PER_POOL, Pools
 
 pytestmark = pytest.mark.unit
-
-ONCE = RetryPolicy(attempts=1, backoff_s=0.0, backoff_max_s=0.0)
 
 
 def pools(max_connections: int, transport: httpx.AsyncBaseTransport | None = None) -> Pools:
@@ -21,8 +17,6 @@ def pools(max_connections: int, transport: httpx.AsyncBaseTransport | None = Non
         "http://candidate.test/v1",
         max_connections=max_connections,
         timeout=httpx.Timeout(5.0),
-        policy=ONCE,
-        sleep=asyncio.sleep,
         transport=transport,
     )
 
@@ -30,17 +24,17 @@ def pools(max_connections: int, transport: httpx.AsyncBaseTransport | None = Non
 async def test_requests_go_to_the_least_busy_pool() -> None:
     endpoint = pools(4 * CONNECTIONS_PER_POOL)
     with ExitStack() as held:
-        first = [held.enter_context(endpoint.caller()) for _ in range(4)]
+        first = [held.enter_context(endpoint.client()) for _ in range(4)]
         assert len({id(c) for c in first}) == 4, "every pool takes one before any takes two"
-        second = [held.enter_context(endpoint.caller()) for _ in range(4)]
+        second = [held.enter_context(endpoint.client()) for _ in range(4)]
         assert {id(c) for c in second} == {id(c) for c in first}
-    with endpoint.caller() as again:
+    with endpoint.client() as again:
         assert id(again) in {id(c) for c in first}
     await endpoint.aclose()
 
 
 async def test_a_small_endpoint_has_one_pool() -> None:
     endpoint = pools(CONNECTIONS_PER_POOL)
-    with endpoint.caller() as one, endpoint.caller() as two:
+    with endpoint.client() as one, endpoint.client() as two:
         assert one is two
     await endpoint.aclose()

@@ -21,7 +21,12 @@ from flywheel_contracts.events import (
 )
 from flywheel_contracts.examples import EXAMPLES
 from flywheel_contracts.payload import EventPayload
-from flywheel_contracts.run_config import EvalType, EvaluationConfig
+from flywheel_contracts.run_config import (
+    CandidateConfig,
+    EvalType,
+    EvaluationConfig,
+    ExternalEndpoint,
+)
 from flywheel_evaluator.events import EvaluationEvents
 from flywheel_evaluator.models import TERMINAL, EvaluationJob, JobStatus, evaluation_id
 from flywheel_evaluator.outbox import Outbox
@@ -245,3 +250,56 @@ async def test_cancel_ends_live_evaluations_and_later_triggers() -> None:
     await service.on_run_cancelled(cancel)
     await woken_worker_flushes(recorder)
     assert (len(recorder.published), recorder.wakes) == (count, 7)
+
+
+async def test_an_external_candidates_evaluations_keep_its_endpoint_and_the_compat_choice() -> None:
+    service, store, _ = setup()
+    run_id = uuid4()
+    example: NimUp = EXAMPLES["nim.up"].payload
+    endpoint = ExternalEndpoint(
+        base_url="https://llm.example.com/v1", model="qwen2.5-7b", api_key="openrouter"
+    )
+    candidate = CandidateConfig(model_name="qwen/qwen2.5-7b", endpoint=endpoint)
+    evaluation = EvaluationConfig(eval_types=(EvalType.BASE, EvalType.ICL), tool_schema_compat=True)
+    context = example.context.model_copy(
+        update={"config": example.context.config.model_copy(update={"evaluation": evaluation})}
+    )
+    deployment = example.deployment.model_copy(
+        update={"base_url": endpoint.base_url, "model_id": candidate.served_model}
+    )
+    up = example.model_copy(
+        update={"candidate": candidate, "deployment": deployment, "context": context}
+    )
+    await service.on_nim_up(new_event(up, producer="nim-manager", run_id=run_id))
+    jobs = list(store.jobs.values())
+    assert {j.eval_type for j in jobs} == {EvalType.BASE, EvalType.ICL}
+    for job in jobs:
+        assert job.external and job.endpoint == endpoint
+        assert (job.base_url, job.target_model) == ("https://llm.example.com/v1", "qwen2.5-7b")
+        assert job.tool_schema_compat
+    # A deployed candidate's evaluations have no endpoint, and compat off by default.
+    await service.on_nim_up(nim_up(uuid4()))
+    deployed = [j for j in store.jobs.values() if j.run_id != run_id]
+    assert deployed and all(not j.external and not j.tool_schema_compat for j in deployed)
+
+
+def test_an_evaluation_recorded_before_external_endpoints_still_reads() -> None:
+    """Mongo documents written by an older evaluator have neither field."""
+    example: NimUp = EXAMPLES["nim.up"].payload
+    old = {
+        "id": "eval-old",
+        "run_id": str(uuid4()),
+        "candidate_model": "meta/llama-3.2-1b-instruct",
+        "eval_type": "base",
+        "target_model": "meta/llama-3.2-1b-instruct",
+        "base_url": "http://nim.test/v1",
+        "dataset": example.context.datasets.eval.model_dump(mode="json"),
+        "workload_type": "tool_calling",
+        "judge_model": None,
+        "timeout_seconds": 60,
+        "limit": 100,
+        "cause": "{}",
+        "created_at": NOW,
+    }
+    job = EvaluationJob.model_validate(old)
+    assert job.endpoint is None and not job.external and not job.tool_schema_compat

@@ -20,6 +20,7 @@ from flywheel_contracts.events import (
 )
 from flywheel_contracts.examples import EXAMPLES
 from flywheel_contracts.ids import derive_event_id
+from flywheel_contracts.run_config import ExternalEndpoint
 from flywheel_janitor.ledger import NO_RUN, Outcome
 from flywheel_janitor.reclaimer import Reclaimer
 from flywheel_janitor.service import JanitorService
@@ -72,6 +73,30 @@ async def test_down_before_up_leaves_nothing_live(
 
     assert await ledger.live_resources() == []
     assert len(await ledger.resources_of(run.run_id)) == 3
+
+
+async def test_an_external_candidate_is_noted_but_never_held_nor_reclaimed(
+    service: JanitorService,
+    reclaimer: Reclaimer,
+    ledger: InMemoryLedger,
+    nmp: FakeResources,
+    published: RecordingSink,
+    run: RunEvents,
+) -> None:
+    up = nim_up("fw-ext")
+    external = up.candidate.model_copy(
+        update={
+            "customization_enabled": False,
+            "endpoint": ExternalEndpoint(base_url="http://127.0.0.1:8080/v1"),
+        }
+    )
+    await service.on_nim_up(run(up.model_copy(update={"candidate": external}), 1))
+    await service.on_run_cancelled(run(RunCancelled(reason="enough"), 2, "cli"))
+    await reclaimer.run_pending()
+
+    assert await ledger.resources_of(run.run_id) == []
+    assert nmp.calls == []
+    assert _report(published).reclaimed == ()
 
 
 async def test_up_then_progress_keeps_the_resource_live_until_done(

@@ -12,6 +12,7 @@ from flywheel_contracts.events import (
     ProductionBaseline,
     ProductionModel,
     Shortfall,
+    UsageStats,
 )
 from flywheel_contracts.run_config import CandidateConfig, EvalType, RunConfig, WorkloadType
 from flywheel_nim_manager import conductor
@@ -20,6 +21,7 @@ from flywheel_nim_manager.leaderboard import (
     Judgement,
     Pricing,
     build_leaderboard,
+    candidate_cost_per_1k_requests,
     cost_per_1k_requests,
 )
 from flywheel_nim_manager.records import (
@@ -70,6 +72,29 @@ def _scored(
 def test_cost_per_thousand_requests() -> None:
     # 660.5 tokens per request at $0.0001 per 1k tokens: $0.06605 per 1,000 requests.
     assert cost_per_1k_requests(660.5, 0.0001) == pytest.approx(0.06605)
+
+
+def test_separate_input_and_output_prices_cost_each_kind_of_token_at_its_own_price() -> None:
+    usage = UsageStats(
+        requests=10,
+        latency_p50_ms=1.0,
+        latency_p95_ms=2.0,
+        prompt_tokens_per_request=600.0,
+        completion_tokens_per_request=40.0,
+    )
+    split = CandidateConfig(
+        model_name="org/hosted",
+        price_per_1k_tokens=0.5,
+        price_per_1k_input_tokens=0.0001,
+        price_per_1k_output_tokens=0.0004,
+    )
+    # 1,000 requests: 600k prompt tokens at 0.0001/1k and 40k completion tokens at 0.0004/1k.
+    assert candidate_cost_per_1k_requests(usage, split, 0.5) == pytest.approx(0.06 + 0.016)
+    output_only = split.model_copy(update={"price_per_1k_input_tokens": 0.0})
+    assert candidate_cost_per_1k_requests(usage, output_only, 0.5) == pytest.approx(0.016)
+    single = CandidateConfig(model_name="org/nim", price_per_1k_tokens=0.0002)
+    assert candidate_cost_per_1k_requests(usage, single, 0.0002) == pytest.approx(0.128)
+    assert candidate_cost_per_1k_requests(usage, single, None) is None
 
 
 def test_entries_carry_scores_latency_tokens_cost_and_uptime() -> None:

@@ -15,7 +15,7 @@ from flywheel_contracts.events import (
     RunFailed,
     RunFailureReason,
 )
-from flywheel_contracts.run_config import EvalType
+from flywheel_contracts.run_config import EvalType, ExternalEndpoint
 from flywheel_nim_manager.records import Phase
 from flywheel_nim_manager.testing.fakes import (
     NIM_URL,
@@ -31,6 +31,11 @@ from flywheel_nim_manager.testing.fakes import (
 pytestmark = pytest.mark.unit
 
 THREE = [candidate("org/a-1b"), candidate("org/b-1b"), candidate("org/c-1b")]
+HOSTED = candidate(
+    "org/hosted-8b",
+    gpus=8,
+    endpoint=ExternalEndpoint(base_url="https://api.example.com/v1", model="hosted-8b-v2"),
+)
 
 
 async def test_a_budget_of_four_deploys_three_candidates_at_once(world: World) -> None:
@@ -432,3 +437,46 @@ async def test_without_a_judge_setting_only_candidates_are_deployed(world: World
     run_id, _ = await world.ready(THREE)
     await world.tick(2)
     assert {up.role for up in world.ups(run_id)} == {DeploymentRole.CANDIDATE}
+
+
+async def test_an_external_candidate_serves_at_once_without_gpus_or_nmp() -> None:
+    world = World(budget=1)
+    run_id, ready = await world.ready([candidate("org/a-1b"), HOSTED])
+    await world.tick()
+    ups = {up.candidate.model_name: up for up in world.ups(run_id)}
+    assert list(ups) == ["org/hosted-8b"], "served in the first pass, before any deployment"
+    hosted = ups["org/hosted-8b"].deployment
+    assert (hosted.base_url, hosted.model_id) == ("https://api.example.com/v1", "hosted-8b-v2")
+    assert ups["org/hosted-8b"].context == ready.payload.context
+    await world.tick()
+    assert [name for name in world.deployer.creates if "hosted" in name] == []
+    assert world.deployer.peak_gpus == 1, "its 8 GPUs never counted against the budget of 1"
+
+
+async def test_an_external_candidate_ends_when_its_work_is_done_and_is_on_the_leaderboard() -> None:
+    world = World()
+    run_id, _ = await world.ready([candidate("org/a-1b"), HOSTED])
+    await world.tick(2)
+    await world.evaluate(run_id, "org/hosted-8b")
+    await world.evaluate(run_id, "org/a-1b")
+    await world.tick(2)
+    downs = {e.payload.candidate_model: e.payload for e in world.outbox.of("nim.down", run_id)}
+    assert downs["org/hosted-8b"].reason is NimDownReason.FINISHED
+    assert not any("hosted" in name for name in world.deployer.deletes)
+    [completed] = [e.payload for e in world.outbox.of("run.completed", run_id)]
+    assert isinstance(completed, RunCompleted)
+    external = {e.candidate_model: e.external for e in completed.leaderboard.entries}
+    assert external == {"org/a-1b": False, "org/hosted-8b": True}
+
+
+async def test_cancelling_a_run_ends_its_external_candidate_without_asking_nmp() -> None:
+    world = World()
+    run_id, _ = await world.ready([HOSTED])
+    await world.tick()
+    await world.service.on_run_cancelled(cancel_event(run_id))
+    await world.tick(2)
+    [down] = [e.payload for e in world.outbox.of("nim.down", run_id)]
+    assert isinstance(down, NimDown)
+    assert down.reason is NimDownReason.CANCELLED
+    assert (world.deployer.creates, world.deployer.deletes) == ([], [])
+    assert world.outbox.of("run.failed", run_id)

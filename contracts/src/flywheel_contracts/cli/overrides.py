@@ -12,12 +12,22 @@ import click
 from pydantic import ValidationError
 
 from flywheel_contracts.cli.errors import describe, invalid_as_usage
-from flywheel_contracts.run_config import CandidateConfig, EvalType, ExampleSelection, RunOverrides
+from flywheel_contracts.run_config import (
+    CandidateConfig,
+    EvalType,
+    ExampleSelection,
+    ExternalEndpoint,
+    RunOverrides,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# What a candidate spec may set after its model name.
-SPEC_FIELDS = tuple(name for name in CandidateConfig.model_fields if name != "model_name")
+# What a candidate spec may set after its model name: an external endpoint's fields as
+# `endpoint.FIELD` (its headers only through a run request's JSON).
+_ENDPOINT = "endpoint."
+SPEC_FIELDS = tuple(
+    name for name in CandidateConfig.model_fields if name not in ("model_name", "endpoint")
+) + tuple(_ENDPOINT + name for name in ExternalEndpoint.model_fields if name != "headers")
 _SPEC_HELP = (
     "Candidate model, replacing the deployment's list; repeat for several. "
     "MODEL[,FIELD=VALUE...] with FIELD one of " + ", ".join(SPEC_FIELDS) + "."
@@ -51,6 +61,12 @@ OVERRIDE_OPTIONS: tuple[OverrideOption, ...] = (
         "min_score_to_recommend",
         click.FloatRange(0, 1),
         "The workload's threshold for the interval's lower bound.",
+    ),
+    OverrideOption(
+        "--tool-schema-compat",
+        "tool_schema_compat",
+        click.BOOL,
+        "Rewrite \\d, \\w, \\s in tool schemas' patterns for every candidate (llama.cpp).",
     ),
     OverrideOption("--epochs", "epochs", click.INT, "LoRA training epochs."),
     OverrideOption("--batch-size", "batch_size", click.INT, "LoRA training batch size."),
@@ -125,7 +141,8 @@ def parse_candidate(spec: str, customize: bool | None = None) -> CandidateConfig
     Commas and `=` cannot occur in model names, so they are safe separators.
     """
     model, *assignments = spec.split(",")
-    fields: dict[str, str | bool] = {"model_name": model.strip()}
+    fields: dict[str, object] = {"model_name": model.strip()}
+    endpoint: dict[str, str] = {}
     for assignment in assignments:
         name, sep, value = assignment.partition("=")
         name = name.strip().replace("-", "_")
@@ -134,7 +151,12 @@ def parse_candidate(spec: str, customize: bool | None = None) -> CandidateConfig
                 f"--candidate {spec!r}: expected FIELD=VALUE with FIELD one of "
                 + ", ".join(SPEC_FIELDS)
             )
-        fields[name] = value.strip()
+        if name.startswith(_ENDPOINT):
+            endpoint[name.removeprefix(_ENDPOINT)] = value.strip()
+        else:
+            fields[name] = value.strip()
+    if endpoint:
+        fields["endpoint"] = endpoint
     # Naming a customization target is asking for customization.
     fields.setdefault("customization_enabled", "customization_target" in fields)
     if customize is not None:

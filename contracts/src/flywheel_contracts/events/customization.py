@@ -9,6 +9,7 @@ from flywheel_contracts.events.datasets import DatasetContext
 from flywheel_contracts.events.nims import DeploymentRef
 from flywheel_contracts.payload import EventPayload, Part
 from flywheel_contracts.primitives import Count, Identifier, Message, ModelName, Percent, Seconds
+from flywheel_contracts.upcasters import RawPayload, register
 
 
 class CustomizationStarted(EventPayload):
@@ -59,7 +60,7 @@ class CustomizationDone(EventPayload):
     """
 
     EVENT_TYPE: ClassVar[str] = "customization.done"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     candidate_model: ModelName
     job_id: Identifier | None = Field(description="None when the job was never created.")
@@ -82,3 +83,9 @@ class CustomizationDone(EventPayload):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+# v2: the run configuration in its context gained external endpoints, split prices and `tool_schema_compat`, all optional.
+@register(CustomizationDone.EVENT_TYPE, from_version=1)
+def _customizationdone_v1_to_v2(payload: RawPayload) -> RawPayload:
+    return payload

@@ -75,7 +75,7 @@ class DatasetReady(EventPayload):
     """The run's datasets are uploaded and registered in NMP."""
 
     EVENT_TYPE: ClassVar[str] = "dataset.ready"
-    SCHEMA_VERSION: ClassVar[int] = 3
+    SCHEMA_VERSION: ClassVar[int] = 4
 
     context: DatasetContext
     counts: SplitCounts
@@ -121,4 +121,10 @@ def _dataset_ready_v2_to_v3(payload: RawPayload) -> RawPayload:
 
 @register(DatasetFailed.EVENT_TYPE, from_version=1)
 def _dataset_failed_v1_to_v2(payload: RawPayload) -> RawPayload:
+    return payload
+
+
+# v4: external endpoints, split input/output prices and `evaluation.tool_schema_compat` in the run configuration, all optional.
+@register(DatasetReady.EVENT_TYPE, from_version=3)
+def _dataset_ready_v3_to_v4(payload: RawPayload) -> RawPayload:
     return payload

@@ -8,6 +8,7 @@ from pydantic import Field, StringConstraints, model_validator
 from flywheel_contracts.payload import EventPayload, Part
 from flywheel_contracts.primitives import Count, Identifier, Message, ModelName, Percent, Seconds
 from flywheel_contracts.run_config import EvalType
+from flywheel_contracts.upcasters import RawPayload, register
 
 MetricName = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")
@@ -47,6 +48,14 @@ class UsageStats(Part):
     latency_p95_ms: float = Field(ge=0)
     prompt_tokens_per_request: float = Field(ge=0)
     completion_tokens_per_request: float = Field(ge=0)
+    completion_tokens_per_second: float | None = Field(
+        default=None,
+        ge=0,
+        description="Completion tokens over the time their requests took, summed over records.",
+    )
+    rate_limited: Count = Field(
+        default=0, description="429 answers waited out (Retry-After honoured) before a reply."
+    )
 
     @property
     def tokens_per_request(self) -> float:
@@ -84,6 +93,10 @@ class EvalErrorKind(StrEnum):
     CUSTOMIZATION_FAILED = "customization_failed"
     INVALID_RESULTS = "invalid_results"
     INTERNAL_ERROR = "internal_error"
+    RATE_LIMITED = "rate_limited"
+    """The candidate kept answering 429 longer than the evaluator waits."""
+    SCHEMA_REFUSED = "schema_refused"
+    """The candidate's server refused the tool schemas (see `evaluation.tool_schema_compat`)."""
 
 
 class EvalError(Part):
@@ -95,7 +108,7 @@ class EvalDone(EventPayload):
     """An evaluation ended: scores and usage on success, `error` otherwise."""
 
     EVENT_TYPE: ClassVar[str] = "eval.done"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     candidate_model: ModelName
     eval_type: EvalType
@@ -119,3 +132,9 @@ class EvalDone(EventPayload):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+# v2: usage gained `completion_tokens_per_second` and `rate_limited`; two error kinds were added.
+@register(EvalDone.EVENT_TYPE, from_version=1)
+def _evaldone_v1_to_v2(payload: RawPayload) -> RawPayload:
+    return payload

@@ -33,6 +33,10 @@ class LeaderboardEntry(Part):
     deployment_seconds: Seconds | None = Field(
         default=None, description="How long the candidate's deployment was up."
     )
+    external: bool = Field(
+        default=False, description="Reached at an external endpoint: no deployment, no GPUs."
+    )
+    rate_limited: int = Field(default=0, ge=0, description="429 answers waited out.")
     error: Message | None = Field(default=None, description="Why this evaluation has no scores.")
     cost_ratio: Ratio | None = Field(
         default=None, ge=0, description="Cost per request over production's; None if unknown."

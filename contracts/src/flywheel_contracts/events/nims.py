@@ -33,7 +33,7 @@ class NimUp(EventPayload):
     and training need."""
 
     EVENT_TYPE: ClassVar[str] = "nim.up"
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
 
     candidate: CandidateConfig
     deployment: DeploymentRef
@@ -86,3 +86,9 @@ class NimDown(EventPayload):
 @register(NimUp.EVENT_TYPE, from_version=1)
 def _nim_up_v1_to_v2(payload: RawPayload) -> RawPayload:
     return {**payload, "role": DeploymentRole.CANDIDATE.value}
+
+
+# v3: external endpoints, split input/output prices and `evaluation.tool_schema_compat` in the run configuration, all optional.
+@register(NimUp.EVENT_TYPE, from_version=2)
+def _nim_up_v2_to_v3(payload: RawPayload) -> RawPayload:
+    return payload

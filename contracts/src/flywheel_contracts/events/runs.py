@@ -16,7 +16,7 @@ class RunRequested(EventPayload):
     """A client asks for a run over one workload's logged traffic."""
 
     EVENT_TYPE: ClassVar[str] = "run.requested"
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
 
     workload_id: Identifier = Field(description="The logged workload to study.")
     client_id: Identifier = Field(description="The client whose traffic is used.")
@@ -40,7 +40,7 @@ class RunCompleted(EventPayload):
     """The run finished; the leaderboard says how each candidate did."""
 
     EVENT_TYPE: ClassVar[str] = "run.completed"
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
 
     workload_id: Identifier
     client_id: Identifier
@@ -75,4 +75,16 @@ def _run_completed_v1_to_v2(payload: RawPayload) -> RawPayload:
 # v2 added the `min_score_to_recommend` override: a v1 request has none.
 @register(RunRequested.EVENT_TYPE, from_version=1)
 def _run_requested_v1_to_v2(payload: RawPayload) -> RawPayload:
+    return payload
+
+
+# v3 of both: external endpoints, split input/output prices and `evaluation.tool_schema_compat` in the run configuration, all optional; and in the
+# leaderboard, `external` and `rate_limited` per entry, and tokens per second and 429s in usage.
+@register(RunRequested.EVENT_TYPE, from_version=2)
+def _run_requested_v2_to_v3(payload: RawPayload) -> RawPayload:
+    return payload
+
+
+@register(RunCompleted.EVENT_TYPE, from_version=2)
+def _run_completed_v2_to_v3(payload: RawPayload) -> RawPayload:
     return payload

@@ -25,6 +25,11 @@ class RecordDetail(BaseModel):
     scores: dict[str, float | None] = Field(default_factory=dict)
     verdict: str = Field(description="What the scores say, in a few words.")
     icl_example_ids: list[str] | None = None
+    dialect: str | None = Field(
+        default=None,
+        description="Tool calling: where the calls were (`tool_calls`, `content_json`, `none`, "
+        "`malformed`); what separates the strict scores from the lenient ones.",
+    )
 
 
 class Drilldown(BaseModel):

@@ -13,7 +13,7 @@ from flywheel_contracts.report.charts import (
 )
 from flywheel_contracts.report.drilldown import Drilldown, drilldown_section
 from flywheel_contracts.report.story import RunStory
-from flywheel_contracts.run_config import RunConfig
+from flywheel_contracts.run_config import CandidateConfig, RunConfig
 
 PRODUCTION_ROW_BACKGROUND = "#e3ecf7"
 """The leaderboard's reference row, production's, stands out by this background."""
@@ -220,7 +220,7 @@ def _leaderboard(board: ev.Leaderboard) -> str:
             ),
             _cell(_number(entry.tokens_per_request, ".0f")),
             _cell(_number(entry.cost_per_1k_requests_usd, ".4f")),
-            _cell(_number(entry.deployment_seconds, ".0f")),
+            _cell("external" if entry.external else _number(entry.deployment_seconds, ".0f")),
             f"<td class=error>{escape(entry.error or '')}</td>",
         ]
         css = " class=recommended" if recommended else ""
@@ -292,10 +292,25 @@ def _candidates(config: RunConfig) -> str:
     head += "<th class=name>LoRA customization</th>"
     rows = [
         "<tr>"
-        f"<td class=name>{escape(c.model_name)}</td><td>{c.gpus}</td>"
-        f"<td>{c.price_per_1k_tokens:g}</td>"
+        f"<td class=name>{escape(c.model_name)}</td><td>{_served_by(c)}</td>"
+        f"<td>{_price(c)}</td>"
         f"<td class=name>{escape(c.customization_target or 'yes') if c.customization_enabled else 'no'}"
         "</td></tr>"
         for c in config.candidates
     ]
     return f"<table class=candidates><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _served_by(candidate: CandidateConfig) -> str:
+    """GPUs of an NMP deployment, or the external endpoint's host (never its key or path)."""
+    if candidate.endpoint is None:
+        return str(candidate.gpus)
+    host = candidate.endpoint.base_url.split("://", 1)[1].split("/", 1)[0]
+    return f"external: {escape(host)}"
+
+
+def _price(candidate: CandidateConfig) -> str:
+    prompt, completion = candidate.price_per_1k_input_tokens, candidate.price_per_1k_output_tokens
+    if prompt > 0 or completion > 0:
+        return f"{prompt:g} in / {completion:g} out"
+    return f"{candidate.price_per_1k_tokens:g}"

@@ -100,28 +100,39 @@ def ship_traffic(stack: Stack, setup: FlywheelSetup) -> None:
     print(f"{DEMO_RECORDS} records searchable in index {setup.index} after {seconds:.1f}s")
 
 
+DEMO_OVERRIDES = RunOverrides(candidates=DEMO_CANDIDATES)
+
+
 def run_and_follow(
-    setup: FlywheelSetup, reports_dir: Path, evaluator_url: str | None = None
+    setup: FlywheelSetup,
+    reports_dir: Path,
+    evaluator_url: str | None = None,
+    *,
+    overrides: RunOverrides = DEMO_OVERRIDES,
+    timeout_s: float = RUN_TIMEOUT_S,
+    events: list[Envelope[Any]] | None = None,
 ) -> RunProgress:
-    """Request the demo's run, show its progress until it ends, then its leaderboard (the
-    headline, production's row and the savings) and the path of its HTML report."""
+    """Request a run over the tool-calling workload (the demo's, unless `overrides` say
+    otherwise), show its progress until it ends, then its leaderboard (the headline,
+    production's row and the savings) and the path of its HTML report. Every event read is
+    appended to `events` when given."""
     kafka = KafkaSettings(
         bootstrap_servers=setup.servers.kafka_bootstrap, topic_prefix=setup.topic_prefix
     )
     bus = KafkaBus(kafka)
-    overrides = RunOverrides(candidates=DEMO_CANDIDATES)
     envelope = run_requested(ROUTER, DEMO_CLIENT, overrides, requested_by=current_user())
     bus.publish(envelope)
     run_id: UUID | None = envelope.run_id
     assert run_id is not None
-    print(f"\nrun {run_id} requested: workload {ROUTER}, {len(DEMO_CANDIDATES)} candidates")
+    count = len(overrides.candidates or ())
+    print(f"\nrun {run_id} requested: workload {ROUTER}, {count or 'default'} candidates")
     console = render.console()
-    events: list[Envelope[Any]] = []
+    events = [] if events is None else events
     with Live(console=console, refresh_per_second=4) as live:
         progress = follow_run(
             bus,
             run_id,
-            timeout_s=RUN_TIMEOUT_S,
+            timeout_s=timeout_s,
             on_change=lambda p: live.update(render.progress_view(p), refresh=True),
             on_invalid=lambda _record, exc: print(f"skipped an invalid event: {exc}"),
             on_event=events.append,

@@ -54,8 +54,10 @@ def spawn(
     pid_path: Path,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    drop_env_prefixes: tuple[str, ...] = (),
 ) -> PidRecord:
-    """Start a daemon in its own session, detached from the caller, logging to log_path."""
+    """Start a daemon in its own session, detached from the caller, logging to log_path, with
+    the caller's environment (less the variables starting with `drop_env_prefixes`) and `env`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     pid_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
@@ -65,7 +67,10 @@ def spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith(drop_env_prefixes)},
+                **(env or {}),
+            },
             cwd=cwd,
         )
     ticks = _start_ticks(proc.pid)
@@ -101,6 +106,19 @@ def kill_hard(record: PidRecord) -> None:
         while alive(record):
             _reap(record.pid)
             time.sleep(0.05)
+
+
+def exit_code(record: PidRecord) -> int | None:
+    """How a daemon this process spawned ended (reaping it): its exit code, or minus the signal
+    that killed it, as subprocess reports it; None while it runs. -1: it ended, how is unknown
+    (it was reaped elsewhere, or is not our child)."""
+    try:
+        pid, status = os.waitpid(record.pid, os.WNOHANG)
+    except ChildProcessError:
+        return None if alive(record) else -1
+    if pid == 0:
+        return None
+    return os.waitstatus_to_exitcode(status)
 
 
 def _reap(pid: int) -> None:

@@ -1,5 +1,11 @@
 """The evaluator's HTTP view of its per-record detail: what a candidate answered to each
-evaluation record next to what production answered, for the report's drill-down."""
+evaluation record next to what production answered, for the report's drill-down.
+
+Each record also says, as `dialect`, where a tool-calling answer put its calls (`tool_calls`,
+`content_json`, `none`, `malformed`; null for a failed request or a generic workload): a field
+beside the drill-down contract's, which its readers ignore until it has one; the verdict
+mentions any dialect other than `tool_calls`, so the report shows it already.
+"""
 
 from typing import Any
 from uuid import UUID
@@ -11,6 +17,7 @@ from flywheel_contracts.report.drilldown import RECORDS_PATH, Drilldown, RecordD
 from flywheel_contracts.run_config import EvalType
 from flywheel_evaluator.clients.datasets import DatasetFiles
 from flywheel_evaluator.dataset import EvalItem
+from flywheel_evaluator.dialects import Dialect
 from flywheel_evaluator.models import RecordResult, evaluation_id
 from flywheel_evaluator.repository import EvaluationRepository
 
@@ -30,19 +37,18 @@ def records_router(repository: EvaluationRepository, datasets: DatasetFiles) -> 
             raise HTTPException(404, f"no {eval_type.value} evaluation of {candidate} in {run_id}")
         results = sorted(await repository.load_records(job.id), key=lambda r: r.index)
         items = {item.index: item for item in await datasets.items(job.dataset, job.limit)}
-        shown = [
-            _detail(result, items[result.index])
-            for result in results[:limit]
-            if result.index in items
-        ]
+        shown = [result for result in results[:limit] if result.index in items]
         drilldown = Drilldown(
             run_id=run_id,
             candidate_model=candidate,
             eval_type=eval_type,
-            records=shown,
+            records=[_detail(result, items[result.index]) for result in shown],
             total=len(results),
         )
-        return drilldown.model_dump(mode="json")
+        body = drilldown.model_dump(mode="json")
+        for record, result in zip(body["records"], shown, strict=True):
+            record["dialect"] = result.dialect.value if result.dialect else None
+        return body
 
     return router
 
@@ -87,4 +93,7 @@ def _verdict(result: RecordResult) -> str:
     if not result.ok:
         return f"request failed: {result.error or 'no answer'}"
     scored = [f"{name} {value:g}" for name, value in result.scores.items() if value is not None]
-    return ", ".join(scored) if scored else f"not scored: {result.judge_error or 'no score'}"
+    verdict = ", ".join(scored) if scored else f"not scored: {result.judge_error or 'no score'}"
+    if result.dialect is not None and result.dialect is not Dialect.TOOL_CALLS:
+        verdict += f" (calls: {result.dialect.value})"
+    return verdict

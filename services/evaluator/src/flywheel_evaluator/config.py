@@ -1,11 +1,12 @@
 """Evaluator settings: `FLYWHEEL_EVALUATOR_*`, nested groups with `__`
-(e.g. ``FLYWHEEL_EVALUATOR_BACKEND=nmp``, ``FLYWHEEL_EVALUATOR_NATIVE__CONCURRENCY=32``,
+(e.g. ``FLYWHEEL_EVALUATOR_BACKEND=nmp``, ``FLYWHEEL_EVALUATOR_CHAT__CONCURRENCY=32``,
 ``FLYWHEEL_EVALUATOR_NMP__NEMO_BASE_URL=http://127.0.0.1:8700``)."""
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from flywheel_contracts.runtime import ServiceSettings
@@ -43,6 +44,19 @@ class ChatSettings(_Group):
     max_tokens: int | None = Field(
         None, ge=1, description="Sent as max_tokens to the candidate when set."
     )
+    retry_after_max_s: float = Field(
+        60.0,
+        gt=0,
+        description="Longest single wait on a 429, whatever its Retry-After asks: the server may "
+        "be ready sooner than it says.",
+    )
+    rate_limited_max_s: float = Field(
+        300.0,
+        gt=0,
+        description="A request still answered 429 after this long (or told to wait past it) "
+        "ends the evaluation with `rate_limited`: scores over the records a rate limit let "
+        "through would describe the limit, not the model.",
+    )
 
 
 class JudgeSettings(_Group):
@@ -71,6 +85,29 @@ class JudgeSettings(_Group):
         "different function name rates 0, identical calls rate 1, an answer identical to the "
         "reference rates 10. The judge rates only what needs judgement.",
     )
+
+
+class EndpointKey(_Group):
+    """A key the evaluator holds for one external endpoint, named by runs (`endpoint.api_key`)
+    but never carried by them: events travel through Kafka, keys stay in this environment."""
+
+    base_url: str = Field(
+        pattern=r"^https?://\S+$",
+        description="The only base URL the key is sent to: a run naming the key for another URL "
+        "fails instead of handing the key to that host.",
+    )
+    key: SecretStr | None = Field(None, description="The key itself.")
+    key_file: Path | None = Field(
+        None,
+        description="A file holding the key (a mounted secret), read each time an evaluation "
+        "starts, so a rotated secret is picked up; its trailing newline is dropped.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.key is None) == (self.key_file is None):
+            raise ValueError("set exactly one of KEY and KEY_FILE")
+        return self
 
 
 class NmpBackendSettings(_Group):
@@ -119,6 +156,11 @@ class EvaluatorSettings(ServiceSettings):
     judge: JudgeSettings = JudgeSettings()
     nmp_backend: NmpBackendSettings = NmpBackendSettings()
     worker: WorkerSettings = WorkerSettings()
+    endpoint_keys: dict[str, EndpointKey] = Field(
+        default_factory=dict,
+        description="Keys of external endpoints by name (`FLYWHEEL_EVALUATOR_ENDPOINT_KEYS__"
+        "<NAME>__KEY` or `__KEY_FILE`, with `__BASE_URL`); names match case-insensitively.",
+    )
 
     @property
     def judge_base_url(self) -> str:

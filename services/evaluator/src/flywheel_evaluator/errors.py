@@ -16,6 +16,21 @@ class EvaluationFailed(PermanentError):
 class ChatFailed(Exception):
     """A chat request failed for good (after its retries, or at once for a permanent error)."""
 
-    def __init__(self, message: str, *, attempts: int) -> None:
+    def __init__(self, message: str, *, attempts: int, rate_limited: int = 0) -> None:
         super().__init__(message)
         self.attempts = attempts
+        self.rate_limited = rate_limited
+
+
+class RateLimited(ChatFailed):
+    """The endpoint kept answering 429 to one request for longer than the evaluator waits.
+    Not a failed record: every record would fail the same way, so the evaluation ends."""
+
+
+class SchemaRefused(ChatFailed):
+    """The endpoint refused the request's tool schemas (a 400 naming its schema or grammar).
+    Not a failed record: every record carries the same kind of schema, so the evaluation ends."""
+
+    def __init__(self, message: str, *, server_text: str, attempts: int) -> None:
+        super().__init__(message, attempts=attempts)
+        self.server_text = server_text

@@ -10,7 +10,8 @@ from uuid import UUID, uuid5
 from pydantic import BaseModel, ConfigDict, Field
 
 from flywheel_contracts.events import DatasetRef, EvalDone
-from flywheel_contracts.run_config import EvalType, WorkloadType
+from flywheel_contracts.run_config import EvalType, ExternalEndpoint, WorkloadType
+from flywheel_evaluator.dialects import Dialect
 
 Clock = Callable[[], datetime]
 
@@ -55,6 +56,16 @@ class EvaluationJob(BaseModel):
     judge_model: str | None
     timeout_seconds: int
     limit: int
+    endpoint: ExternalEndpoint | None = Field(
+        default=None,
+        description="An external candidate's endpoint (nim.up's `candidate.endpoint`): its key "
+        "name, headers, concurrency and timeout. Set only for external candidates, which the "
+        "native backend evaluates whatever the configured backend.",
+    )
+    tool_schema_compat: bool = Field(
+        default=False,
+        description="The run's `evaluation.tool_schema_compat`: rewrite the tools' `pattern`s.",
+    )
     cause: str = Field(description="The triggering envelope, encoded; derived event ids use it.")
     status: JobStatus = JobStatus.PENDING
     created_at: datetime
@@ -70,6 +81,10 @@ class EvaluationJob(BaseModel):
     lease_until: datetime | None = None
 
     @property
+    def external(self) -> bool:
+        return self.endpoint is not None
+
+    @property
     def done(self) -> EvalDone | None:
         return EvalDone.model_validate(self.outcome) if self.outcome is not None else None
 
@@ -83,12 +98,18 @@ class RecordResult(BaseModel):
     index: int
     ok: bool = Field(description="The candidate answered (possibly after retries).")
     attempts: int = 0
+    rate_limited: int = Field(default=0, description="429 answers waited out for this record.")
     error: str | None = None
     latency_ms: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     prediction: dict[str, Any] | None = Field(
         default=None, description="The candidate's message: content and tool_calls."
+    )
+    dialect: Dialect | None = Field(
+        default=None,
+        description="Tool calling: where the answer put its calls (dialects.py); None for a "
+        "failed request or a generic workload.",
     )
     scores: dict[str, float | None] = Field(default_factory=dict)
     judge_reply: str | None = None

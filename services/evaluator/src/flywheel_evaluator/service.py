@@ -2,7 +2,9 @@
 wake the worker, which runs the jobs and publishes the outcomes (the outbox): a handler never
 waits on Kafka, so a slow broker cannot hold the consumer. Each returns in milliseconds:
 
-- nim.up: the base (eval set) and ICL (ICL set) evaluations of the candidate;
+- nim.up: the base (eval set) and ICL (ICL set) evaluations of the candidate; an external
+  candidate's (`candidate.endpoint` set, no NMP deployment behind `deployment.base_url`) keep a
+  copy of its endpoint, which makes them native evaluations with its key, headers and limits;
 - customization.done: ok -> the customized evaluation (eval set, the adapter's model id);
   failed -> that evaluation ends at once with a customization_failed (or cancelled) error;
 - run.cancelled: every live evaluation of the run ends as cancelled, its in-flight requests are
@@ -29,7 +31,7 @@ from flywheel_contracts.events import (
     NimUp,
     RunCancelled,
 )
-from flywheel_contracts.run_config import EvalType
+from flywheel_contracts.run_config import EvalType, ExternalEndpoint
 from flywheel_evaluator.backends import Backend
 from flywheel_evaluator.events import failed
 from flywheel_evaluator.models import Clock, EvaluationJob, JobStatus, evaluation_id, utc_now
@@ -72,7 +74,13 @@ class EvaluatorService:
         for eval_type, dataset in ((EvalType.BASE, datasets.eval), (EvalType.ICL, datasets.icl)):
             if eval_type in up.context.config.evaluation.eval_types:
                 job = self._job(
-                    event, up.candidate.model_name, eval_type, up.deployment, dataset, up.context
+                    event,
+                    up.candidate.model_name,
+                    eval_type,
+                    up.deployment,
+                    dataset,
+                    up.context,
+                    endpoint=up.candidate.endpoint,
                 )
                 await self._admit(job)
 
@@ -124,6 +132,7 @@ class EvaluatorService:
         context: DatasetContext,
         *,
         target_model: str | None = None,
+        endpoint: ExternalEndpoint | None = None,
     ) -> EvaluationJob:
         run_id = event.scoped_run_id
         return EvaluationJob(
@@ -136,6 +145,8 @@ class EvaluatorService:
             dataset=dataset,
             workload_type=context.workload_type,
             judge_model=context.config.evaluation.judge_model,
+            endpoint=endpoint,
+            tool_schema_compat=context.config.evaluation.tool_schema_compat,
             timeout_seconds=context.config.evaluation.timeout_seconds,
             limit=context.config.split.limit,
             cause=encode(event).decode(),

@@ -107,6 +107,11 @@ class JanitorService:
 
     async def on_nim_up(self, event: Envelope[NimUp]) -> None:
         ref = event.payload.deployment
+        if event.payload.candidate.external:
+            # Nothing of it lives in NMP: there is nothing to reclaim, and asking NMP to delete
+            # a deployment it never had would be a lie in its audit log.
+            await self._note(event, f"{ref.model_id} reached at {ref.base_url} (external)")
+            return
         target = Target(kind=ResourceKind.DEPLOYMENT, resource_id=ref.name, namespace=ref.namespace)
         await self._up(event, target, ref.model_id, f"deployment {ref.namespace}/{ref.name} up")
 

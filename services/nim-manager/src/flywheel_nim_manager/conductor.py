@@ -262,15 +262,16 @@ def nim_up(
         evaluation = context.config.evaluation.model_copy(update={"judge_model": judge.model})
         config = context.config.model_copy(update={"evaluation": evaluation})
         context = context.model_copy(update={"config": config})
+    endpoint = record.candidate.endpoint
     return NimUp(
         role=record.role,
         candidate=record.candidate,
         deployment=DeploymentRef(
             namespace=namespace,
             name=record.deployment_name,
-            base_url=f"{nim_url}/v1",
+            base_url=endpoint.base_url if endpoint is not None else f"{nim_url}/v1",
             # The NIM proxy serves a deployment under its model name.
-            model_id=record.model,
+            model_id=record.candidate.served_model,
         ),
         context=context,
     )

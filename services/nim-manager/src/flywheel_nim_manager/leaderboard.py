@@ -10,6 +10,7 @@ from flywheel_contracts.events import (
     LeaderboardEntry,
     ProductionBaseline,
     ProductionRow,
+    UsageStats,
 )
 from flywheel_contracts.run_config import CandidateConfig, EvalType, RunConfig, WorkloadType
 from flywheel_nim_manager.decision import (
@@ -148,6 +149,21 @@ def cost_per_1k_requests(tokens_per_request: float, price_per_1k_tokens: float) 
     return round(tokens_per_request * price_per_1k_tokens, 9)
 
 
+def candidate_cost_per_1k_requests(
+    usage: UsageStats, candidate: CandidateConfig, price: float | None
+) -> float | None:
+    """USD per 1,000 requests: at the candidate's separate input and output prices when it has
+    either (hosted providers price completion tokens several times dearer), else at `price` per
+    token of either kind; None when no price is known."""
+    split_in, split_out = candidate.price_per_1k_input_tokens, candidate.price_per_1k_output_tokens
+    if split_in > 0 or split_out > 0:
+        prompt, completion = usage.prompt_tokens_per_request, usage.completion_tokens_per_request
+        return round(prompt * split_in + completion * split_out, 9)
+    if price is None:
+        return None
+    return cost_per_1k_requests(usage.tokens_per_request, price)
+
+
 def _entry(record: CandidateRecord, eval_type: EvalType, pricing: Pricing) -> LeaderboardEntry:
     outcome = record.outcomes.get(WorkItem.evaluation(eval_type))
     done = outcome.evaluation if outcome is not None else None
@@ -161,15 +177,16 @@ def _entry(record: CandidateRecord, eval_type: EvalType, pricing: Pricing) -> Le
             latency_p50_ms=usage.latency_p50_ms,
             latency_p95_ms=usage.latency_p95_ms,
             tokens_per_request=usage.tokens_per_request,
-            cost_per_1k_requests_usd=(
-                cost_per_1k_requests(usage.tokens_per_request, price) if price is not None else None
-            ),
+            cost_per_1k_requests_usd=candidate_cost_per_1k_requests(usage, record.candidate, price),
             deployment_seconds=record.deployment_seconds,
+            external=record.external,
+            rate_limited=usage.rate_limited,
         )
     return LeaderboardEntry(
         candidate_model=record.model,
         eval_type=eval_type,
         deployment_seconds=record.deployment_seconds if record.served else None,
+        external=record.external,
         error=_why_no_scores(record, eval_type),
     )
 

@@ -75,6 +75,7 @@ class Reconciler:
         if await self._lease.hold():
             await self._load()
             await self._schedule()
+        await self._connect()
         await self._deploy()
         await self._conclude()
         metrics.GPUS_IN_USE.set(self.gpus_in_use())
@@ -181,6 +182,9 @@ class Reconciler:
     async def _remove(self) -> None:
         """Delete, wait until gone, then free the GPUs and announce the end."""
         for record in self._in(Phase.REMOVING):
+            if record.external:
+                await self._end(record)
+                continue
             with _logged_failure(record, "removal"):
                 name = record.deployment_name
                 if await self._deployer.status(name) is not None:
@@ -205,7 +209,7 @@ class Reconciler:
 
     async def _schedule(self) -> None:
         """Grant GPUs to queued candidates (FCFS with backfill) within the budget."""
-        queue = {r.key: r for r in self._queued()}
+        queue = {r.key: r for r in self._queued() if not r.external}
         if not queue:
             return
         holding = [r.gpus for r in self._records.values() if r.phase.holds_gpus]
@@ -237,6 +241,12 @@ class Reconciler:
                     in_use=self.gpus_in_use(),
                     budget=budget,
                 )
+
+    async def _connect(self) -> None:
+        """External candidates serve at once: nothing to grant, create or wait for."""
+        for record in self._queued():
+            if record.external:
+                await self._follow(record, ServeNow())
 
     async def _deploy(self) -> None:
         """Create granted deployments and wait (across passes) until they serve."""

@@ -155,7 +155,14 @@ class CandidateRecord(_Record):
         customization is done, its training job's. The job runs on the same cluster while the
         candidate is deployed, so a budget that counted deployments alone would let training
         push the cluster past it (or wait for GPUs the deployments hold)."""
+        if self.external:
+            return 0
         return self.candidate.gpus + (self.candidate.customization_gpus if self.training else 0)
+
+    @property
+    def external(self) -> bool:
+        """Reached at an endpoint of its own: never deployed, never removed from NMP."""
+        return self.candidate.external
 
     @property
     def training(self) -> bool:

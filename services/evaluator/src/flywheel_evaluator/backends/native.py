@@ -1,6 +1,10 @@
 """The native backend: the evaluator sends each record to the candidate itself, with bounded
 concurrency, and scores the answers with its own metrics and the judge.
 
+An external candidate (the job's `endpoint`) is called with that endpoint's headers, key (from
+the evaluator's environment, endpoint_keys.py), concurrency and timeout; any other candidate
+with the chat settings' and no key.
+
 Record details are saved in batches as they come, so a restarted instance resumes the
 evaluation where the last saved batch ended instead of asking the candidate everything again.
 """
@@ -10,12 +14,14 @@ import math
 from collections.abc import Sequence
 
 from flywheel_contracts.events import EvalErrorKind
+from flywheel_contracts.run_config import ToolChoice
 from flywheel_evaluator.backends import Evaluated, JobContext
 from flywheel_evaluator.backends.records import RecordScorer
-from flywheel_evaluator.clients.chat import ChatEndpoints, Credentials
+from flywheel_evaluator.clients.chat import ChatEndpoint, ChatEndpoints, Credentials, Limits
 from flywheel_evaluator.clients.datasets import DatasetFiles
 from flywheel_evaluator.config import EvaluatorSettings
 from flywheel_evaluator.dataset import EvalItem
+from flywheel_evaluator.endpoint_keys import endpoint_key
 from flywheel_evaluator.errors import EvaluationFailed
 from flywheel_evaluator.models import EvaluationJob, RecordResult
 from flywheel_evaluator.scoring import aggregate_scores, usage_stats
@@ -30,8 +36,9 @@ class NativeBackend:
         self._settings = settings
 
     def scorer(self, job: EvaluationJob) -> RecordScorer:
+        """The job's scorer; EvaluationFailed when an external candidate's key is refused."""
         return RecordScorer(
-            candidate=self._endpoints.get(job.base_url),
+            candidate=self.candidate(job),
             target_model=job.target_model,
             judge=self._endpoints.get(
                 self._settings.judge_base_url, judge_credentials(self._settings)
@@ -40,14 +47,33 @@ class NativeBackend:
             workload=job.workload_type,
             max_tokens=self._settings.chat.max_tokens,
             decide_exact_cases=self._settings.judge.decide_exact_cases,
+            tool_schema_compat=job.tool_schema_compat,
+            tool_choice=job.endpoint.tool_choice if job.endpoint else ToolChoice.REQUIRED,
         )
+
+    def candidate(self, job: EvaluationJob) -> ChatEndpoint:
+        """The endpoint serving the job's candidate, as the job's endpoint (if any) says."""
+        external = job.endpoint
+        if external is None:
+            return self._endpoints.get(job.base_url)
+        key = None
+        if external.api_key is not None:
+            # Checked against the URL the requests go to (job.base_url), whatever the endpoint
+            # copy says: that is where the key would be sent.
+            key = endpoint_key(self._settings.endpoint_keys, external.api_key, job.base_url)
+        credentials = Credentials(
+            api_key=key, extra_headers=tuple(sorted(external.headers.items()))
+        )
+        limits = Limits(concurrency=external.concurrency, timeout_s=external.timeout_seconds)
+        return self._endpoints.get(job.base_url, credentials, limits)
 
     async def evaluate(self, ctx: JobContext) -> Evaluated:
         job = ctx.job
+        scorer = self.scorer(job)
         items = await self._datasets.items(job.dataset, job.limit)
         await ctx.started(job.id)
         saved = {r.index: r for r in await ctx.load_records() if r.index < len(items)}
-        run = _Run(ctx, self.scorer(job), items, saved, self._settings)
+        run = _Run(ctx, scorer, items, saved, self._settings)
         results = await run.all()
         scores = aggregate_scores(job.workload_type, results)
         if not scores:
@@ -83,15 +109,20 @@ class _Run:
         self._todo = iter([item for item in items if item.index not in saved])
         self._unsaved: list[RecordResult] = []
         self._batch = settings.worker.records_batch
-        self._concurrency = settings.chat.concurrency
+        self._concurrency = scorer.concurrency
         self._allowed_failures = math.floor(settings.chat.max_failure_ratio * len(items))
         self._failures = sum(not r.ok for r in saved.values())
 
     async def all(self) -> list[RecordResult]:
         workers = min(self._concurrency, len(self._items) - len(self._results))
-        async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(self._work())
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(workers):
+                    group.create_task(self._work())
+        except* EvaluationFailed as ended:
+            # One record's answer ended the evaluation (rate limited, schemas refused): the
+            # group cancelled the other requests; the first such error is the outcome.
+            raise ended.exceptions[0] from None
         await self._save()
         if self._failures > self._allowed_failures:
             raise EvaluationFailed(

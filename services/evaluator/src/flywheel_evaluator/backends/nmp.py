@@ -1,6 +1,9 @@
 """The nmp backend: a NeMo Evaluator job per evaluation (E1), polled (E2) until it completes,
 its results read (E3, nmp-contract.md 5.2) and the job deleted (E4).
 
+An external candidate (the job's `endpoint`) never goes to NMP, which cannot reach it and must
+not be told about it (its URL, headers, key name): the native backend evaluates it.
+
 NMP reports neither latency nor tokens, so a small sample of the records is also sent straight
 to the candidate to measure them. NMP reports no interval either: proportions get a Wilson
 interval from the value and the scored count, similarity the widest t interval a mean of
@@ -66,6 +69,8 @@ class NmpBackend:
 
     async def evaluate(self, ctx: JobContext) -> Evaluated:
         job = ctx.job
+        if job.external:
+            return await self._native.evaluate(ctx)
         items = await self._datasets.items(job.dataset, job.limit)
         nmp_job_id = job.nmp_job_id or await self._launch(ctx)
         await ctx.started(nmp_job_id)
@@ -138,6 +143,7 @@ class NmpBackend:
                     return RecordResult(
                         index=item.index,
                         ok=False,
+                        rate_limited=exc.rate_limited,
                         error=str(exc)[:500],
                         icl_example_ids=item.example_ids,
                     )
@@ -145,6 +151,7 @@ class NmpBackend:
                 index=item.index,
                 ok=True,
                 attempts=answer.attempts,
+                rate_limited=answer.rate_limited,
                 latency_ms=answer.latency_ms,
                 prompt_tokens=answer.prompt_tokens,
                 completion_tokens=answer.completion_tokens,
@@ -161,7 +168,8 @@ class NmpBackend:
 
 def _scores(job: EvaluationJob, results: EvaluationResults, n: int) -> tuple[MetricScore, ...]:
     scores = []
-    for metric in METRICS[job.workload_type]:
+    # NMP computes the strict metrics only: the lenient ones read the candidate's content.
+    for metric in (m for m in METRICS[job.workload_type] if m in RESULT_PATHS):
         try:
             raw = results.score(*RESULT_PATHS[metric])
             count = scored_count(results, metric)

@@ -16,15 +16,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from flywheel_contracts.runtime.nmp.http import HostCaller, RetryPolicy, Sleep
-
 CONNECTIONS_PER_POOL = 8
 
 
 @dataclass(eq=False)
 class _Pool:
     client: httpx.AsyncClient
-    caller: HostCaller
     in_flight: int = 0
 
 
@@ -38,8 +35,6 @@ class Pools:
         *,
         max_connections: int,
         timeout: httpx.Timeout,
-        policy: RetryPolicy,
-        sleep: Sleep,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
         tls: ssl.SSLContext | None = None,
@@ -49,25 +44,27 @@ class Pools:
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
         # One TLS context for all: loading the CA bundle takes tens of milliseconds per client.
         tls = tls or httpx.create_ssl_context()
-        self._pools: list[_Pool] = []
-        for _ in range(count):
-            client = httpx.AsyncClient(
-                base_url=base_url,
-                headers=headers,
-                timeout=timeout,
-                limits=limits,
-                verify=tls,
-                transport=transport,
+        self._pools = [
+            _Pool(
+                httpx.AsyncClient(
+                    base_url=base_url,
+                    headers=headers,
+                    timeout=timeout,
+                    limits=limits,
+                    verify=tls,
+                    transport=transport,
+                )
             )
-            self._pools.append(_Pool(client, HostCaller(client, policy, sleep)))
+            for _ in range(count)
+        ]
 
     @contextmanager
-    def caller(self) -> Iterator[HostCaller]:
-        """The least busy pool's caller, counted as busy until the block ends."""
+    def client(self) -> Iterator[httpx.AsyncClient]:
+        """The least busy pool's client, counted as busy until the block ends."""
         pool = min(self._pools, key=lambda p: p.in_flight)
         pool.in_flight += 1
         try:
-            yield pool.caller
+            yield pool.client
         finally:
             pool.in_flight -= 1
 

@@ -139,7 +139,7 @@ def run_and_follow(
         )
     if progress.completed is not None:
         console.print(render.leaderboard_view(run_id, progress.completed))
-    print(render.outcome_line(progress))
+    print(render.outcome_line(progress) or f"run {run_id} did not end within {timeout_s:.0f}s")
     # Written whatever the outcome: the timeline shows where a failed run stopped.
     drilldown = None
     if progress.completed is not None and evaluator_url is not None:

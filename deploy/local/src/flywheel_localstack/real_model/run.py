@@ -5,7 +5,7 @@ behind a random key, which only the evaluator gets, registered with that one bas
 comes up unless it is running; the six services start as child processes on free ports under
 the name `real-model` (topics, index and databases of their own, beside the demo's); the demo's
 generated traffic is shipped and indexed; and a run over the tool-calling workload compares one
-NMP candidate (the emulator's) with the real model, base and ICL, on a few dozen records. The
+NMP candidate (the emulator's) with the real model, base and ICL, on 20 records. The
 leaderboard follows, then per candidate and evaluation the strict and lenient scores with their
 95% intervals, latency, completion tokens per second and cost. Everything this command started
 is stopped at the end, on failure and on SIGTERM too (a stack it found running is left running).
@@ -48,7 +48,9 @@ NAME = "real-model"
 NMP_CANDIDATE = "meta/llama-3.2-1b-instruct"
 KEY_NAME = "local"
 """The name the run gives the endpoint's key; the evaluator holds the key under it."""
-EVAL_SIZE = 30
+# ICL prompts (the tools, two examples and the record: 2-3k tokens) take 10-40 s each on two
+# cores; 20 records of base and ICL fit in about ten minutes.
+EVAL_SIZE = 20
 # A call fits in a few dozen tokens; the cap bounds an answer that rambles on after its call
 # (at 10-30 tokens/s on two cores, each wasted token is felt).
 MAX_TOKENS = 128

@@ -83,6 +83,32 @@ async def test_the_key_goes_to_the_embeddings_endpoint_only(
     assert len(server.seen) == 4
 
 
+async def test_a_key_from_a_mounted_file_and_extra_headers_reach_the_endpoint(
+    key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret_file = tmp_path / "embedding-key"
+    secret_file.write_text(f"{key}\n")
+    monkeypatch.setenv("FLYWHEEL_DATASETS_BUILD__EMBEDDING_API_KEY_FILE", str(secret_file))
+    monkeypatch.setenv("FLYWHEEL_DATASETS_BUILD__EMBEDDING_BASE_URL", REMOTE)
+    monkeypatch.setenv("FLYWHEEL_DATASETS_BUILD__EMBEDDING_HEADERS", '{"X-Title": "flywheel"}')
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return Server(key).handle(request)
+
+    settings = DatasetsSettings()
+    endpoint = EmbeddingsEndpoint.from_settings(settings, transport=httpx.MockTransport(handle))
+    try:
+        assert len(await endpoint.embeddings(["x"], model=MODEL)) == 1
+    finally:
+        await endpoint.aclose()
+    [request] = seen
+    assert request.headers["authorization"] == f"Bearer {key}"
+    assert request.headers["x-title"] == "flywheel"
+    assert key not in repr(settings)
+
+
 async def test_by_default_the_nim_proxy_embeds_without_a_key() -> None:
     server = Server()
     settings = DatasetsSettings()

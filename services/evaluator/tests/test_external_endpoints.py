@@ -127,7 +127,7 @@ def test_an_unknown_key_name_is_refused_saying_how_to_configure_it() -> None:
 
 def test_an_unreadable_or_empty_key_file_is_refused_without_its_content(tmp_path: Path) -> None:
     missing = {"k": EndpointKey(base_url=EXTERNAL_URL, key_file=tmp_path / "missing")}
-    with pytest.raises(EvaluationFailed, match="cannot read its file"):
+    with pytest.raises(EvaluationFailed, match="cannot read"):
         endpoint_key(missing, "k", EXTERNAL_URL)
     binary = tmp_path / "binary"
     binary.write_bytes(b"\xff\xfesecret")

@@ -31,6 +31,7 @@ from flywheel_evaluator.config import (
     JudgeSettings,
     NmpBackendSettings,
 )
+from flywheel_evaluator.errors import EvaluationFailed
 
 from .fakes import JUDGE, FakeNmp, MemoryContext, completion, job, tool_record
 
@@ -297,3 +298,38 @@ async def test_an_nmp_error_echoing_the_config_has_the_key_masked(key: str) -> N
     assert key not in str(error) + error.body
     assert error.__cause__ is None
     assert error.__suppress_context__
+
+
+def test_a_judge_key_from_a_mounted_file_is_read_at_use_with_its_headers(
+    key: str, tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "judge-key"
+    secret_file.write_text(f"{key}\n")
+    settings = EvaluatorSettings(
+        judge=JudgeSettings(
+            base_url=JUDGE_URL, api_key_file=secret_file, headers={"X-Title": "flywheel"}
+        )
+    )
+    assert judge_credentials(settings).headers() == {
+        "X-Title": "flywheel",
+        "Authorization": f"Bearer {key}",
+    }
+    secret_file.write_text("rotated\n")
+    assert judge_credentials(settings).headers()["Authorization"] == "Bearer rotated"
+    assert key not in repr(settings)
+
+
+def test_an_unreadable_judge_key_file_fails_the_evaluation_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "missing"
+    settings = EvaluatorSettings(judge=JudgeSettings(api_key_file=missing))
+    with pytest.raises(EvaluationFailed, match=f"the judge's key: cannot read {missing}"):
+        judge_credentials(settings)
+
+
+def test_a_judge_key_is_given_once(key: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at most one of JUDGE__API_KEY and JUDGE__API_KEY_FILE"):
+        EvaluatorSettings(
+            judge=JudgeSettings(api_key=SecretStr(key), api_key_file=tmp_path / "key")
+        )

@@ -101,6 +101,15 @@ class BuildSettings(BaseModel):
         None,
         description="Sent as `Authorization: Bearer` to the embeddings endpoint only. None: no key.",
     )
+    embedding_api_key_file: Path | None = Field(
+        None,
+        description="A file holding the embeddings key (a mounted secret), read when the "
+        "endpoint's client is made (at start); instead of `embedding_api_key`.",
+    )
+    embedding_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra, non-secret headers for the embeddings endpoint (a provider's own).",
+    )
     embedding_ca_bundle: Path | None = Field(
         None,
         description="PEM file of the CAs trusted for the embeddings endpoint's HTTPS; default the "

@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 
 from flywheel_contracts.runtime import ServiceSettings
 from flywheel_contracts.runtime.nmp import NmpSettings
+from flywheel_contracts.runtime.secrets import secret
 
 
 class BackendKind(StrEnum):
@@ -75,6 +76,15 @@ class JudgeSettings(_Group):
         None,
         description="Sent as `Authorization: Bearer` to the judge's base URL only, never to a "
         "candidate; the nmp backend names it in the job's judge `api_endpoint`. None: no key.",
+    )
+    api_key_file: Path | None = Field(
+        None,
+        description="A file holding the judge's key (a mounted secret), read at each evaluation's "
+        "start; instead of `api_key`.",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra, non-secret headers for the judge's endpoint (a provider's own).",
     )
     ca_bundle: Path | None = Field(
         None, description="PEM file of the CAs trusted for the judge's HTTPS; default the system's."
@@ -161,6 +171,16 @@ class EvaluatorSettings(ServiceSettings):
         description="Keys of external endpoints by name (`FLYWHEEL_EVALUATOR_ENDPOINT_KEYS__"
         "<NAME>__KEY` or `__KEY_FILE`, with `__BASE_URL`); names match case-insensitively.",
     )
+
+    @model_validator(mode="after")
+    def _one_judge_key(self) -> Self:
+        if self.judge.api_key is not None and self.judge.api_key_file is not None:
+            raise ValueError("set at most one of JUDGE__API_KEY and JUDGE__API_KEY_FILE")
+        return self
+
+    def judge_key(self) -> SecretStr | None:
+        """The judge's key, from the environment or its file (read now: rotation applies)."""
+        return secret(self.judge.api_key, self.judge.api_key_file)
 
     @property
     def judge_base_url(self) -> str:

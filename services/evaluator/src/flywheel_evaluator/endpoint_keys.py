@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from flywheel_contracts.events import EvalErrorKind
 from flywheel_contracts.runtime.nmp.nim import openai_base_url
+from flywheel_contracts.runtime.secrets import SecretFileError, secret
 from flywheel_evaluator.config import EndpointKey
 from flywheel_evaluator.errors import EvaluationFailed
 
@@ -44,21 +45,14 @@ def endpoint_key(keys: Mapping[str, EndpointKey], name: str, base_url: str) -> S
 
 
 def _read(name: str, entry: EndpointKey) -> SecretStr:
-    if entry.key is not None:
-        value = entry.key.get_secret_value()
-    else:
-        assert entry.key_file is not None  # EndpointKey holds one of the two
-        try:
-            # A secret file written by `echo` or an editor ends with a newline, never part of a key.
-            value = entry.key_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            raise _refused(
-                f"endpoint key {name!r}: cannot read its file {entry.key_file}: {reason}"
-            ) from None
-    if not value.strip():
+    try:
+        key = secret(entry.key, entry.key_file)
+    except SecretFileError as exc:
+        raise _refused(f"endpoint key {name!r}: {exc}") from None
+    assert key is not None  # EndpointKey holds one of the two
+    if not key.get_secret_value().strip():
         raise _refused(f"endpoint key {name!r} is empty")
-    return SecretStr(value)
+    return key
 
 
 def _refused(message: str) -> EvaluationFailed:

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from flywheel_contracts.runtime.nmp import NmpSettings
 from flywheel_contracts.runtime.nmp.http import HostCaller, RetryPolicy, Sleep
 from flywheel_contracts.runtime.nmp.nim import NimProxy, openai_base_url
+from flywheel_contracts.runtime.secrets import secret
 from flywheel_datasets.config import DatasetsSettings
 
 
@@ -29,16 +30,20 @@ class EmbeddingsEndpoint:
         *,
         api_key: SecretStr | None = None,
         ca_bundle: Path | None = None,
+        headers: dict[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
+        # The key's header is the only Authorization (header names are case-insensitive).
+        sent = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
+        if api_key is not None:
+            sent["Authorization"] = f"Bearer {api_key.get_secret_value()}"
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True
         )
         self._client = httpx.AsyncClient(
             base_url=openai_base_url(base_url),
-            headers=headers,
+            headers=sent,
             verify=verify,
             timeout=httpx.Timeout(nmp.request_timeout_s, connect=nmp.connect_timeout_s),
             transport=transport,
@@ -53,8 +58,9 @@ class EmbeddingsEndpoint:
         return cls(
             settings.embedding_base_url,
             settings.nmp,
-            api_key=settings.build.embedding_api_key,
+            api_key=secret(settings.build.embedding_api_key, settings.build.embedding_api_key_file),
             ca_bundle=settings.build.embedding_ca_bundle,
+            headers=settings.build.embedding_headers,
             transport=transport,
         )
 

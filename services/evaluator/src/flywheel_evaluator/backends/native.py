@@ -13,8 +13,11 @@ import asyncio
 import math
 from collections.abc import Sequence
 
+from pydantic import SecretStr
+
 from flywheel_contracts.events import EvalErrorKind
 from flywheel_contracts.run_config import ToolChoice
+from flywheel_contracts.runtime.secrets import SecretFileError
 from flywheel_evaluator.backends import Evaluated, JobContext
 from flywheel_evaluator.backends.records import RecordScorer
 from flywheel_evaluator.clients.chat import ChatEndpoint, ChatEndpoints, Credentials, Limits
@@ -88,7 +91,11 @@ class NativeBackend:
 
 def judge_credentials(settings: EvaluatorSettings) -> Credentials:
     """The judge's key and CA bundle; candidates are always called without."""
-    return Credentials(settings.judge.api_key, settings.judge.ca_bundle)
+    return Credentials(
+        judge_key(settings),
+        settings.judge.ca_bundle,
+        extra_headers=tuple(settings.judge.headers.items()),
+    )
 
 
 class _Run:
@@ -153,3 +160,11 @@ class _Run:
     def _last_error(self) -> str:
         errors = [r.error for r in self._results.values() if r.error]
         return errors[-1] if errors else "none"
+
+
+def judge_key(settings: EvaluatorSettings) -> SecretStr | None:
+    """The judge's key; EvaluationFailed when its file cannot be read (naming the file only)."""
+    try:
+        return settings.judge_key()
+    except SecretFileError as exc:
+        raise EvaluationFailed(EvalErrorKind.JOB_FAILED, f"the judge's key: {exc}") from None

@@ -27,7 +27,7 @@ from flywheel_contracts.runtime.nmp import (
 from flywheel_contracts.runtime.nmp.jobs import WAITING_JOB_STATUSES
 from flywheel_contracts.stats import bounded_mean_interval, wilson
 from flywheel_evaluator.backends import Evaluated, JobContext
-from flywheel_evaluator.backends.native import NativeBackend
+from flywheel_evaluator.backends.native import NativeBackend, judge_key
 from flywheel_evaluator.backends.nmp_config import (
     RESULT_PATHS,
     evaluation_config,
@@ -92,16 +92,17 @@ class NmpBackend:
     async def _launch(self, ctx: JobContext) -> str:
         job = ctx.job
         # A remote judge's api_endpoint carries its key: the config goes to NMP only.
+        key = judge_key(self._settings)  # read first: an unreadable key file fails the job here
         judge = judge_model(self._settings, job.judge_model)
         config = evaluation_config(job, judge, self._settings.eval_file)
-        with masking(self._settings.judge.api_key):
+        with masking(key):
             launched = await self._nmp.evaluator.launch(
                 config, job.target_model, custom_fields={EVALUATION_KEY_FIELD: job.id}
             )
         if isinstance(launched, AlreadyExists):
             raise EvaluationFailed(
                 EvalErrorKind.JOB_FAILED,
-                f"NMP refused the job: {mask(launched.detail, self._settings.judge.api_key)}",
+                f"NMP refused the job: {mask(launched.detail, key)}",
             )
         # Remembered before anything else: a restart polls this job instead of launching another.
         await ctx.remember_nmp_job(launched.id)

@@ -59,10 +59,11 @@ def judge_model(settings: EvaluatorSettings, model: str | None) -> Judge:
     a base URL or key is configured, its `api_endpoint` with the URL and the key."""
     model_id = model or settings.judge.model
     judge = settings.judge
-    if judge.base_url is None and judge.api_key is None:
+    secret = settings.judge_key()
+    if judge.base_url is None and secret is None:
         return model_id
     url = f"{openai_base_url(settings.judge_base_url)}/chat/completions"
-    key = judge.api_key.get_secret_value() if judge.api_key is not None else None
+    key = secret.get_secret_value() if secret is not None else None
     return judge_endpoint(url, model_id, key)
 
 

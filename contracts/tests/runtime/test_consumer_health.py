@@ -19,6 +19,7 @@ from flywheel_contracts.runtime.consumer_health import (
     StallGate,
     parse_statistics,
 )
+from flywheel_contracts.runtime.testing import ManualMonotonic
 
 pytestmark = pytest.mark.unit
 
@@ -36,23 +37,12 @@ IN_GROUP = ConsumerStats(
 JOINING = replace(IN_GROUP, join_state="wait-join", assignment_size=0)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualMonotonic:
+    return ManualMonotonic()
 
 
-def health_on(clock: Clock, limits: ConsumerLimits = LIMITS) -> ConsumerHealth:
+def health_on(clock: ManualMonotonic, limits: ConsumerLimits = LIMITS) -> ConsumerHealth:
     health = ConsumerHealth(limits, statistics_interval_ms=5000, clock=clock)
     health.started()
     return health
@@ -98,7 +88,7 @@ def test_a_consumer_without_a_group_or_partitions_has_no_lag() -> None:
 # Readiness and liveness.
 
 
-def test_a_consumer_that_keeps_polling_stays_ready_and_alive(clock: Clock) -> None:
+def test_a_consumer_that_keeps_polling_stays_ready_and_alive(clock: ManualMonotonic) -> None:
     health = health_on(clock)
     for _ in range(200):  # 1000 s of reports every 5 s
         clock.advance(5)
@@ -109,7 +99,7 @@ def test_a_consumer_that_keeps_polling_stays_ready_and_alive(clock: Clock) -> No
 
 
 def test_a_consumer_that_stops_polling_turns_unready_then_dead_then_recovers(
-    clock: Clock,
+    clock: ManualMonotonic,
 ) -> None:
     health = health_on(clock)
     health.observe(IN_GROUP)
@@ -135,7 +125,7 @@ def test_a_consumer_that_stops_polling_turns_unready_then_dead_then_recovers(
     assert health.liveness_problem() is None
 
 
-async def test_the_readiness_check_raises_with_the_reason(clock: Clock) -> None:
+async def test_the_readiness_check_raises_with_the_reason(clock: ManualMonotonic) -> None:
     health = health_on(clock)
     health.observe(IN_GROUP)
     await health.check()
@@ -147,7 +137,7 @@ async def test_the_readiness_check_raises_with_the_reason(clock: Clock) -> None:
 
 
 def test_a_starting_consumer_gets_the_same_intervals_before_its_first_report(
-    clock: Clock,
+    clock: ManualMonotonic,
 ) -> None:
     health = health_on(clock)
 
@@ -165,7 +155,7 @@ def test_a_starting_consumer_gets_the_same_intervals_before_its_first_report(
     )
 
 
-def test_nothing_is_checked_for_a_service_that_does_not_consume(clock: Clock) -> None:
+def test_nothing_is_checked_for_a_service_that_does_not_consume(clock: ManualMonotonic) -> None:
     health = ConsumerHealth(LIMITS, statistics_interval_ms=5000, clock=clock)
 
     clock.advance(10_000)
@@ -174,7 +164,9 @@ def test_nothing_is_checked_for_a_service_that_does_not_consume(clock: Clock) ->
     assert health.liveness_problem() is None
 
 
-def test_a_consumer_out_of_its_group_past_the_grace_is_unready_but_alive(clock: Clock) -> None:
+def test_a_consumer_out_of_its_group_past_the_grace_is_unready_but_alive(
+    clock: ManualMonotonic,
+) -> None:
     health = health_on(clock)
     health.observe(IN_GROUP)
     clock.advance(5)
@@ -196,7 +188,7 @@ def test_a_consumer_out_of_its_group_past_the_grace_is_unready_but_alive(clock: 
     assert health.readiness_problem() is None
 
 
-def test_a_consumer_that_never_joins_is_unready_after_the_grace(clock: Clock) -> None:
+def test_a_consumer_that_never_joins_is_unready_after_the_grace(clock: ManualMonotonic) -> None:
     health = health_on(clock)
     for _ in range(13):
         clock.advance(5)
@@ -210,7 +202,7 @@ def test_a_consumer_that_never_joins_is_unready_after_the_grace(clock: Clock) ->
 
 
 def test_an_instance_holding_no_partition_is_ready_when_assignment_is_not_required(
-    clock: Clock,
+    clock: ManualMonotonic,
 ) -> None:
     idle = replace(IN_GROUP, assignment_size=0)
     strict, lenient = (
@@ -226,7 +218,7 @@ def test_an_instance_holding_no_partition_is_ready_when_assignment_is_not_requir
     assert lenient.readiness_problem() is None
 
 
-def test_reports_from_the_polling_thread_are_seen_by_the_checks(clock: Clock) -> None:
+def test_reports_from_the_polling_thread_are_seen_by_the_checks(clock: ManualMonotonic) -> None:
     health = health_on(clock)
     clock.advance(95)
     assert health.readiness_problem() is not None
@@ -238,7 +230,7 @@ def test_reports_from_the_polling_thread_are_seen_by_the_checks(clock: Clock) ->
     assert health.readiness_problem() is None
 
 
-def test_unreadable_statistics_never_raise_into_the_poll(clock: Clock) -> None:
+def test_unreadable_statistics_never_raise_into_the_poll(clock: ManualMonotonic) -> None:
     health = health_on(clock)
     clock.advance(95)
 
@@ -248,7 +240,7 @@ def test_unreadable_statistics_never_raise_into_the_poll(clock: Clock) -> None:
     assert health.readiness_problem() is not None  # neither counts as a poll of the consumer
 
 
-def test_the_client_hooks_are_librdkafkas_statistics_properties(clock: Clock) -> None:
+def test_the_client_hooks_are_librdkafkas_statistics_properties(clock: ManualMonotonic) -> None:
     health = health_on(clock)
 
     hooks = health.client_hooks()

@@ -17,18 +17,11 @@ from flywheel_contracts.runtime.settings import (
     MongoSettings,
     ServiceSettings,
 )
+from flywheel_contracts.runtime.testing import ManualMonotonic
 
 pytestmark = pytest.mark.unit
 
 NOWHERE = "127.0.0.1:1"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -59,7 +52,7 @@ def client_of(kit: ServiceKit) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://kit")
 
 
-def on_clock(kit: ServiceKit, clock: Clock) -> ConsumerHealth:
+def on_clock(kit: ServiceKit, clock: ManualMonotonic) -> ConsumerHealth:
     """The kit's consumer health, as a service with its own consumer declares it, on `clock`."""
     kit.consumer_health = ConsumerHealth(
         kit.settings.consumer_limits, statistics_interval_ms=5000, clock=clock
@@ -73,7 +66,7 @@ async def test_live_answers_200_while_the_consumer_polls_and_503_with_the_reason
     make_kit: Callable[..., ServiceKit],
 ) -> None:
     kit = make_kit(health=HealthSettings(ready_after_s=20, live_after_s=40))
-    clock = Clock()
+    clock = ManualMonotonic(0.0)
     on_clock(kit, clock)
 
     async with client_of(kit) as client:
@@ -97,7 +90,7 @@ async def test_live_stays_200_for_a_service_that_consumes_nothing(
     make_kit: Callable[..., ServiceKit],
 ) -> None:
     kit = make_kit(health=HealthSettings(ready_after_s=20, live_after_s=40))
-    clock = Clock()
+    clock = ManualMonotonic(0.0)
     kit.consumer_health = ConsumerHealth(
         kit.settings.consumer_limits, statistics_interval_ms=5000, clock=clock
     )

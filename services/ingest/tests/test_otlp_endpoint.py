@@ -513,3 +513,28 @@ async def test_a_span_over_the_line_limit_refuses_the_whole_export() -> None:
     assert response.status_code == 413
     assert b"1 line(s) over 60000 bytes (line 2); nothing was sent" in response.content
     assert topic.sent == []
+
+
+async def test_spans_of_a_client_outside_a_scoped_tokens_clients_are_rejected_in_the_answer() -> (
+    None
+):
+    topic = FakeRawTopic()
+    tokens = {
+        "globex": {"token": "globex-s3cret", "clients": ["globex"]},
+        "acme": {"token": "acme-s3cret", "clients": ["acme"]},
+    }
+    body = export(LLM).SerializeToString()  # its client is `acme` (service.namespace)
+    async with client(topic, tokens=tokens) as http:
+        other = await http.post(
+            "/v1/traces",
+            content=body,
+            headers={**PROTOBUF, "authorization": "Bearer globex-s3cret"},
+        )
+        own = await http.post(
+            "/v1/traces", content=body, headers={**PROTOBUF, "authorization": "Bearer acme-s3cret"}
+        )
+    refused = ExportTraceServiceResponse.FromString(other.content).partial_success
+    assert refused.rejected_spans == 1
+    assert "client_not_allowed x1" in refused.error_message
+    assert ExportTraceServiceResponse.FromString(own.content).partial_success.rejected_spans == 0
+    assert topic.tokens == ["globex", "acme"]  # both forwarded: ingest decides again on reading

@@ -93,6 +93,7 @@ def test_every_generated_malformed_line_is_refused_for_its_labelled_reason() -> 
         RejectReason.DUPLICATE_CALL,
         RejectReason.INCOMPLETE_CALL,
         RejectReason.UNPAIRED_EVENT,
+        RejectReason.CLIENT_NOT_ALLOWED,  # decided by the intake token, not the line
     }
 
 

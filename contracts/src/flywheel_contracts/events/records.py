@@ -61,6 +61,8 @@ class RejectReason(StrEnum):
     - ``incomplete_call``: a producer's item (a span, a Relay call) lacks what an OpenAI request
       and response need, such as the input messages or the output.
     - ``unpaired_event``: a NeMo Relay LLM start without its end, or an end without its start.
+    - ``client_not_allowed``: the line came through the intake with a token scoped to other
+      clients than the record's ``client_id`` (or with a token no longer configured).
     """
 
     OVERSIZE = "oversize"
@@ -78,6 +80,7 @@ class RejectReason(StrEnum):
     DUPLICATE_CALL = "duplicate_call"
     INCOMPLETE_CALL = "incomplete_call"
     UNPAIRED_EVENT = "unpaired_event"
+    CLIENT_NOT_ALLOWED = "client_not_allowed"
 
 
 RAW_FORMAT_HEADER = "flywheel.format"

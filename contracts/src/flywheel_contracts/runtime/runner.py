@@ -7,6 +7,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from flywheel_contracts.runtime.logging import configure_logging
+from flywheel_contracts.runtime.server import server_config
 from flywheel_contracts.runtime.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -19,13 +20,4 @@ def run_service(app_factory: Callable[[S], FastAPI], settings: S) -> None:
     in-flight handlers finish and publishes `service.stopping`.
     """
     configure_logging(settings.log_format, settings.log_level)
-    config = uvicorn.Config(
-        app_factory(settings),
-        host=settings.http_host,
-        port=settings.http_port,
-        lifespan="on",
-        log_config=None,  # keep the structlog handler configured above
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_s) + 1,
-    )
-    uvicorn.Server(config).run()
+    uvicorn.Server(server_config(app_factory(settings), settings)).run()

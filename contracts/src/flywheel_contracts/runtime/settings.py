@@ -187,6 +187,24 @@ def _default_instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+class ServerSettings(BaseModel):
+    """Connection timeouts of the HTTP server, so that idle or slow clients cannot hold
+    connections (and file descriptors) open."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keep_alive_timeout_s: int = Field(
+        5, ge=1, le=300, description="An idle connection between requests is closed after this."
+    )
+    head_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A connection must send a request's head (request line and headers) within "
+        "this long of opening, or of starting its next request; else it is closed.",
+    )
+
+
 class ServiceSettings(BaseSettings):
     """The part of every service's configuration the kit needs."""
 
@@ -212,6 +230,7 @@ class ServiceSettings(BaseSettings):
     idempotency: IdempotencySettings = IdempotencySettings()
     health: HealthSettings = HealthSettings()
     testing: HookSettings = HookSettings()
+    server: ServerSettings = ServerSettings()
 
     @property
     def consumer_group(self) -> str:

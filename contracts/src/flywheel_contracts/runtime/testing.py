@@ -160,6 +160,19 @@ def observe_stall(url: str, stalled_at: float, timeout_s: float = 60.0) -> Stall
     )
 
 
+class ManualMonotonic:
+    """A monotonic clock (seconds, as `time.monotonic`) that moves only when a test says so."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as probe:

@@ -4,9 +4,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 
 from flywheel_contracts.runtime import ServiceKit, create_service_app
+from flywheel_ingest.auth import IntakeGate
 from flywheel_ingest.clients.kafka_source import KafkaSource
 from flywheel_ingest.clients.outbox import KafkaOutbox
 from flywheel_ingest.clients.raw_topic import KafkaRawTopic
@@ -19,11 +21,18 @@ from flywheel_ingest.pii import Redactor
 from flywheel_ingest.pipeline import Pipeline
 from flywheel_ingest.service import IngestService
 
+_log = structlog.get_logger("flywheel.ingest")
+
 
 def create_app(settings: IngestSettings) -> FastAPI:
     # The client logs every request, and every failed one with a traceback; the service logs
     # one line per batch outcome instead.
     logging.getLogger("elasticsearch").setLevel(logging.ERROR)
+    # An intake open to the network was refused when the settings were read; an open one on
+    # loopback is a developer's convenience, said once so that it is not a surprise.
+    warning = settings.intake_warning()
+    if warning is not None:
+        _log.warning("intake.open", detail=warning)
     kit = ServiceKit(settings)
     consumer = kit.track_consumer()
     store = ElasticsearchStore(settings.elasticsearch)
@@ -34,6 +43,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
         max_line_bytes=settings.max_line_bytes,
         retry=settings.retry,
         producers=settings.producers,
+        tokens=settings.intake.tokens,
     )
     pipeline = Pipeline(
         lambda: KafkaSource(settings, health=consumer, stall=kit.stall_gate),
@@ -51,15 +61,15 @@ def create_app(settings: IngestSettings) -> FastAPI:
         producers=settings.producers,
         max_record_bytes=settings.max_line_bytes,
     )
-    token = settings.intake.token
+    gate = IntakeGate(settings.intake)
     app = create_service_app(
         kit,
         routers=[
-            intake_router(intake, token=token),
-            otlp.router(intake, token=token),
-            relay.router(intake, token=token),
+            intake_router(intake, gate=gate),
+            otlp.router(intake, gate=gate),
+            relay.router(intake, gate=gate),
             # Last: its `/{index}/...` routes would catch any path of two segments.
-            bulk.router(intake, token=token),
+            bulk.router(intake, gate=gate),
         ],
     )
     _close_on_shutdown(app, store)

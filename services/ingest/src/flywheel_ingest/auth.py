@@ -1,32 +1,72 @@
-"""The intake's credential, in every form a real producer sends it.
+"""Who may write to the intake, in every form a real producer sends its credential, and how
+often.
 
 Applications send `Authorization: Bearer <token>`; Elasticsearch clients (NAT's exporter, log
 shippers) send `ApiKey <token>` or HTTP basic auth, whose password is then the token (the user
 name is not checked: the token alone is the secret). OTLP exporters send whatever header their
 configuration names, usually the bearer form.
+
+A request is admitted with any configured token: the global one (every client) or a scoped one,
+whose name then goes with the request's lines (see `scope`).
 """
 
 import base64
 import binascii
+import math
 import secrets
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import Header, HTTPException
 from pydantic import SecretStr
 
+from flywheel_ingest.config import IntakeSettings, RateLimitSettings
+
 _UNAUTHORIZED = 401
+_TOO_MANY_REQUESTS = 429
+
+Clock = Callable[[], float]
+"""Seconds on a monotonic clock (the kit's convention: `time.monotonic` unless a test's)."""
 
 
-def authorized(header: str | None, token: SecretStr) -> bool:
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What an admitted request may write: `token` names a scoped token (its clients only);
+    None stands for every client (the global token, or an open intake)."""
+
+    token: str | None = None
+
+
+def presented_token(header: str | None) -> str | None:
+    """The token an `Authorization` header carries, whatever its scheme; None when none."""
     scheme, _, value = (header or "").partition(" ")
     value = value.strip()
     match scheme.lower():
         case "bearer" | "apikey":
-            presented = value
+            return value or None
         case "basic":
-            presented = _basic_password(value)
+            return _basic_password(value) or None
         case _:
-            return False
+            return None
+
+
+def authenticate(header: str | None, settings: IntakeSettings) -> Grant | None:
+    """The grant of the token the header carries; None when it carries no configured token.
+    Without any token configured, every request gets every client."""
+    if not settings.authenticated:
+        return Grant()
+    presented = presented_token(header)
+    if presented is None:
+        return None
+    # Every secret is compared, so the time taken does not tell which one nearly matched.
+    matches = [name for name, scoped in settings.tokens.items() if _same(presented, scoped.secret)]
+    if settings.token is not None and _same(presented, settings.token):
+        return Grant()
+    return Grant(matches[0]) if matches else None
+
+
+def _same(presented: str, token: SecretStr) -> bool:
     return secrets.compare_digest(presented.encode(), token.get_secret_value().encode())
 
 
@@ -38,15 +78,53 @@ def _basic_password(value: str) -> str:
     return decoded.partition(":")[2]
 
 
-def require_token(token: SecretStr | None) -> Callable[[str | None], Awaitable[None]]:
-    """A FastAPI dependency refusing requests without the token (none configured: open)."""
+class TokenBuckets:
+    """One token bucket per intake token: `burst` requests at once, refilled at
+    `requests_per_s`. Pure but for the clock, which tests drive."""
 
-    async def check(authorization: str | None = Header(None)) -> None:
-        if token is not None and not authorized(authorization, token):
+    def __init__(self, settings: RateLimitSettings, clock: Clock = time.monotonic) -> None:
+        self._rate = settings.requests_per_s
+        self._burst = float(settings.burst)
+        self._clock = clock
+        self._buckets: dict[str | None, tuple[float, float]] = {}  # key: (level, at)
+
+    def take(self, key: str | None) -> float | None:
+        """Take one request from `key`'s bucket: None when allowed, else the seconds until one
+        request will be."""
+        if self._rate is None:
+            return None
+        now = self._clock()
+        level, at = self._buckets.get(key, (self._burst, now))
+        level = min(self._burst, level + (now - at) * self._rate)
+        if level < 1:
+            self._buckets[key] = (level, now)
+            return (1 - level) / self._rate
+        self._buckets[key] = (level - 1, now)
+        return None
+
+
+class IntakeGate:
+    """The intake routes' admission: a configured token (401 otherwise), then its rate (429
+    with `Retry-After`). `admit` is a FastAPI dependency returning the request's `Grant`."""
+
+    def __init__(self, settings: IntakeSettings, clock: Clock = time.monotonic) -> None:
+        self._settings = settings
+        self._buckets = TokenBuckets(settings.rate_limit, clock)
+
+    async def admit(self, authorization: str | None = Header(None)) -> Grant:
+        grant = authenticate(authorization, self._settings)
+        if grant is None:
             raise HTTPException(
                 _UNAUTHORIZED,
                 "a valid token is required (Bearer, ApiKey or basic auth's password)",
                 headers={"WWW-Authenticate": 'Bearer, Basic realm="flywheel"'},
             )
-
-    return check
+        # The global token and the open intake share one bucket; each scoped token has its own.
+        wait_s = self._buckets.take(grant.token)
+        if wait_s is not None:
+            raise HTTPException(
+                _TOO_MANY_REQUESTS,
+                "too many requests for this token; retry after the Retry-After seconds",
+                headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
+            )
+        return grant

@@ -1,14 +1,20 @@
 """Ingest settings: `FLYWHEEL_INGEST_*`, nested groups with `__`
 (e.g. ``FLYWHEEL_INGEST_ELASTICSEARCH__INDEX``, ``FLYWHEEL_INGEST_PII__WORKLOADS='["chat"]'``)."""
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from flywheel_contracts.pii import PiiKind
 from flywheel_contracts.runtime import ServiceSettings
 from flywheel_contracts.traffic import DEFAULT_MAX_LINE_BYTES
+from flywheel_ingest.security import check_intake_exposure
 
 ALL_WORKLOADS = "*"
+ALL_CLIENTS = "*"
 
 _MIB = 1024 * 1024
 
@@ -90,10 +96,84 @@ class PiiSettings(BaseModel):
         )
 
 
-class IntakeSettings(BaseModel):
-    """`POST /v1/logs`: NDJSON from applications that run no log shipper."""
+TOKEN_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+"""A scoped token's name: it travels in a Kafka header and in logs, so it must be plain."""
+
+
+def _non_blank(token: SecretStr | None, setting: str) -> SecretStr | None:
+    """A configured token of only whitespace would be guessable; it is refused, not ignored."""
+    if token is not None and not token.get_secret_value().strip():
+        raise ValueError(f"{setting} is set but empty; set a token or leave it unset")
+    return token
+
+
+class ScopedToken(BaseModel):
+    """`INTAKE__TOKENS__<NAME>__*`: a token accepted for the listed clients' records only."""
+
+    # An error must not print the input: it holds the secret.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    token: SecretStr | None = Field(None, description="The secret itself.")
+    token_file: Path | None = Field(
+        None,
+        description="A file holding the secret (a mounted secret), read once at start; its "
+        "surrounding whitespace is dropped.",
+    )
+    clients: frozenset[str] = Field(
+        min_length=1,
+        description='Client ids whose records this token may write; `["*"]` for every client.',
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_token_file(cls, data: Any) -> Any:
+        # Read here, once, so that a missing or empty secret file stops the start.
+        if not isinstance(data, dict):
+            return data
+        token, token_file = data.get("token"), data.get("token_file")
+        if token_file is None:
+            return data
+        if token is not None:
+            raise ValueError("set TOKEN or TOKEN_FILE, not both")
+        try:
+            secret = Path(token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"TOKEN_FILE {token_file} cannot be read: {exc}") from None
+        if not secret:
+            raise ValueError(f"TOKEN_FILE {token_file} is empty")
+        return {**data, "token": SecretStr(secret)}
+
+    @model_validator(mode="after")
+    def _has_token(self) -> "ScopedToken":
+        if self.token is None:
+            raise ValueError("a scoped intake token needs TOKEN or TOKEN_FILE")
+        _non_blank(self.token, "TOKEN")
+        return self
+
+    @property
+    def secret(self) -> SecretStr:
+        assert self.token is not None  # checked by `_has_token`
+        return self.token
+
+    def allows(self, client_id: str) -> bool:
+        return client_id in self.clients or ALL_CLIENTS in self.clients
+
+
+class RateLimitSettings(BaseModel):
+    """Requests per token (one bucket per token; one for the open intake), refused with 429."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    requests_per_s: float | None = Field(
+        None, gt=0, description="Sustained rate a token may send; none: no limit (the default)."
+    )
+    burst: int = Field(100, ge=1, description="Requests a token may send at once after being idle.")
+
+
+class IntakeSettings(BaseModel):
+    """The HTTP intake: `POST /v1/logs` and the producers' routes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     max_body_bytes: int = Field(16 * _MIB, ge=1024)
     max_line_bytes: int = Field(
@@ -102,9 +182,56 @@ class IntakeSettings(BaseModel):
         description="Under the producer's default 1,000,000-byte message limit. Lines over "
         "ingest's own `max_line_bytes` are still forwarded, to be rejected as oversize.",
     )
-    token: SecretStr | None = Field(
-        None, description="When set, requests must carry `Authorization: Bearer <token>`."
+    max_lines: int = Field(
+        10_000,
+        ge=1,
+        description="Lines (or a producer's items) one request may carry; more is refused with "
+        "413, whole.",
     )
+    token: SecretStr | None = Field(
+        None,
+        description="A token for every client's records (`Bearer`, `ApiKey`, basic auth's "
+        "password). Without any token the intake is open, which only a loopback host allows.",
+    )
+    tokens: dict[str, ScopedToken] = Field(
+        default_factory=dict,
+        description="Named tokens, each for some clients' records only; the name (never the "
+        "secret) travels with the lines so that ingest can check each record's client.",
+    )
+    open: bool = Field(
+        False,
+        description="Accept unauthenticated writes on a non-loopback host anyway (e.g. a "
+        "container whose port is published on loopback only). Off: such a start is refused.",
+    )
+    rate_limit: RateLimitSettings = RateLimitSettings()
+
+    @field_validator("token")
+    @classmethod
+    def _token_not_blank(cls, token: SecretStr | None) -> SecretStr | None:
+        return _non_blank(token, "FLYWHEEL_INGEST_INTAKE__TOKEN")
+
+    @field_validator("tokens")
+    @classmethod
+    def _plain_names(cls, tokens: dict[str, ScopedToken]) -> dict[str, ScopedToken]:
+        for name in tokens:
+            if not re.fullmatch(TOKEN_NAME_PATTERN, name):
+                raise ValueError(f"intake token name {name[:80]!r} must match {TOKEN_NAME_PATTERN}")
+        return tokens
+
+    @model_validator(mode="after")
+    def _distinct_secrets(self) -> "IntakeSettings":
+        # One secret under two names would make its scope depend on which name is found first.
+        secrets = [scoped.secret.get_secret_value() for scoped in self.tokens.values()]
+        if self.token is not None:
+            secrets.append(self.token.get_secret_value())
+        if len(set(secrets)) < len(secrets):
+            raise ValueError("two intake tokens have the same secret; give each its own")
+        return self
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether requests need a token (any token configured)."""
+        return self.token is not None or bool(self.tokens)
 
 
 class NatSettings(BaseModel):
@@ -165,7 +292,9 @@ class ProducerSettings(BaseModel):
 
 
 class IngestSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_INGEST_")
+    # A refused start must not print the settings it was given: they hold tokens and URLs
+    # with credentials.
+    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_INGEST_", hide_input_in_errors=True)
 
     service_name: str = "ingest"
     http_port: int = Field(8001, ge=0, le=65535)
@@ -188,3 +317,15 @@ class IngestSettings(ServiceSettings):
     @property
     def consumer_group(self) -> str:
         return self.group_id or super().consumer_group
+
+    @model_validator(mode="after")
+    def _intake_exposure(self) -> "IngestSettings":
+        # Refuses, at start, an intake open to the network (see `security`).
+        self.intake_warning()
+        return self
+
+    def intake_warning(self) -> str | None:
+        """What to warn about the intake's exposure at start, if anything."""
+        return check_intake_exposure(
+            self.http_host, authenticated=self.intake.authenticated, open_allowed=self.intake.open
+        )

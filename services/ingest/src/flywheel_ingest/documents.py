@@ -61,6 +61,8 @@ class RawLine:
     offset: int
     format: str = "record"
     """The producer's shape (`producers.Format`), from the line's `flywheel.format` header."""
+    token: str | None = None
+    """The scoped intake token it was sent with, from its `flywheel.intake.token` header."""
 
     def position(self) -> SourcePosition:
         return SourcePosition(topic=self.topic, partition=self.partition, offset=self.offset)

@@ -1,15 +1,17 @@
 """HTTP handlers, thin: `POST /v1/logs` (NDJSON) hands the body to the intake."""
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import SecretStr
 
-from flywheel_ingest.auth import require_token
+from flywheel_ingest.auth import Grant, IntakeGate
 from flywheel_ingest.clients.raw_topic import RawTopicUnavailable
 from flywheel_ingest.errors import IntakeRefused
 from flywheel_ingest.intake import LogIntake
 
 _ACCEPTED = 202
+_PAYLOAD_TOO_LARGE = 413
 _UNSUPPORTED_MEDIA_TYPE = 415
 _UNAVAILABLE = 503
 
@@ -26,8 +28,8 @@ NDJSON_TYPES = frozenset(
 """What `/v1/logs` reads. A request without a Content-Type is read as NDJSON too."""
 
 
-def intake_router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
-    router = APIRouter(dependencies=[Depends(require_token(token))])
+def intake_router(intake: LogIntake, *, gate: IntakeGate) -> APIRouter:
+    router = APIRouter()
 
     @router.post(
         "/v1/logs",
@@ -36,6 +38,7 @@ def intake_router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
     )
     async def post_logs(
         request: Request,
+        grant: Annotated[Grant, Depends(gate.admit)],
         source: str | None = Query(
             None, max_length=256, description="Keys the lines, keeping one source's in order."
         ),
@@ -43,9 +46,9 @@ def intake_router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
         unsupported = unsupported_media_type(request, NDJSON_TYPES)
         if unsupported is not None:
             return unsupported
-        body = await read_at_most(request, intake.max_body_bytes + 1)
         try:
-            accepted = await intake.accept(body, source=source)
+            body = await read_body(request, intake.max_body_bytes)
+            accepted = await intake.accept(body, source=source, grant=grant)
         except IntakeRefused as exc:
             return JSONResponse({"detail": str(exc)}, exc.status_code)
         except RawTopicUnavailable as exc:
@@ -77,13 +80,20 @@ def unsupported_media_type(request: Request, accepted: frozenset[str]) -> JSONRe
     )
 
 
-async def read_at_most(request: Request, limit: int) -> bytes:
-    """The body, read no further than `limit` bytes (enough for the intake to refuse it)."""
-    chunks: list[bytes] = []
-    size = 0
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or IntakeRefused (413) once it is known to exceed `limit` bytes: from its
+    `Content-Length` before anything is read, else while it streams in, so no more than `limit`
+    bytes and one chunk are ever held (a chunked body declares no length)."""
+    declared = request.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
     async for chunk in request.stream():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
-            break
-    return b"".join(chunks)
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def _too_large(limit: int) -> IntakeRefused:
+    return IntakeRefused(f"the body exceeds {limit} bytes", status_code=_PAYLOAD_TOO_LARGE)

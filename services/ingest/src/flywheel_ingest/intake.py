@@ -7,20 +7,28 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from flywheel_ingest import metrics
+from flywheel_ingest.auth import Grant
 from flywheel_ingest.config import IntakeSettings, ProducerSettings
 from flywheel_ingest.duplicates import SeenCalls
 from flywheel_ingest.errors import IntakeRefused
 from flywheel_ingest.producers import Format
 from flywheel_ingest.producers.translate import verdict
+from flywheel_ingest.scope import scope_refusal
 from flywheel_ingest.validation import LogRecord, Refusal
 
 _PAYLOAD_TOO_LARGE = 413
 _SHOWN_LINES = 10
+_EVERY_CLIENT = Grant()
 
 
 class RawTopic(Protocol):
     async def put(
-        self, lines: Sequence[bytes], key: bytes | None, fmt: Format = Format.RECORD
+        self,
+        lines: Sequence[bytes],
+        key: bytes | None,
+        fmt: Format = Format.RECORD,
+        *,
+        token: str | None = None,
     ) -> None: ...
 
 
@@ -52,10 +60,14 @@ class LogIntake:
     def producers(self) -> ProducerSettings:
         return self._producers
 
-    async def accept(self, body: bytes, *, source: str | None) -> Accepted:
+    async def accept(
+        self, body: bytes, *, source: str | None, grant: Grant = _EVERY_CLIENT
+    ) -> Accepted:
         """Forward every non-blank line; all or nothing is refused before anything is sent.
 
         `source` keys the lines, keeping one source's lines in order (the shipper keys by file).
+        A scoped `grant`'s token name goes with the lines: ingest checks each record's client
+        against it when it reads them (the intake does not parse the lines).
         """
         self.refuse_oversize(len(body))
         lines: list[bytes] = []
@@ -72,17 +84,24 @@ class LogIntake:
             if len(line) > self._settings.max_line_bytes:
                 too_long.append(number)
             lines.append(line)
+        self.refuse_too_many(len(lines))
         self._refuse_too_long(too_long)
-        await self._forward(lines, source, Format.RECORD)
+        await self._forward(lines, source, Format.RECORD, grant)
         return Accepted(len(lines), blank)
 
     async def accept_items(
-        self, items: Sequence[bytes], fmt: Format, *, source: str | None
+        self,
+        items: Sequence[bytes],
+        fmt: Format,
+        *,
+        source: str | None,
+        grant: Grant = _EVERY_CLIENT,
     ) -> list[LogRecord | Refusal]:
         """Forward a producer's items, refused ones too (so `logs.rejected` keeps them with
-        their reason), and say what ingest will make of each: the same pure `verdict` it applies
-        when it reads them, so an answer given here holds."""
+        their reason), and say what ingest will make of each: the same pure `verdict` and
+        `scope_refusal` it applies when it reads them, so an answer given here holds."""
         self.refuse_oversize(sum(len(item) for item in items))
+        self.refuse_too_many(len(items))
         self._refuse_too_long(
             [
                 number
@@ -90,9 +109,26 @@ class LogIntake:
                 if len(item) > self._settings.max_line_bytes
             ]
         )
-        verdicts = [verdict(item, fmt, self._producers, self._max_record_bytes) for item in items]
-        await self._forward(items, source, fmt)
+        verdicts = [
+            self._in_scope(verdict(item, fmt, self._producers, self._max_record_bytes), grant)
+            for item in items
+        ]
+        await self._forward(items, source, fmt, grant)
         return verdicts
+
+    def _in_scope(self, outcome: LogRecord | Refusal, grant: Grant) -> LogRecord | Refusal:
+        if isinstance(outcome, Refusal):
+            return outcome
+        return scope_refusal(outcome.client_id, grant.token, self._settings.tokens) or outcome
+
+    def refuse_too_many(self, count: int) -> None:
+        """IntakeRefused (413) for more lines (or items) than one request may carry."""
+        if count > self._settings.max_lines:
+            raise IntakeRefused(
+                f"the request carries {count} lines; the limit is {self._settings.max_lines} "
+                "per request (FLYWHEEL_INGEST_INTAKE__MAX_LINES): split it; nothing was sent",
+                status_code=_PAYLOAD_TOO_LARGE,
+            )
 
     def refuse_oversize(self, size: int) -> None:
         """IntakeRefused (413) for a body of `size` bytes over the limit."""
@@ -111,9 +147,12 @@ class LogIntake:
                 status_code=_PAYLOAD_TOO_LARGE,
             )
 
-    async def _forward(self, lines: Sequence[bytes], source: str | None, fmt: Format) -> None:
+    async def _forward(
+        self, lines: Sequence[bytes], source: str | None, fmt: Format, grant: Grant
+    ) -> None:
         if lines:
-            await self._topic.put(lines, source.encode() if source else None, fmt)
+            key = source.encode() if source else None
+            await self._topic.put(lines, key, fmt, token=grant.token)
             metrics.INTAKE_LINES.inc(len(lines))
 
 

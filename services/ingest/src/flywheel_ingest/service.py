@@ -8,7 +8,7 @@ until it is acknowledged, so a batch is never half-done when its offsets are com
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -23,7 +23,7 @@ from flywheel_contracts.events.records import (
 )
 from flywheel_contracts.pii import PiiKind
 from flywheel_ingest import metrics
-from flywheel_ingest.config import ProducerSettings, RetrySettings
+from flywheel_ingest.config import ProducerSettings, RetrySettings, ScopedToken
 from flywheel_ingest.documents import (
     Document,
     RawLine,
@@ -37,6 +37,7 @@ from flywheel_ingest.pii import Redactor
 from flywheel_ingest.ports import LogStore, Outbox
 from flywheel_ingest.producers import Format
 from flywheel_ingest.producers.translate import verdict
+from flywheel_ingest.scope import scope_refusal
 from flywheel_ingest.validation import Refusal
 
 _log = structlog.get_logger("flywheel.ingest")
@@ -91,6 +92,7 @@ class IngestService:
         max_line_bytes: int,
         retry: RetrySettings,
         producers: ProducerSettings = ProducerSettings(),  # noqa: B008 (frozen, immutable)
+        tokens: Mapping[str, ScopedToken] | None = None,
         clock: Clock = _utc_now,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -100,6 +102,7 @@ class IngestService:
         self._max_line_bytes = max_line_bytes
         self._retry = retry
         self._producers = producers
+        self._tokens = tokens or {}
         self._clock = clock
         self._sleep = sleep
 
@@ -130,6 +133,8 @@ class IngestService:
         checked = verdict(line.value, line.format, self._producers, self._max_line_bytes)
         if isinstance(checked, Refusal):
             return checked
+        if out_of_scope := scope_refusal(checked.client_id, line.token, self._tokens):
+            return out_of_scope
         try:
             logged = canonical_json(checked.fields)
         except orjson.JSONEncodeError as exc:

@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI
 from flywheel_contracts.envelope import decode
 from flywheel_contracts.events.records import RecordsIngested, RejectedRecord
 from flywheel_contracts.runtime.testing import ServiceProcess
+from flywheel_ingest.auth import IntakeGate
 from flywheel_ingest.clients.outbox import HEADER_BY, REJECTED_TOPIC
 from flywheel_ingest.clients.raw_topic import RawTopicUnavailable
 from flywheel_ingest.config import ElasticsearchSettings, IntakeSettings
@@ -40,6 +41,19 @@ class IngestProcess(ServiceProcess):
 
     def metrics(self) -> str:
         return httpx.get(f"{self.url}/metrics", timeout=5).text
+
+    @property
+    def pid(self) -> int:
+        """The running process's id (to read its /proc entries)."""
+        assert self._process is not None, "not started"
+        return self._process.pid
+
+    def rss_bytes(self) -> int:
+        """Its resident memory now (`VmRSS`, Linux only)."""
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024  # reported in kB
+        raise AssertionError(f"no VmRSS in /proc/{self.pid}/status")
 
 
 def end_offsets(bootstrap: str, topic: str, timeout_s: float = 60.0) -> dict[int, int]:
@@ -338,16 +352,24 @@ class FakeRawTopic:
 
     def __init__(self) -> None:
         self.sent: list[tuple[list[bytes], bytes | None, Format]] = []
+        self.tokens: list[str | None] = []
+        """Per `put`, the scoped token named in the lines' header (None: no header)."""
         self.down = False
 
     async def put(
-        self, lines: Sequence[bytes], key: bytes | None, fmt: Format = Format.RECORD
+        self,
+        lines: Sequence[bytes],
+        key: bytes | None,
+        fmt: Format = Format.RECORD,
+        *,
+        token: str | None = None,
     ) -> None:
         if self.down:
             raise RawTopicUnavailable(
                 f"{len(lines)} of {len(lines)} lines not acknowledged: timed out"
             )
         self.sent.append((list(lines), key, fmt))
+        self.tokens.append(token)
 
 
 def intake_client(
@@ -355,14 +377,15 @@ def intake_client(
     topic: FakeRawTopic,
     *,
     max_record_bytes: int | None = None,
+    clock: Callable[[], float] = time.monotonic,
     **settings: Any,
 ) -> httpx.AsyncClient:
-    """An HTTP client of an app serving only `router(intake, token=...)` over `topic`, with
-    `IntakeSettings` of `settings` (small limits unless given)."""
+    """An HTTP client of an app serving only `router(intake, gate=...)` over `topic`, with
+    `IntakeSettings` of `settings` (small limits unless given), its rate limits on `clock`."""
     intake_settings = IntakeSettings.model_validate(
         {"max_body_bytes": 200_000, "max_line_bytes": 60_000, **settings}
     )
     intake = LogIntake(topic, intake_settings, max_record_bytes=max_record_bytes)
     app = FastAPI()
-    app.include_router(router(intake, token=intake_settings.token))
+    app.include_router(router(intake, gate=IntakeGate(intake_settings, clock)))
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest")

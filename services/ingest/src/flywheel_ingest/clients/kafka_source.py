@@ -22,6 +22,7 @@ from flywheel_ingest.config import IngestSettings
 from flywheel_ingest.documents import RawLine
 from flywheel_ingest.ports import PartitionKey
 from flywheel_ingest.producers import FORMAT_HEADER, Format
+from flywheel_ingest.scope import TOKEN_HEADER
 
 T = TypeVar("T")
 
@@ -196,12 +197,24 @@ def _line(message: Message) -> RawLine | None:
     topic, partition, offset = message.topic(), message.partition(), message.offset()
     if topic is None or partition is None or offset is None:
         return None
-    return RawLine(message.value() or b"", topic, partition, offset, _format(message))
+    headers = _headers(message)
+    return RawLine(
+        message.value() or b"",
+        topic,
+        partition,
+        offset,
+        headers.get(FORMAT_HEADER, Format.RECORD),
+        headers.get(TOKEN_HEADER),
+    )
 
 
-def _format(message: Message) -> str:
+def _headers(message: Message) -> dict[str, str]:
+    """The message's headers as text; the first of a repeated name wins."""
     headers = message.headers() or []
+    found: dict[str, str] = {}
     for name, value in headers.items() if isinstance(headers, dict) else headers:
-        if name == FORMAT_HEADER and value is not None:
-            return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
-    return Format.RECORD
+        if value is not None and name not in found:
+            found[name] = (
+                value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+            )
+    return found

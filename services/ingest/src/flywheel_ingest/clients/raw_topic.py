@@ -5,6 +5,7 @@ from collections.abc import Sequence
 
 from flywheel_contracts.runtime import Publisher
 from flywheel_ingest.producers import FORMAT_HEADER, Format
+from flywheel_ingest.scope import TOKEN_HEADER
 
 
 class RawTopicUnavailable(Exception):
@@ -17,11 +18,19 @@ class KafkaRawTopic:
         self._topic = topic
 
     async def put(
-        self, lines: Sequence[bytes], key: bytes | None, fmt: Format = Format.RECORD
+        self,
+        lines: Sequence[bytes],
+        key: bytes | None,
+        fmt: Format = Format.RECORD,
+        *,
+        token: str | None = None,
     ) -> None:
         """Publish every line (in order on one partition when keyed); wait for all the acks.
-        A producer's items carry their format in a header; records carry none, as the shipper's."""
+        A producer's items carry their format in a header; records carry none, as the shipper's.
+        Lines sent with a scoped token carry its name (never its secret) in another."""
         headers = [] if fmt == Format.RECORD else [(FORMAT_HEADER, fmt.value.encode())]
+        if token is not None:
+            headers.append((TOKEN_HEADER, token.encode()))
         results = await asyncio.gather(
             *(self._publisher.send(self._topic, line, key, headers) for line in lines),
             return_exceptions=True,

@@ -13,13 +13,12 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import SecretStr
 
 from flywheel_ingest import metrics
-from flywheel_ingest.auth import require_token
+from flywheel_ingest.auth import Grant, IntakeGate
 from flywheel_ingest.clients.raw_topic import RawTopicUnavailable
 from flywheel_ingest.errors import IntakeRefused
-from flywheel_ingest.handlers import media_type, read_at_most
+from flywheel_ingest.handlers import media_type, read_body
 from flywheel_ingest.intake import LogIntake
 from flywheel_ingest.producers import Format, es_bulk
 from flywheel_ingest.producers.es_bulk import BulkError
@@ -28,23 +27,22 @@ from flywheel_ingest.validation import LogRecord, Refusal
 _OK = 200
 _ROUTING_MAX = 256
 
-Handler = Callable[[bytes], Awaitable[Response]]
+Handler = Callable[[bytes, Grant], Awaitable[Response]]
 
 
-def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
+def router(intake: LogIntake, *, gate: IntakeGate) -> APIRouter:
     routes = APIRouter(tags=["elasticsearch"])
-    check_token = require_token(token)
 
     async def guarded(request: Request, handle: Handler) -> Response:
         """Auth, content type and body checks every write shares, failures as ES errors."""
         try:
-            await _authorize(request, check_token)
+            grant = await _authorize(request, gate)
             es_bulk.check_media_type(media_type(request))
-            raw = await read_at_most(request, intake.max_body_bytes + 1)
+            raw = await read_body(request, intake.max_body_bytes)
             body = es_bulk.decode_body(
                 raw, request.headers.get("content-encoding"), intake.max_body_bytes
             )
-            return await handle(body)
+            return await handle(body, grant)
         except BulkError as exc:
             return _error(request, exc)
         except IntakeRefused as exc:
@@ -61,10 +59,14 @@ def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
                 ),
             )
 
-    async def accept(request: Request, documents: list[bytes]) -> list[LogRecord | Refusal]:
+    async def accept(
+        request: Request, documents: list[bytes], grant: Grant
+    ) -> list[LogRecord | Refusal]:
         if not documents:
             return []
-        return await intake.accept_items(documents, Format.NAT, source=_routing(request))
+        return await intake.accept_items(
+            documents, Format.NAT, source=_routing(request), grant=grant
+        )
 
     @routes.api_route(
         "/",
@@ -73,7 +75,7 @@ def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
     )
     async def info(request: Request) -> Response:
         try:
-            await _authorize(request, check_token)
+            await _authorize(request, gate)
         except BulkError as exc:
             return _error(request, exc)
         if request.method == "HEAD":
@@ -83,9 +85,9 @@ def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
     async def bulk(request: Request, index: str | None) -> Response:
         started = time.monotonic()
 
-        async def handle(body: bytes) -> Response:
+        async def handle(body: bytes, grant: Grant) -> Response:
             actions = es_bulk.parse_bulk(body, index)
-            verdicts = await accept(request, es_bulk.documents(actions))
+            verdicts = await accept(request, es_bulk.documents(actions), grant)
             took = int((time.monotonic() - started) * 1000)
             answer = es_bulk.bulk_answer(actions, verdicts, took)
             _count(answer["items"])
@@ -110,11 +112,11 @@ def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
         return await bulk(request, index)
 
     async def single(request: Request, index: str) -> Response:
-        async def handle(body: bytes) -> Response:
+        async def handle(body: bytes, grant: Grant) -> Response:
             document = body.strip()
             if not document:
                 raise BulkError(es_bulk.BAD_REQUEST, "parse_exception", "request body is required")
-            (verdict,) = await accept(request, [document])
+            (verdict,) = await accept(request, [document], grant)
             if isinstance(verdict, Refusal):
                 metrics.ES_DOCUMENTS.labels("refused").inc()
                 rejection = es_bulk.rejection(verdict)
@@ -151,10 +153,18 @@ def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
     return routes
 
 
-async def _authorize(request: Request, check: Callable[[str | None], Awaitable[None]]) -> None:
+async def _authorize(request: Request, gate: IntakeGate) -> Grant:
     try:
-        await check(request.headers.get("authorization"))
+        return await gate.admit(request.headers.get("authorization"))
     except HTTPException as exc:
+        if exc.status_code == es_bulk.TOO_MANY_REQUESTS:
+            # Elasticsearch's own answer when it sheds load: clients and shippers back off.
+            raise BulkError(
+                es_bulk.TOO_MANY_REQUESTS,
+                "es_rejected_execution_exception",
+                str(exc.detail),
+                headers=exc.headers,
+            ) from exc
         raise BulkError(
             es_bulk.UNAUTHORIZED,
             "security_exception",
@@ -184,7 +194,7 @@ def _error(request: Request, error: BulkError) -> JSONResponse:
     extra = (
         {"WWW-Authenticate": 'Basic realm="flywheel", ApiKey, Bearer'}
         if error.status == es_bulk.UNAUTHORIZED
-        else None
+        else error.headers
     )
     return JSONResponse(error.body(), error.status, headers=_headers(request, extra))
 

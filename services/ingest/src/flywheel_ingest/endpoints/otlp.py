@@ -8,16 +8,17 @@ for one over the intake's limit, 503 with `Retry-After` while Kafka does not ack
 (exporters retry those). Spans that record no model call are skipped, not rejected.
 """
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import SecretStr
 
 from flywheel_ingest import metrics
-from flywheel_ingest.auth import require_token
+from flywheel_ingest.auth import Grant, IntakeGate
 from flywheel_ingest.clients.raw_topic import RawTopicUnavailable
 from flywheel_ingest.compression import UnsupportedEncoding
 from flywheel_ingest.errors import IntakeRefused
-from flywheel_ingest.handlers import media_type, read_at_most
+from flywheel_ingest.handlers import media_type, read_body
 from flywheel_ingest.intake import LogIntake
 from flywheel_ingest.producers import Format
 from flywheel_ingest.producers.otlp.decode import (
@@ -46,15 +47,17 @@ RETRY_AFTER_S = 5
 """How long an exporter is asked to wait before retrying while Kafka is away."""
 
 
-def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
-    routes = APIRouter(dependencies=[Depends(require_token(token))], tags=["otlp"])
+def router(intake: LogIntake, *, gate: IntakeGate) -> APIRouter:
+    routes = APIRouter(tags=["otlp"])
 
     @routes.post(
         "/v1/traces",
         summary="OTLP/HTTP trace export (protobuf or JSON): LLM spans become log records",
         response_class=Response,
     )
-    async def export_traces(request: Request) -> Response:
+    async def export_traces(
+        request: Request, grant: Annotated[Grant, Depends(gate.admit)]
+    ) -> Response:
         kind = media_type(request)
         encoding = MEDIA_TYPES.get(kind or "")
         if encoding is None:
@@ -66,26 +69,30 @@ def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
                 _UNSUPPORTED_MEDIA_TYPE,
             )
         limit = intake.max_body_bytes
-        raw = await read_at_most(request, limit + 1)
         try:
-            if len(raw) > limit:
-                raise TooLarge(f"the body exceeds {limit} bytes")
+            raw = await read_body(request, limit)
             body = decompress(raw, request.headers.get("content-encoding"), limit)
             export = decode_request(body, encoding)
         except UnsupportedEncoding as exc:
             return _status(_UNSUPPORTED_MEDIA_TYPE, INVALID_ARGUMENT, str(exc), encoding)
-        except TooLarge as exc:
+        except (TooLarge, IntakeRefused) as exc:
             return _status(_PAYLOAD_TOO_LARGE, RESOURCE_EXHAUSTED, str(exc), encoding)
         except Undecodable as exc:
             return _status(_BAD_REQUEST, INVALID_ARGUMENT, str(exc), encoding)
         spans = span_items(export)
         metrics.OTLP_SPANS.labels("skipped").inc(spans.skipped)
+        try:
+            intake.refuse_too_many(len(spans.items))  # all the request's batches together
+        except IntakeRefused as exc:
+            return _status(exc.status_code, RESOURCE_EXHAUSTED, str(exc), encoding)
         if not spans.items:
             return _answer(_OK, export_answer([], encoding), encoding)
         verdicts: list[LogRecord | Refusal] = []
         try:
             for batch in batches(spans.items, limit):
-                verdicts += await intake.accept_items(batch, Format.OTLP_SPAN, source=spans.source)
+                verdicts += await intake.accept_items(
+                    batch, Format.OTLP_SPAN, source=spans.source, grant=grant
+                )
                 metrics.OTLP_SPANS.labels("forwarded").inc(len(batch))
         except IntakeRefused as exc:
             return _status(exc.status_code, RESOURCE_EXHAUSTED, str(exc), encoding)

@@ -1,15 +1,16 @@
 """`POST /v1/relay/events`: NeMo Relay's events (its JSONL file export, or its ndjson stream
 sink) to one item per LLM call on the source topic (see `producers.relay`)."""
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import SecretStr
 
 from flywheel_ingest import metrics
-from flywheel_ingest.auth import require_token
+from flywheel_ingest.auth import Grant, IntakeGate
 from flywheel_ingest.clients.raw_topic import RawTopicUnavailable
 from flywheel_ingest.errors import IntakeRefused
-from flywheel_ingest.handlers import read_at_most, unsupported_media_type
+from flywheel_ingest.handlers import read_body, unsupported_media_type
 from flywheel_ingest.intake import LogIntake
 from flywheel_ingest.producers import Format
 from flywheel_ingest.producers.relay import answer, items_of
@@ -30,8 +31,8 @@ EVENT_TYPES = frozenset(
 the same way."""
 
 
-def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
-    router = APIRouter(dependencies=[Depends(require_token(token))])
+def router(intake: LogIntake, *, gate: IntakeGate) -> APIRouter:
+    router = APIRouter()
 
     @router.post(
         "/v1/relay/events",
@@ -40,6 +41,7 @@ def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
     )
     async def post_events(
         request: Request,
+        grant: Annotated[Grant, Depends(gate.admit)],
         source: str | None = Query(
             None, max_length=256, description="Keys the calls, keeping one source's in order."
         ),
@@ -47,11 +49,12 @@ def router(intake: LogIntake, *, token: SecretStr | None) -> APIRouter:
         unsupported = unsupported_media_type(request, EVENT_TYPES)
         if unsupported is not None:
             return unsupported
-        body = await read_at_most(request, intake.max_body_bytes + 1)
         try:
-            intake.refuse_oversize(len(body))  # before pairing what may be a truncated body
+            body = await read_body(request, intake.max_body_bytes)
             events = items_of(body)
-            verdicts = await intake.accept_items(events.items, Format.RELAY_CALL, source=source)
+            verdicts = await intake.accept_items(
+                events.items, Format.RELAY_CALL, source=source, grant=grant
+            )
         except IntakeRefused as exc:
             return JSONResponse({"detail": str(exc)}, exc.status_code)
         except RawTopicUnavailable as exc:

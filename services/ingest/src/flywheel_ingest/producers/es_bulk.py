@@ -9,7 +9,7 @@ append-only and content-addressed: `index` and `create` add a record (its `_id` 
 stored under, whatever id the client asked for), `delete` and `update` are refused per item.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ BAD_REQUEST = 400
 UNAUTHORIZED = 401
 PAYLOAD_TOO_LARGE = 413
 UNSUPPORTED_MEDIA_TYPE = 415
+TOO_MANY_REQUESTS = 429
 UNAVAILABLE = 503
 CREATED = 201
 
@@ -58,11 +59,19 @@ CREATED = 201
 class BulkError(Exception):
     """A request answered as a whole with an Elasticsearch error (`status`, `type`, `reason`)."""
 
-    def __init__(self, status: int, error_type: str, reason: str) -> None:
+    def __init__(
+        self,
+        status: int,
+        error_type: str,
+        reason: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.error_type = error_type
         self.reason = reason
+        self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         return error_body(self.status, self.error_type, self.reason)

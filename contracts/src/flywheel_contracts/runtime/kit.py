@@ -34,7 +34,7 @@ from flywheel_contracts.runtime.health import Readiness, ReadinessCheck, run_che
 from flywheel_contracts.runtime.idempotency import ProcessedEvents
 from flywheel_contracts.runtime.publisher import Publisher
 from flywheel_contracts.runtime.settings import ServiceSettings
-from flywheel_contracts.runtime.topics import ensure_topics, new_topics
+from flywheel_contracts.runtime.topics import Durability, ensure_topics, new_topics
 
 P = TypeVar("P", bound=EventPayload)
 
@@ -181,7 +181,11 @@ class ServiceKit:
         self._started = True
         await ensure_topics(
             self.settings.kafka,
-            new_topics(self._catalog_topics(), prefix=self.settings.kafka.topic_prefix),
+            new_topics(
+                self._catalog_topics(),
+                prefix=self.settings.kafka.topic_prefix,
+                durability=Durability.of(self.settings.kafka),
+            ),
         )
         await self.processed.ensure_indexes()
         self.publisher.start()

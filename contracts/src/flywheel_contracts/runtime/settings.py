@@ -73,6 +73,30 @@ class KafkaSettings(BaseModel):
         description="Namespaces every topic (`<prefix><topic>`), e.g. one flywheel per test run "
         "or tenant on a shared cluster; empty in a normal deployment.",
     )
+    topic_replication_factor: int | None = Field(
+        None,
+        ge=1,
+        le=32,
+        description="Replicas of each topic the services create; None: the cluster's "
+        "`default.replication.factor`.",
+    )
+    topic_min_insync_replicas: int | None = Field(
+        None,
+        ge=1,
+        le=32,
+        description="`min.insync.replicas` of each topic the services create; None: the cluster's "
+        "default.",
+    )
+
+    @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Self:
+        replicas, insync = self.topic_replication_factor, self.topic_min_insync_replicas
+        if replicas is not None and insync is not None and insync > replicas:
+            raise ValueError(
+                "topic_min_insync_replicas must not exceed topic_replication_factor: "
+                "no write could ever be acknowledged"
+            )
+        return self
 
     def topic(self, name: str) -> str:
         """The broker-side name of the catalog topic `name`."""

@@ -6,6 +6,7 @@ partition and the broker's default retention.
 
 import asyncio
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -19,14 +20,33 @@ DLQ_RETENTION_MS = 14 * 24 * 3600 * 1000
 _BROKER_DEFAULT_REPLICATION = -1
 
 
-def new_topics(specs: Iterable[TopicSpec], prefix: str = "") -> list[NewTopic]:
+@dataclass(frozen=True)
+class Durability:
+    """How topics are replicated; None leaves a value to the cluster's defaults (a replication
+    factor of 1 would silently lose data on a multi-broker cluster)."""
+
+    replication_factor: int | None = None
+    min_insync_replicas: int | None = None
+
+    @classmethod
+    def of(cls, kafka: KafkaSettings) -> "Durability":
+        return cls(kafka.topic_replication_factor, kafka.topic_min_insync_replicas)
+
+
+CLUSTER_DEFAULTS = Durability()
+
+
+def new_topics(
+    specs: Iterable[TopicSpec], prefix: str = "", durability: Durability = CLUSTER_DEFAULTS
+) -> list[NewTopic]:
     """Each spec's topic, plus its dead-letter topic when it has one, named under `prefix`."""
     planned: dict[str, NewTopic] = {}
     for spec in specs:
         name = prefix + spec.name
-        planned[name] = _new_topic(name, spec.partitions, spec.retention_ms)
+        planned[name] = _new_topic(name, spec.partitions, spec.retention_ms, durability)
         if spec.dlq:
-            planned[dlq_topic(name)] = _new_topic(dlq_topic(name), DLQ_PARTITIONS, DLQ_RETENTION_MS)
+            dlq = dlq_topic(name)
+            planned[dlq] = _new_topic(dlq, DLQ_PARTITIONS, DLQ_RETENTION_MS, durability)
     return list(planned.values())
 
 
@@ -50,10 +70,13 @@ async def ensure_topics(kafka: KafkaSettings, topics: Iterable[NewTopic]) -> lis
     return created
 
 
-def _new_topic(name: str, partitions: int, retention_ms: int) -> NewTopic:
+def _new_topic(name: str, partitions: int, retention_ms: int, durability: Durability) -> NewTopic:
+    config = {"retention.ms": str(retention_ms)}
+    if durability.min_insync_replicas is not None:
+        config["min.insync.replicas"] = str(durability.min_insync_replicas)
     return NewTopic(
         name,
         num_partitions=partitions,
-        replication_factor=_BROKER_DEFAULT_REPLICATION,
-        config={"retention.ms": str(retention_ms)},
+        replication_factor=durability.replication_factor or _BROKER_DEFAULT_REPLICATION,
+        config=config,
     )

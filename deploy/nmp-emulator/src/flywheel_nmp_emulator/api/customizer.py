@@ -154,11 +154,15 @@ def _config_view(cfg: CustomizationConfig) -> dict[str, Any]:
 def status_view(job: CustomizationJob, now: float) -> dict[str, Any]:
     """SDK ``CustomizationStatusDetails``."""
     fraction = customization.progress(job, now)
+    if job.status == "running":
+        # The training time may be up before the state machine marks the job completed: until
+        # it does, the job is not done, and only a completed job reports 100%.
+        fraction = min(fraction, 0.999)
     return {
         "status": job.status,
         "created_at": iso(job.created_at),
         "updated_at": iso(_updated_at(job)),
-        "percentage_done": round(100 * fraction, 1),
+        "percentage_done": math.floor(1000 * fraction) / 10,
         "epochs_completed": math.floor(fraction * job.epochs),
         "steps_completed": math.floor(fraction * job.epochs * job.steps_per_epoch),
         "steps_per_epoch": job.steps_per_epoch,

@@ -5,6 +5,7 @@ named by a `..._FILE` setting. The file is read at use, not at start, so a rotat
 picked up without a restart. Errors name the file, never its content.
 """
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -33,3 +34,13 @@ def secret(value: SecretStr | None, file: Path | None) -> SecretStr | None:
     if value is not None:
         return value
     return read_secret_file(file) if file is not None else None
+
+
+def bearer_headers(key: SecretStr | None, extra: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
+    """`extra` headers plus `Authorization: Bearer <key>` when there is a key, which is then
+    the only Authorization (header names are case-insensitive)."""
+    headers = dict(extra)
+    if key is None:
+        return headers
+    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    return {**headers, "Authorization": f"Bearer {key.get_secret_value()}"}

@@ -60,19 +60,27 @@ class HeadDeadline:
             self._close()
 
 
-class H11WithDeadline(H11Protocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+class _DeadlineMixin:
+    """The head deadline, for either of uvicorn's HTTP protocols (put before it in the bases)."""
+
+    head_deadline: HeadDeadline
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
         self.head_deadline = _deadline_of(self, transport)
         self.head_deadline.arm_if_waiting()
 
     def data_received(self, data: bytes) -> None:
         self.head_deadline.arm_if_waiting()
-        super().data_received(data)
+        super().data_received(data)  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.head_deadline.cancel()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+class H11WithDeadline(_DeadlineMixin, H11Protocol):  # type: ignore[misc]
+    pass
 
 
 def _deadline_of(protocol: Any, transport: asyncio.Transport) -> HeadDeadline:
@@ -91,19 +99,8 @@ protocol_class: type[asyncio.Protocol] = H11WithDeadline
 
 if HttpToolsProtocol is not None:
 
-    class _HttpToolsWithDeadline(HttpToolsProtocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self.head_deadline = _deadline_of(self, transport)
-            self.head_deadline.arm_if_waiting()
-
-        def data_received(self, data: bytes) -> None:
-            self.head_deadline.arm_if_waiting()
-            super().data_received(data)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self.head_deadline.cancel()
-            super().connection_lost(exc)
+    class _HttpToolsWithDeadline(_DeadlineMixin, HttpToolsProtocol):  # type: ignore[misc]
+        pass
 
     protocol_class = _HttpToolsWithDeadline
 

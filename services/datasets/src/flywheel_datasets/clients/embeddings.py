@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from flywheel_contracts.runtime.nmp import NmpSettings
 from flywheel_contracts.runtime.nmp.http import HostCaller, RetryPolicy, Sleep
 from flywheel_contracts.runtime.nmp.nim import NimProxy, openai_base_url
-from flywheel_contracts.runtime.secrets import secret
+from flywheel_contracts.runtime.secrets import bearer_headers, secret
 from flywheel_datasets.config import DatasetsSettings
 
 
@@ -34,10 +34,7 @@ class EmbeddingsEndpoint:
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
-        # The key's header is the only Authorization (header names are case-insensitive).
-        sent = {k: v for k, v in (headers or {}).items() if k.lower() != "authorization"}
-        if api_key is not None:
-            sent["Authorization"] = f"Bearer {api_key.get_secret_value()}"
+        sent = bearer_headers(api_key, (headers or {}).items())
         verify: ssl.SSLContext | bool = (
             ssl.create_default_context(cafile=str(ca_bundle)) if ca_bundle else True
         )

@@ -34,6 +34,7 @@ from flywheel_contracts.runtime.nmp import ChatCompletion, NmpError, NmpRetryabl
 from flywheel_contracts.runtime.nmp.errors import error_for_request, error_for_response
 from flywheel_contracts.runtime.nmp.http import Sleep, read
 from flywheel_contracts.runtime.nmp.nim import openai_base_url
+from flywheel_contracts.runtime.secrets import bearer_headers
 from flywheel_evaluator.clients.pools import Pools
 from flywheel_evaluator.clients.ratelimit import RateLimitBudget
 from flywheel_evaluator.clients.refusals import is_schema_refusal
@@ -73,11 +74,7 @@ class Credentials:
     extra_headers: tuple[tuple[str, str], ...] = ()
 
     def headers(self) -> dict[str, str]:
-        if self.api_key is None:
-            return dict(self.extra_headers)
-        # The key's header is the only Authorization (header names are case-insensitive).
-        headers = {k: v for k, v in self.extra_headers if k.lower() != "authorization"}
-        return {**headers, "Authorization": f"Bearer {self.api_key.get_secret_value()}"}
+        return bearer_headers(self.api_key, self.extra_headers)
 
     def tls(self) -> ssl.SSLContext | None:
         """A context trusting `ca_bundle`; None: the default (system) trust."""

@@ -1,5 +1,5 @@
 """Where a secret must never be: the places a leak check searches after a run (every service's
-log and `/metrics`, every message of the flywheel's topics, the run's report, the dataset files)."""
+log, `/metrics` and `/asyncapi`, every message of the flywheel's topics, the run's report, the dataset files)."""
 
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,8 @@ def places_of(
     """Every place to search, by a name that says where it is."""
     places = {
         **{f"log {name}": (logs / f"{name}.log").read_bytes() for name in SERVICES},
-        **{f"/metrics {name}": metrics_of(flywheel, name) for name in SERVICES},
+        **{f"/metrics {name}": served(flywheel, name, "/metrics") for name in SERVICES},
+        **{f"/asyncapi {name}": served(flywheel, name, "/asyncapi") for name in SERVICES},
         **topic_messages(setup),
         "report": build_report(run_id, run_events(setup, run_id)).encode(),
         **files,
@@ -37,8 +38,8 @@ def leaks(secret: str, places: dict[str, bytes]) -> list[str]:
     return [name for name, content in places.items() if secret.encode() in content]
 
 
-def metrics_of(flywheel: Flywheel, name: str) -> bytes:
-    response = httpx.get(f"{flywheel[name].url}/metrics", timeout=10)
+def served(flywheel: Flywheel, name: str, path: str) -> bytes:
+    response = httpx.get(f"{flywheel[name].url}{path}", timeout=10)
     response.raise_for_status()
     return response.content
 
@@ -48,7 +49,7 @@ def topic_messages(setup: FlywheelSetup) -> dict[str, bytes]:
     key and headers, joined per topic."""
     consumer = Consumer(
         {
-            "bootstrap.servers": setup.servers.kafka_bootstrap,
+            **setup.servers.kafka().client_config(),
             "group.id": f"{setup.name}-leak-check",
             "enable.auto.commit": False,
         }

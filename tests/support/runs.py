@@ -25,9 +25,7 @@ RUN_TIMEOUT_S = 150.0
 
 
 def kafka(setup: FlywheelSetup) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=setup.servers.kafka_bootstrap, topic_prefix=setup.topic_prefix
-    )
+    return setup.servers.kafka(setup.topic_prefix)
 
 
 async def publish(setup: FlywheelSetup, *envelopes: Envelope[Any]) -> None:

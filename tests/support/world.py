@@ -75,6 +75,7 @@ def flywheel_setup(stack: StackHandle, emulator: httpx.Client, suite: str) -> Fl
         mongo_url=stack.mongo_url,
         elasticsearch_url=stack.elasticsearch_url,
         nmp_url=str(emulator.base_url).rstrip("/"),
+        kafka_security=stack.kafka_security,
     )
     return FlywheelSetup(servers, name=f"{suite}-{uuid.uuid4().hex[:10]}", gpu_budget=GPU_BUDGET)
 
@@ -88,7 +89,7 @@ def running_flywheel(
     """The six services, with ingest reading the shipper's `logs.raw` from its end (it skips
     what other suites shipped before); afterwards their index and databases are dropped.
     `extra` sets further settings per service (`Flywheel`'s)."""
-    start_new_group_at_end(setup.servers.kafka_bootstrap, setup.group("ingest"), setup.raw_topic)
+    start_new_group_at_end(setup.servers.kafka(), setup.group("ingest"), setup.raw_topic)
     with Flywheel(setup, log_dir, extra=extra) as running:
         yield running
     delete_index(setup.servers.elasticsearch_url, setup.index)

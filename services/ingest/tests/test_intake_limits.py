@@ -1,5 +1,6 @@
 """A real ingest process under hostile bodies and idle connections: a gigabyte body is refused
-with 413 without the process holding it, and idle connections do not starve the others."""
+with 413 without the process holding it, a body trickling in is cut off with 408, and idle
+connections do not starve the others."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ GIGABYTE = 1024 * MIB
 RSS_GROWTH_BOUND = 64 * MIB
 """Well over the 16 MiB body limit the process may hold (plus a copy), far under a gigabyte."""
 HEAD_S = 2.0
+BODY_S = 2.0
 IDLE_CONNECTIONS = 200
 
 
@@ -28,7 +30,10 @@ def ingest(
     private_ingest_of: PrivateIngestOf, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[PrivateIngest]:
     with private_ingest_of(
-        "ingest-limits", tmp_path_factory.mktemp("limits"), server__head_timeout_s=str(HEAD_S)
+        "ingest-limits",
+        tmp_path_factory.mktemp("limits"),
+        server__head_timeout_s=str(HEAD_S),
+        intake__body_timeout_s=str(BODY_S),
     ) as ingest:
         yield ingest
 
@@ -111,3 +116,34 @@ def test_idle_connections_neither_starve_the_others_nor_stay_open(ingest: Privat
     finally:
         for connection in idle:
             connection.close()
+
+
+def test_a_body_trickling_in_is_cut_off_with_408_and_its_connection_closed(
+    ingest: PrivateIngest,
+) -> None:
+    head = (
+        "POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-ndjson\r\n"
+        "Content-Length: 100000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", ingest.process.port), timeout=5) as connection:
+        connection.sendall(head.encode())
+        started = time.monotonic()
+        answer = b""
+        # A byte every 0.2 s: the head came fast, the body never will.
+        while time.monotonic() - started < BODY_S + 5:
+            try:
+                connection.sendall(b"x")
+            except OSError:
+                break  # closed by the server
+            connection.settimeout(0.2)
+            try:
+                received = connection.recv(65536)
+            except TimeoutError:
+                continue
+            if not received:
+                break
+            answer += received
+        elapsed = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"did not arrive within" in answer
+    assert BODY_S - 0.5 < elapsed < BODY_S + 5

@@ -23,7 +23,13 @@ from confluent_kafka.admin import AdminClient, ClusterMetadata, OffsetSpec
 
 from flywheel_contracts.cli.bus import GROUP_PREFIX, Batch, Offsets, Partition, Record
 from flywheel_contracts.cli.errors import CliError
+from flywheel_contracts.cli.settings import ENV_PREFIX
 from flywheel_contracts.envelope import Envelope, encode
+from flywheel_contracts.runtime.kafka_access import (
+    KafkaAccessRefused,
+    check_access,
+    env_names,
+)
 from flywheel_contracts.runtime.publisher import producer_config
 from flywheel_contracts.runtime.settings import KafkaConfigValue, KafkaSettings
 
@@ -180,8 +186,16 @@ class KafkaBus:
         }
 
     def _metadata(self, list_topics: ListTopics) -> ClusterMetadata:
-        with self._errors(f"cannot reach Kafka at {self._kafka.bootstrap_servers}"):
+        try:
             return list_topics(timeout=self._kafka.request_timeout_s)
+        except KafkaException as unreachable:
+            # Down, or refusing our credentials? Only the second is the user's to fix.
+            try:
+                check_access(self._kafka, env_names(ENV_PREFIX))
+            except KafkaAccessRefused as refused:
+                raise CliError(str(refused)) from None
+            with self._errors(f"cannot reach Kafka at {self._kafka.bootstrap_servers}"):
+                raise unreachable from None
 
     def _require_topics(self, list_topics: Any, topics: tuple[str, ...]) -> ClusterMetadata:
         metadata = self._metadata(list_topics)

@@ -10,11 +10,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from flywheel_contracts.runtime.settings import KafkaSettings
 
 BOOTSTRAP_ENV = "FLYWHEEL_KAFKA_BOOTSTRAP"
+ENV_PREFIX = "FLYWHEEL_"
 
 
 class CliSettings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="FLYWHEEL_", env_nested_delimiter="__", extra="ignore", frozen=True
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore", frozen=True
     )
 
     kafka: KafkaSettings = KafkaSettings()

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from flywheel_contracts.runtime.app import create_service_app
     from flywheel_contracts.runtime.delivery import Outcome, Reason, RetryPolicy
     from flywheel_contracts.runtime.dispatcher import Handler
+    from flywheel_contracts.runtime.elasticsearch import ElasticsearchConnection
     from flywheel_contracts.runtime.health import ReadinessCheck
     from flywheel_contracts.runtime.kit import InFlightReporter, LoopFactory, ServiceKit
     from flywheel_contracts.runtime.logging import configure_logging
@@ -72,6 +73,7 @@ _HOMES = {
     "Reason": "delivery",
     "RetryPolicy": "delivery",
     "Handler": "dispatcher",
+    "ElasticsearchConnection": "elasticsearch",
     "ReadinessCheck": "health",
     "InFlightReporter": "kit",
     "LoopFactory": "kit",
@@ -98,6 +100,7 @@ if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any name
 
 __all__ = [
     "DeliverySettings",
+    "ElasticsearchConnection",
     "Handler",
     "IdempotencySettings",
     "InFlightReporter",

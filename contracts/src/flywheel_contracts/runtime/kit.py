@@ -32,6 +32,11 @@ from flywheel_contracts.runtime.delivery import (
 from flywheel_contracts.runtime.dispatcher import EventDispatcher, Handler, InvalidHandler, Route
 from flywheel_contracts.runtime.health import Readiness, ReadinessCheck, run_checks
 from flywheel_contracts.runtime.idempotency import ProcessedEvents
+from flywheel_contracts.runtime.kafka_access import (
+    KafkaAccessRefused,
+    check_access,
+    env_names,
+)
 from flywheel_contracts.runtime.publisher import Publisher
 from flywheel_contracts.runtime.settings import ServiceSettings
 from flywheel_contracts.runtime.topics import Durability, ensure_topics, new_topics
@@ -179,6 +184,13 @@ class ServiceKit:
     async def start(self) -> None:
         self._require_not_started()
         self._started = True
+        try:
+            await asyncio.to_thread(
+                check_access, self.settings.kafka, env_names(self.settings.env_prefix)
+            )
+        except KafkaAccessRefused as refused:
+            _log.error("kafka.access_refused", reason=str(refused))
+            raise
         await ensure_topics(
             self.settings.kafka,
             new_topics(

@@ -237,6 +237,9 @@ class ServiceSettings(BaseSettings):
         env_nested_delimiter="__",
         extra="ignore",
         frozen=True,
+        # A refused start must not print the values it was given: they hold keys and passwords.
+        # Pydantic honours this on the outermost class only; services' subclasses inherit it.
+        hide_input_in_errors=True,
     )
 
     service_name: ServiceName = Field(description="Names the consumer group `flywheel.<name>`.")
@@ -259,6 +262,12 @@ class ServiceSettings(BaseSettings):
     @property
     def consumer_group(self) -> str:
         return f"flywheel.{self.service_name}"
+
+    @property
+    def env_prefix(self) -> str:
+        """Where this service reads its settings, e.g. `FLYWHEEL_INGEST_`, to name them in
+        errors."""
+        return str(self.model_config.get("env_prefix") or "")
 
     @property
     def redelivery_max_delay_s(self) -> float:

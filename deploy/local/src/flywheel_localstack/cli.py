@@ -60,8 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "reset":
             stack.reset()
         elif args.command == "topics":
-            bootstrap = args.bootstrap or stack.settings.kafka_bootstrap
-            planned, created = ensure_catalog_topics(bootstrap)
+            kafka = stack.settings.kafka_operator()
+            if args.bootstrap:
+                kafka = kafka.model_copy(update={"bootstrap_servers": args.bootstrap})
+            planned, created = ensure_catalog_topics(kafka)
             for topic in planned:
                 print(f"{topic:<32} {'created' if topic in created else 'exists'}")
     except (StackError, InstallError) as exc:

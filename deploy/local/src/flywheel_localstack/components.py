@@ -19,14 +19,30 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from flywheel_contracts.runtime.kafka_access import KafkaAccessRefused, check_access
+from flywheel_contracts.runtime.settings import KafkaSettings
 from flywheel_localstack.config import DEPLOY_LOCAL_DIR, TEMPLATES_DIR, StackSettings
 from flywheel_localstack.installers import (
     InstallError,
     ensure_debian_packages,
     maven_classpath,
 )
+from flywheel_localstack.kafka_security import (
+    PLAINTEXT_LISTENERS,
+    SHIPPER_MECHANISM,
+    SHIPPER_USER,
+)
 
 RAW_LOGS_TOPIC = "logs.raw"
+
+
+def _shipper_setting(field: str) -> str:
+    # The shipper's login is the stack's own: only its password can be set (to rotate it).
+    if field == "sasl_password":
+        return "FLYWHEEL_STACK_KAFKA_SHIPPER_PASSWORD"
+    return f"the stack's shipper {field} (fixed)"
+
+
 _QUIET = logging.getLogger("flywheel_localstack.kafka_probe")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
@@ -103,7 +119,13 @@ class Kafka(Component):
 
     @property
     def ports(self) -> tuple[int, ...]:
-        return (self.settings.kafka_port, self.settings.kafka_controller_port)
+        s = self.settings
+        mtls = (s.kafka_mtls_port,) if s.kafka_secured else ()
+        return (s.kafka_port, *mtls, s.kafka_controller_port)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.kafka_data_dir
 
     @property
     def _lib(self) -> Path:
@@ -114,13 +136,22 @@ class Kafka(Component):
 
     def prepare(self) -> None:
         s = self.settings
+        credentials = s.kafka_secrets()
+        listeners = (
+            credentials.broker_properties(s.kafka_port, s.kafka_mtls_port, s.kafka_controller_port)
+            if credentials
+            else PLAINTEXT_LISTENERS.format(
+                port=s.kafka_port, controller_port=s.kafka_controller_port
+            )
+        )
         props = self._render(
             "kafka-server.properties",
             self.data_dir / "server.properties",
-            kafka_port=s.kafka_port,
             kafka_controller_port=s.kafka_controller_port,
+            listeners=listeners,
             data_dir=self.data_dir,
         )
+        props.chmod(0o600)  # holds the shipper's password in secured mode
         self._render("kafka-log4j2.xml", self.data_dir / "log4j2.xml")
         if (self.data_dir / "log" / "meta.properties").exists():
             return
@@ -140,6 +171,7 @@ class Kafka(Component):
                 id_file.read_text().strip(),
                 "-c",
                 str(props),
+                *(credentials.format_arguments() if credentials else ()),
             ),
             capture_output=True,
             text=True,
@@ -162,7 +194,7 @@ class Kafka(Component):
     def probe(self) -> Health:
         admin = AdminClient(
             {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
+                **self.settings.kafka_operator().client_config(),
                 "socket.connection.setup.timeout.ms": 1000,
             },
             # While the broker starts, refused connections are expected: keep them off stderr.
@@ -260,6 +292,12 @@ class Mongo(Component):
             min_heap="64m",
         )
 
+    def env(self) -> dict[str, str]:
+        if not self.settings.mongo_auth:
+            return {}
+        self.settings.mongo_secret()  # generated before the server reads it
+        return {"MONGO_LAUNCHER_USERS_FILE": str(self.settings.mongo_users_file)}
+
     def probe(self) -> Health:
         client: MongoClient[dict[str, object]] = MongoClient(
             self.settings.mongo_url, serverSelectionTimeoutMS=1500, connectTimeoutMS=1000
@@ -305,12 +343,42 @@ class Rsyslog(Component):
             work_dir=work.resolve(),
             persist_every_lines=200,
             kafka_port=self.settings.kafka_port,
+            security_params="".join(f', "{key}={value}"' for key, value in self._security()),
         )
+        self._conf.chmod(0o600)  # holds the shipper's Kafka password in secured mode
         check = subprocess.run(
             ["rsyslogd", "-N1", "-f", str(self._conf)], capture_output=True, text=True, check=False
         )
         if check.returncode != 0:
             raise InstallError(f"rsyslog refused its configuration:\n{check.stderr}")
+
+    def _security(self) -> list[tuple[str, str]]:
+        """librdkafka properties of the shipper's login (PLAIN over TLS) in secured mode,
+        checked against the broker first: omkafka would retry a refused login for ever."""
+        s = self.settings
+        credentials = s.kafka_secrets()
+        if credentials is None:
+            return []
+        password = s.kafka_shipper_password or credentials.shipper_password
+        login = KafkaSettings(
+            bootstrap_servers=s.kafka_bootstrap,
+            security_protocol="SASL_SSL",
+            sasl_mechanism=SHIPPER_MECHANISM,
+            sasl_username=SHIPPER_USER,
+            sasl_password=password,
+            ssl_ca_location=str(credentials.ca),
+        )
+        try:
+            check_access(login, _shipper_setting)
+        except KafkaAccessRefused as refused:
+            raise InstallError(f"the log shipper cannot use Kafka: {refused}") from None
+        return [
+            ("security.protocol", "sasl_ssl"),
+            ("sasl.mechanisms", SHIPPER_MECHANISM),
+            ("sasl.username", SHIPPER_USER),
+            ("sasl.password", password.get_secret_value()),
+            ("ssl.ca.location", str(credentials.ca)),
+        ]
 
     def command(self) -> list[str]:
         rsyslogd = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"

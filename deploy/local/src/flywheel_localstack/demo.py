@@ -37,7 +37,6 @@ from flywheel_contracts.cli.runs import follow_run
 from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.report.drilldown import recommended_drilldown
 from flywheel_contracts.run_config import DEMO_CANDIDATES, RunOverrides
-from flywheel_contracts.runtime import KafkaSettings
 from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
 from flywheel_localstack.cli import format_status
 from flywheel_localstack.reports import write_run_report
@@ -83,6 +82,7 @@ def demo_setup(stack: Stack) -> FlywheelSetup:
         mongo_url=s.mongo_url,
         elasticsearch_url=s.elasticsearch_url,
         nmp_url=s.nmp_url,
+        kafka_security=s.kafka_security_fields(),
     )
     return FlywheelSetup(servers, name=DEMO_NAME)
 
@@ -116,10 +116,7 @@ def run_and_follow(
     otherwise), show its progress until it ends, then its leaderboard (the headline,
     production's row and the savings) and the path of its HTML report. Every event read is
     appended to `events` when given."""
-    kafka = KafkaSettings(
-        bootstrap_servers=setup.servers.kafka_bootstrap, topic_prefix=setup.topic_prefix
-    )
-    bus = KafkaBus(kafka)
+    bus = KafkaBus(setup.servers.kafka(setup.topic_prefix))
     envelope = run_requested(ROUTER, DEMO_CLIENT, overrides, requested_by=current_user())
     bus.publish(envelope)
     run_id: UUID | None = envelope.run_id
@@ -171,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_status(stack.status()))
     # Ingest reads the shipper's (un-prefixed) logs.raw; a new demo starts after what other
     # writers left there, a restarted one resumes where it stopped.
-    start_new_group_at_end(stack.settings.kafka_bootstrap, setup.group("ingest"), setup.raw_topic)
+    start_new_group_at_end(setup.servers.kafka(), setup.group("ingest"), setup.raw_topic)
     launched = daemons.ensure_running()
     watch.lap("services")
     print(

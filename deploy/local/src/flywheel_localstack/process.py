@@ -11,6 +11,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+_SPAWNED: dict[int, subprocess.Popen[bytes]] = {}
+"""The daemons this process spawned, by pid (see `spawn`)."""
+
 
 @dataclass(frozen=True)
 class PidRecord:
@@ -73,6 +76,9 @@ def spawn(
             },
             cwd=cwd,
         )
+    # Held, not dropped: a dropped Popen of a running child is reaped by the next Popen made
+    # anywhere in this process (subprocess's own clean-up), and its exit code lost with it.
+    _SPAWNED[proc.pid] = proc
     ticks = _start_ticks(proc.pid)
     record = PidRecord(proc.pid, ticks or 0)
     pid_path.write_text(record.dump())
@@ -112,6 +118,9 @@ def exit_code(record: PidRecord) -> int | None:
     """How a daemon this process spawned ended (reaping it): its exit code, or minus the signal
     that killed it, as subprocess reports it; None while it runs. -1: it ended, how is unknown
     (it was reaped elsewhere, or is not our child)."""
+    spawned = _SPAWNED.get(record.pid)
+    if spawned is not None:
+        return spawned.poll()
     try:
         pid, status = os.waitpid(record.pid, os.WNOHANG)
     except ChildProcessError:
@@ -123,6 +132,10 @@ def exit_code(record: PidRecord) -> int | None:
 
 def _reap(pid: int) -> None:
     # A daemon we spawned in this very process stays a zombie until we wait for it.
+    spawned = _SPAWNED.get(pid)
+    if spawned is not None:
+        spawned.poll()
+        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 

@@ -12,7 +12,7 @@ Fault injection (stop/start/restart/kill) is only offered by the local mode.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -33,8 +33,11 @@ class StackHandle:
         nmp_url: str,
         shipper_dir: Path | None,
         local: Stack | None = None,
+        kafka_security: Mapping[str, str] | None = None,
     ) -> None:
         self.kafka_bootstrap = kafka_bootstrap
+        # How clients log in to this Kafka, as `KafkaSettings` fields (empty: plaintext).
+        self.kafka_security = dict(kafka_security or {})
         self.elasticsearch_url = elasticsearch_url
         self.mongo_url = mongo_url
         self.nmp_url = nmp_url
@@ -82,6 +85,7 @@ def _local_stack() -> Iterator[StackHandle]:
             nmp_url=s.nmp_url,
             shipper_dir=s.shipper_folder,
             local=stack,
+            kafka_security=s.kafka_security_fields(),
         )
     finally:
         # Leave alone what a developer started by hand; stop what this session started.

@@ -23,6 +23,7 @@ from typing import Self
 import httpx
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from flywheel_contracts.runtime.settings import KafkaSettings
 from flywheel_contracts.runtime.testing import ServiceProcess
 from flywheel_localstack import process as daemons
 
@@ -57,6 +58,18 @@ class Servers:
     mongo_url: str
     elasticsearch_url: str
     nmp_url: str
+    # How clients log in to Kafka, as `KafkaSettings` fields (empty: plaintext).
+    kafka_security: Mapping[str, str] = field(default_factory=dict)
+
+    def kafka(self, topic_prefix: str = "") -> KafkaSettings:
+        """Client settings for this Kafka, under `topic_prefix`."""
+        return KafkaSettings.model_validate(
+            {
+                "bootstrap_servers": self.kafka_bootstrap,
+                "topic_prefix": topic_prefix,
+                **self.kafka_security,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,7 @@ class FlywheelSetup:
         values: dict[str, object] = {
             "kafka__bootstrap_servers": s.kafka_bootstrap,
             "kafka__topic_prefix": self.topic_prefix,
+            **{f"kafka__{name}": value for name, value in s.kafka_security.items()},
             "mongo__url": s.mongo_url,
             "mongo__database": self.database(service),
             "log_format": "console",
@@ -280,7 +294,7 @@ class Daemons:
 
 
 def start_new_group_at_end(
-    bootstrap: str, group: str, topic: str, retry_for_s: float = 60.0
+    kafka: KafkaSettings, group: str, topic: str, retry_for_s: float = 60.0
 ) -> bool:
     """Commit the end of `topic` for `group` unless the group has committed offsets already,
     so a new ingest skips the history other writers left on a shared `logs.raw` while a
@@ -291,17 +305,15 @@ def start_new_group_at_end(
     deadline = time.monotonic() + retry_for_s
     while True:
         try:
-            return _start_new_group_at_end(bootstrap, group, topic)
+            return _start_new_group_at_end(kafka, group, topic)
         except KafkaException as exc:
             if not exc.args[0].retriable() or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
 
 
-def _start_new_group_at_end(bootstrap: str, group: str, topic: str) -> bool:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
-    )
+def _start_new_group_at_end(kafka: KafkaSettings, group: str, topic: str) -> bool:
+    consumer = Consumer({**kafka.client_config(), "group.id": group, "enable.auto.commit": False})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         assigned = [TopicPartition(topic, p) for p in partitions]

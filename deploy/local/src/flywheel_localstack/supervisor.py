@@ -119,7 +119,7 @@ class Stack:
                     healthy.add(name)
                     self._report(f"{name} is ready")
             if "kafka" in healthy and not topics_ready:
-                planned, created = ensure_catalog_topics(self.settings.kafka_bootstrap)
+                planned, created = ensure_catalog_topics(self.settings.kafka_operator())
                 self._report(f"topics: {len(planned)} in the catalog, {len(created)} created")
                 topics_ready = True
             if time.monotonic() > deadline:

@@ -13,8 +13,8 @@ from flywheel_contracts.runtime.settings import KafkaSettings
 from flywheel_contracts.runtime.topics import ensure_topics, new_topics
 
 
-def ensure_catalog_topics(bootstrap: str) -> tuple[list[str], list[str]]:
+def ensure_catalog_topics(kafka: KafkaSettings) -> tuple[list[str], list[str]]:
     """Returns (every topic of the catalog with its DLQs, the ones this call created)."""
     planned = new_topics(TOPICS)
-    created = asyncio.run(ensure_topics(KafkaSettings(bootstrap_servers=bootstrap), planned))
+    created = asyncio.run(ensure_topics(kafka, planned))
     return [topic.topic for topic in planned], created

@@ -18,6 +18,7 @@ from flywheel_nmp_emulator.api import (
     health,
     nim,
 )
+from flywheel_nmp_emulator.api.auth import PlatformKeyMiddleware
 from flywheel_nmp_emulator.config import Settings
 from flywheel_nmp_emulator.faults import FaultMiddleware
 from flywheel_nmp_emulator.journal import JournalMiddleware, RequestJournal
@@ -60,4 +61,8 @@ def create_app(settings: Settings | None = None, emulator: Emulator | None = Non
     if emu.settings.record_requests:
         app.state.journal = RequestJournal()
         app.add_middleware(JournalMiddleware, journal=app.state.journal)
+    if emu.settings.api_key is not None:
+        # Outermost: a request without the key is refused before faults or the journal see it,
+        # as a gateway in front of NMP would refuse it.
+        app.add_middleware(PlatformKeyMiddleware, key=emu.settings.api_key)
     return app

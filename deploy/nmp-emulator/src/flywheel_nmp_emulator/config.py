@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # `Authorization: Bearer <key>` (401 otherwise), as a hosted endpoint would; deployed models
     # stay keyless. Never logged.
     hosted_api_key: SecretStr | None = None
+    # When set, every platform route and the NIM proxy want `Authorization: Bearer <key>`
+    # (401 otherwise), as NMP behind an authenticating gateway would; /health/*, /emulator/*
+    # and the Data Store stay open, and hosted models want `hosted_api_key` when that is set
+    # (api/auth.py). Never logged.
+    api_key: SecretStr | None = None
 
     # Keep the JSON bodies clients send (GET /emulator/requests), for request-shape tests.
     record_requests: bool = False

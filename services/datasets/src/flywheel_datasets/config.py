@@ -13,17 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from flywheel_contracts.runtime import ServiceSettings
+from flywheel_contracts.runtime.elasticsearch import ElasticsearchConnection
 from flywheel_contracts.runtime.nmp import NmpSettings
 
 
-class ElasticsearchSettings(BaseModel):
-    """Where ingest indexes the logged records, and how patiently they are read."""
+class ElasticsearchSettings(ElasticsearchConnection):
+    """Where ingest indexes the logged records, and how patiently they are read; the URL,
+    credentials and TLS trust are the kit's (`ElasticsearchConnection`)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    url: SecretStr = Field(
-        SecretStr("http://127.0.0.1:9200"), description="May carry credentials, hence secret."
-    )
     index: str = Field(
         "flywheel",
         pattern=r"^[a-z0-9][a-z0-9._-]{0,200}$",

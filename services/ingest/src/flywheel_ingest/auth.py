@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fastapi import Header, HTTPException
+from fastapi import Header, HTTPException, Request
 from pydantic import SecretStr
 
-from flywheel_ingest.config import IntakeSettings, RateLimitSettings
+from flywheel_ingest.config import IntakeSettings
 
 _UNAUTHORIZED = 401
 _TOO_MANY_REQUESTS = 429
@@ -79,14 +79,34 @@ def _basic_password(value: str) -> str:
 
 
 class TokenBuckets:
-    """One token bucket per intake token: `burst` requests at once, refilled at
-    `requests_per_s`. Pure but for the clock, which tests drive."""
+    """One token bucket per key (an intake token, an address): `burst` requests at once,
+    refilled at `rate` a second; no limit when `rate` is None. Pure but for the clock, which
+    tests drive."""
 
-    def __init__(self, settings: RateLimitSettings, clock: Clock = time.monotonic) -> None:
-        self._rate = settings.requests_per_s
-        self._burst = float(settings.burst)
+    MAX_KEYS = 10_000
+    """Past this many keys, the full buckets (idle keys) are forgotten: addresses are many."""
+
+    def __init__(self, rate: float | None, burst: int, clock: Clock = time.monotonic) -> None:
+        self._rate = rate
+        self._burst = float(burst)
         self._clock = clock
         self._buckets: dict[str | None, tuple[float, float]] = {}  # key: (level, at)
+
+    def __len__(self) -> int:
+        """Keys remembered."""
+        return len(self._buckets)
+
+    def _level(self, key: str | None, now: float) -> float:
+        assert self._rate is not None
+        level, at = self._buckets.get(key, (self._burst, now))
+        return min(self._burst, level + (now - at) * self._rate)
+
+    def wait(self, key: str | None) -> float | None:
+        """The seconds until `key` may send one request; None when it may now."""
+        if self._rate is None:
+            return None
+        level = self._level(key, self._clock())
+        return None if level >= 1 else (1 - level) / self._rate
 
     def take(self, key: str | None) -> float | None:
         """Take one request from `key`'s bucket: None when allowed, else the seconds until one
@@ -94,13 +114,19 @@ class TokenBuckets:
         if self._rate is None:
             return None
         now = self._clock()
-        level, at = self._buckets.get(key, (self._burst, now))
-        level = min(self._burst, level + (now - at) * self._rate)
+        level = self._level(key, now)
         if level < 1:
             self._buckets[key] = (level, now)
             return (1 - level) / self._rate
         self._buckets[key] = (level - 1, now)
+        if len(self._buckets) > self.MAX_KEYS:
+            self._forget_full(now)
         return None
+
+    def _forget_full(self, now: float) -> None:
+        full = [key for key in self._buckets if self._level(key, now) >= self._burst]
+        for key in full:
+            del self._buckets[key]
 
 
 class IntakeGate:
@@ -109,11 +135,19 @@ class IntakeGate:
 
     def __init__(self, settings: IntakeSettings, clock: Clock = time.monotonic) -> None:
         self._settings = settings
-        self._buckets = TokenBuckets(settings.rate_limit, clock)
+        limits = settings.rate_limit
+        self._buckets = TokenBuckets(limits.requests_per_s, limits.burst, clock)
+        self._failures = TokenBuckets(limits.failed_auth_per_s, limits.failed_auth_burst, clock)
 
-    async def admit(self, authorization: str | None = Header(None)) -> Grant:
+    async def admit(self, request: Request, authorization: str | None = Header(None)) -> Grant:
+        address = request.client.host if request.client else None
+        # An address that has run out of failures is not even checked: guessing stays slow.
+        throttled = self._failures.wait(address)
+        if throttled is not None:
+            raise _too_many("too many requests without a valid token from this address", throttled)
         grant = authenticate(authorization, self._settings)
         if grant is None:
+            self._failures.take(address)
             raise HTTPException(
                 _UNAUTHORIZED,
                 "a valid token is required (Bearer, ApiKey or basic auth's password)",
@@ -122,9 +156,13 @@ class IntakeGate:
         # The global token and the open intake share one bucket; each scoped token has its own.
         wait_s = self._buckets.take(grant.token)
         if wait_s is not None:
-            raise HTTPException(
-                _TOO_MANY_REQUESTS,
-                "too many requests for this token; retry after the Retry-After seconds",
-                headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
-            )
+            raise _too_many("too many requests for this token", wait_s)
         return grant
+
+
+def _too_many(reason: str, wait_s: float) -> HTTPException:
+    return HTTPException(
+        _TOO_MANY_REQUESTS,
+        f"{reason}; retry after the Retry-After seconds",
+        headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
+    )

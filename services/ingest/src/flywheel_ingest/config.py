@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from flywheel_contracts.pii import PiiKind
 from flywheel_contracts.runtime import ServiceSettings
+from flywheel_contracts.runtime.elasticsearch import ElasticsearchConnection
 from flywheel_contracts.traffic import DEFAULT_MAX_LINE_BYTES
 from flywheel_ingest.security import check_intake_exposure
 
@@ -19,14 +20,10 @@ ALL_CLIENTS = "*"
 _MIB = 1024 * 1024
 
 
-class ElasticsearchSettings(BaseModel):
-    """Where records are indexed, and how the index created from the template is shaped."""
+class ElasticsearchSettings(ElasticsearchConnection):
+    """Where records are indexed, and how the index created from the template is shaped; the
+    URL, credentials and TLS trust are the kit's (`ElasticsearchConnection`)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    url: SecretStr = Field(
-        SecretStr("http://127.0.0.1:9200"), description="May carry credentials, hence secret."
-    )
     index: str = Field(
         "flywheel",
         pattern=r"^[a-z0-9][a-z0-9._-]{0,200}$",
@@ -168,6 +165,16 @@ class RateLimitSettings(BaseModel):
         None, gt=0, description="Sustained rate a token may send; none: no limit (the default)."
     )
     burst: int = Field(100, ge=1, description="Requests a token may send at once after being idle.")
+    failed_auth_per_s: float = Field(
+        1.0,
+        gt=0,
+        description="Sustained rate of requests without a valid token one address may send; "
+        "past it every request from there is answered 429 unchecked, so tokens cannot be guessed "
+        "at speed (a producer sharing the address retries after `Retry-After`).",
+    )
+    failed_auth_burst: int = Field(
+        20, ge=1, description="Requests without a valid token one address may send at once."
+    )
 
 
 class IntakeSettings(BaseModel):
@@ -176,6 +183,13 @@ class IntakeSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     max_body_bytes: int = Field(16 * _MIB, ge=1024)
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Time a request's body may take to arrive after its head; later: 408 and "
+        "the connection is closed (16 MiB in 30 s is a 4.5 Mbit/s floor).",
+    )
     max_line_bytes: int = Field(
         900_000,
         ge=1024,
@@ -292,9 +306,7 @@ class ProducerSettings(BaseModel):
 
 
 class IngestSettings(ServiceSettings):
-    # A refused start must not print the settings it was given: they hold tokens and URLs
-    # with credentials.
-    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_INGEST_", hide_input_in_errors=True)
+    model_config = SettingsConfigDict(env_prefix="FLYWHEEL_INGEST_")
 
     service_name: str = "ingest"
     http_port: int = Field(8001, ge=0, le=65535)

@@ -1,5 +1,6 @@
 """HTTP handlers, thin: `POST /v1/logs` (NDJSON) hands the body to the intake."""
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -11,6 +12,7 @@ from flywheel_ingest.errors import IntakeRefused
 from flywheel_ingest.intake import LogIntake
 
 _ACCEPTED = 202
+_REQUEST_TIMEOUT = 408
 _PAYLOAD_TOO_LARGE = 413
 _UNSUPPORTED_MEDIA_TYPE = 415
 _UNAVAILABLE = 503
@@ -47,7 +49,7 @@ def intake_router(intake: LogIntake, *, gate: IntakeGate) -> APIRouter:
         if unsupported is not None:
             return unsupported
         try:
-            body = await read_body(request, intake.max_body_bytes)
+            body = await read_body(request, intake.max_body_bytes, intake.body_timeout_s)
             accepted = await intake.accept(body, source=source, grant=grant)
         except IntakeRefused as exc:
             return JSONResponse({"detail": str(exc)}, exc.status_code)
@@ -80,18 +82,26 @@ def unsupported_media_type(request: Request, accepted: frozenset[str]) -> JSONRe
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     """The body, or IntakeRefused (413) once it is known to exceed `limit` bytes: from its
     `Content-Length` before anything is read, else while it streams in, so no more than `limit`
-    bytes and one chunk are ever held (a chunked body declares no length)."""
+    bytes and one chunk are ever held (a chunked body declares no length). A body still arriving
+    after `timeout_s` is refused with 408: a client trickling bytes would otherwise hold a
+    connection, and its memory, for as long as it likes."""
     declared = request.headers.get("content-length", "")
     if declared.strip().isdigit() and int(declared) > limit:
         raise _too_large(limit)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise _too_large(limit)
+    except TimeoutError:
+        raise IntakeRefused(
+            f"the body did not arrive within {timeout_s:g}s", status_code=_REQUEST_TIMEOUT
+        ) from None
     return bytes(body)
 
 

@@ -73,7 +73,7 @@ class ElasticsearchStore:
     def __init__(self, settings: ElasticsearchSettings) -> None:
         self._settings = settings
         self._client = AsyncElasticsearch(
-            settings.url.get_secret_value(),
+            **settings.client_kwargs(),  # URL, credentials and TLS trust (the kit's)
             request_timeout=settings.request_timeout_s,
             max_retries=0,  # the service retries with backoff, and pauses consumption meanwhile
         )

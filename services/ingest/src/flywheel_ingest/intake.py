@@ -57,6 +57,10 @@ class LogIntake:
         return self._settings.max_body_bytes
 
     @property
+    def body_timeout_s(self) -> float:
+        return self._settings.body_timeout_s
+
+    @property
     def producers(self) -> ProducerSettings:
         return self._producers
 

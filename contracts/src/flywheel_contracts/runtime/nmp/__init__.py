@@ -8,6 +8,7 @@ from .errors import (
     NmpProtocolError,
     NmpRequestRejected,
     NmpRetryableError,
+    NmpUnauthorized,
 )
 from .models import (
     AlreadyExists,
@@ -55,4 +56,5 @@ __all__ = [
     "NmpRequestRejected",
     "NmpRetryableError",
     "NmpSettings",
+    "NmpUnauthorized",
 ]

@@ -1,10 +1,13 @@
 """NmpClient: one async client for the three NMP hosts, grouped by NMP service."""
 
 import asyncio
+import ssl
 from types import TracebackType
 from typing import Self
 
 import httpx
+
+from flywheel_contracts.runtime.secrets import bearer_headers
 
 from .customizer import Customizer
 from .data_store import DataStore
@@ -20,7 +23,8 @@ class NmpClient:
     """Every call of nmp-contract.md, as ``client.<service>.<call>()``.
 
     ``transport`` replaces the network (tests pass an httpx.MockTransport); ``sleep`` replaces
-    the wait between retries.
+    the wait between retries. The platform key's file, if any, is read here (SecretFileError,
+    naming the file only, when it cannot be).
     """
 
     def __init__(
@@ -40,11 +44,14 @@ class NmpClient:
         policy = RetryPolicy(
             settings.retry_attempts, settings.retry_backoff_s, settings.retry_backoff_max_s
         )
-        datastore_headers = (
-            {"Authorization": f"Bearer {settings.hf_token.get_secret_value()}"}
-            if settings.hf_token
-            else {}
-        )
+        # Each host's client carries only its own secret: the platform key goes to the platform
+        # and the NIM proxy, the HF token to the Data Store. Neither follows redirects off its
+        # host with the key (the first two follow none; httpx drops Authorization when a
+        # Data Store redirect leaves its origin).
+        platform_headers = bearer_headers(settings.platform_key())
+        datastore_headers = bearer_headers(settings.hf_token or None)
+        # One context for the three hosts: loading a CA bundle is not free.
+        verify: ssl.SSLContext | bool = settings.tls() or True
 
         def client(base_url: str, headers: dict[str, str], *, follow: bool) -> httpx.AsyncClient:
             return httpx.AsyncClient(
@@ -53,12 +60,13 @@ class NmpClient:
                 timeout=timeout,
                 limits=limits,
                 transport=transport,
+                verify=verify,
                 follow_redirects=follow,
             )
 
         self._clients = (
-            client(settings.nemo_base_url, {}, follow=False),
-            client(settings.nim_base_url, {}, follow=False),
+            client(settings.nemo_base_url, platform_headers, follow=False),
+            client(settings.nim_base_url, platform_headers, follow=False),
             # Hub-style downloads may redirect to blob storage.
             client(settings.datastore_base_url, datastore_headers, follow=True),
         )

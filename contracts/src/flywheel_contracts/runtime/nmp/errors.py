@@ -42,12 +42,23 @@ class NmpRequestRejected(NmpError, PermanentError):
     """Any other 4xx: NMP refuses this request as it is, so repeating it cannot help."""
 
 
+class NmpUnauthorized(NmpRequestRejected):
+    """401/403: NMP refuses this client's credentials. Permanent: a wrong or missing key does not
+    heal by waiting, and retrying for minutes would only hide the misconfiguration."""
+
+
 class NmpProtocolError(NmpError, PermanentError):
     """The answer does not have the shape nmp-contract.md promises (bad JSON, missing field)."""
 
 
 # 408 and 429 say "not now" rather than "not this": worth the same retries as a 5xx.
 _RETRYABLE_4XX = frozenset({408, 429})
+_UNAUTHORIZED = frozenset({401, 403})
+# Names the settings to check; never a key (the request's headers are not part of any message).
+_CREDENTIALS_HINT = (
+    "credentials refused (for NMP: NMP__API_KEY or NMP__API_KEY_FILE for the platform and the "
+    "NIM proxy, NMP__HF_TOKEN for the Data Store)"
+)
 
 
 def error_for_response(response: httpx.Response) -> NmpError:
@@ -63,6 +74,9 @@ def error_for_response(response: httpx.Response) -> NmpError:
         kind = NmpNotFound
     elif status == 409:
         kind = NmpConflict
+    elif status in _UNAUTHORIZED:
+        kind = NmpUnauthorized
+        message = f"{request.method} {request.url} -> {status}: {_CREDENTIALS_HINT}: {body}"
     elif 400 <= status < 500:
         kind = NmpRequestRejected
     else:

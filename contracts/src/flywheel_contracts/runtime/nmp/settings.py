@@ -1,18 +1,29 @@
-"""Where NMP lives and how patiently we talk to it.
+"""Where NMP lives, how we authenticate to it, and how patiently we talk to it.
 
 A plain pydantic model, not a BaseSettings: each service nests it in its own settings class, so
-it is read from that service's environment (e.g. ``FLYWHEEL_EVALUATOR_NMP__NEMO_BASE_URL``).
+it is read from that service's environment (e.g. ``FLYWHEEL_EVALUATOR_NMP__NEMO_BASE_URL``,
+``FLYWHEEL_EVALUATOR_NMP__API_KEY_FILE``).
+
+Two secrets, each for its own hosts: `api_key` goes to the platform (`nemo_base_url`) and the
+NIM proxy (`nim_base_url`) only, `hf_token` to the Data Store only. `ca_bundle` is trusted for
+all three.
 """
 
+import ssl
+from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from flywheel_contracts.runtime.secrets import secret
 
 
 class NmpSettings(BaseModel):
     """Base URLs, namespace, credentials, timeouts and the retry policy of the NMP client."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # A refused value is never echoed: it may be a key.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     nemo_base_url: str = Field(
         "http://nemo.test",
@@ -30,6 +41,22 @@ class NmpSettings(BaseModel):
     )
     hf_token: SecretStr | None = Field(
         None, description="Bearer token sent to the Data Store only; none is sent when unset."
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        description="Sent as `Authorization: Bearer` to the platform (`nemo_base_url`) and the "
+        "NIM proxy (`nim_base_url`) only, never to the Data Store or any other host; none is "
+        "sent when unset.",
+    )
+    api_key_file: Path | None = Field(
+        None,
+        description="A file holding the platform key (a mounted secret), read when a client is "
+        "made (at start); instead of `api_key`.",
+    )
+    ca_bundle: Path | None = Field(
+        None,
+        description="PEM file of the CAs trusted for every NMP base URL's HTTPS (platform, NIM "
+        "proxy, Data Store); default the system's.",
     )
     connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to open a connection.")
     request_timeout_s: float = Field(
@@ -61,3 +88,33 @@ class NmpSettings(BaseModel):
             raise ValueError(f"a base URL takes no query or fragment: {value!r}")
         # Paths are appended to the base, so a trailing slash would double up.
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Self:
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("set NMP API_KEY or API_KEY_FILE, not both")
+        if self.api_key is not None and not self.api_key.get_secret_value().strip():
+            # An empty variable is a mistake (an unset secret in a template), not "no key".
+            raise ValueError("NMP API_KEY is set but empty; set it or leave it unset")
+        return self
+
+    def platform_key(self) -> SecretStr | None:
+        """The platform key, from the environment or its file (read now); SecretFileError,
+        naming the file only, when the file cannot be read."""
+        return secret(self.api_key, self.api_key_file)
+
+    def tls(self) -> ssl.SSLContext | None:
+        """A context trusting `ca_bundle`; None: the default (system) trust."""
+        if self.ca_bundle is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_bundle))
+
+    def is_nim_proxy(self, base_url: str) -> bool:
+        """Whether `base_url` (an OpenAI-compatible base such as `{nim_base_url}/v1`) is on the
+        NIM proxy: the same scheme, host and port, at or below its path. Only such a URL may be
+        sent the platform key by clients of their own (chat, judge, embeddings)."""
+        proxy, other = urlsplit(self.nim_base_url), urlsplit(base_url.rstrip("/"))
+        if (proxy.scheme, proxy.netloc.lower()) != (other.scheme, other.netloc.lower()):
+            return False
+        base = proxy.path.rstrip("/")
+        return other.path == base or other.path.startswith(f"{base}/")

@@ -237,9 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         started.callback(stack.down, servers)
         print(f"stack ready ({'started ' + ', '.join(servers) if servers else 'already running'})")
         setup = replace(demo_setup(stack), name=NAME)
-        start_new_group_at_end(
-            stack.settings.kafka_bootstrap, setup.group("ingest"), setup.raw_topic
-        )
+        start_new_group_at_end(setup.servers.kafka(), setup.group("ingest"), setup.raw_topic)
         flywheel = Flywheel(
             setup,
             stack.settings.logs_dir / NAME,

@@ -3,20 +3,20 @@
 With `hosted_api_key` set, the always-served models (the hosted judge and embedding model) act
 as a hosted endpoint would: their chat completions and every embeddings request want
 `Authorization: Bearer <key>` and get a 401 (OpenAI's error body) without it or with another
-key. Deployed models (candidates, customized models) stay keyless. The key is never logged or
-echoed.
+key. Deployed models (candidates, customized models) want the platform key (`api_key`) like
+every NIM proxy route, and nothing when it is unset (auth.py). Keys are never logged or echoed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from flywheel_nmp_emulator.api.auth import refusal_response
 from flywheel_nmp_emulator.api.deps import FreshEmulator, fresh_emulator, json_body, parse_json
 from flywheel_nmp_emulator.models.embeddings import embed
 from flywheel_nmp_emulator.nim_format import chat_response, estimate_tokens
@@ -30,37 +30,13 @@ def _error(status: int, message: str, kind: str) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-_BEARER = "bearer "
-
-
-def _unauthorized(request: Request, emu: FreshEmulator) -> Response | None:
-    """401 when a hosted key is set and the request does not carry it; None when allowed."""
-    key = emu.settings.hosted_api_key
-    if key is None:
-        return None
-    header = request.headers.get("authorization", "")
-    given = header[len(_BEARER) :].strip() if header.lower().startswith(_BEARER) else ""
-    if given and hmac.compare_digest(given.encode(), key.get_secret_value().encode()):
-        return None
-    message = (
-        "Incorrect API key provided."
-        if given
-        else "Missing API key: send Authorization: Bearer <key>."
-    )
-    body = {
-        "error": {
-            "message": message,
-            "type": "invalid_request_error",
-            "param": None,
-            "code": "invalid_api_key",
-        }
-    }
-    return Response(
-        orjson.dumps(body),
-        status_code=401,
-        media_type="application/json",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+def _unauthorized(request: Request, emu: FreshEmulator, *, hosted: bool) -> Response | None:
+    """401 unless the request carries the key this call wants: a hosted model's key when one is
+    set (`hosted`: the call reaches a hosted model), else the platform key; None when allowed
+    (or no key is set). The mechanism is auth.py's, shared with the platform routes."""
+    settings = emu.settings
+    key = settings.hosted_api_key if hosted and settings.hosted_api_key else settings.api_key
+    return refusal_response(request.headers.get("authorization", ""), key)
 
 
 @router.get("/v1/models")
@@ -79,6 +55,13 @@ async def list_models(emu: FreshEmulator) -> dict[str, Any]:
 async def chat_completions(request: Request) -> Response:
     # The hot path: no FastAPI dependency (a sixth of the emulator's CPU per request).
     emu = fresh_emulator(request)
+    # Which key applies depends on the model only when hosted models have a key of their own;
+    # otherwise the platform key is checked before the body is even read.
+    keyed_by_model = emu.settings.hosted_api_key is not None
+    if not keyed_by_model:
+        refused = _unauthorized(request, emu, hosted=False)
+        if refused is not None:
+            return refused
     raw = await request.body()
     body = parse_json(raw)
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
@@ -95,8 +78,9 @@ async def chat_completions(request: Request) -> Response:
     if body.get("stream"):
         return _error(400, "streaming is not supported by the NMP emulator", "BadRequestError")
     model_id: str = body["model"]
-    if model_id in emu.settings.served_without_deployment():
-        refused = _unauthorized(request, emu)
+    if keyed_by_model:
+        hosted = model_id in emu.settings.served_without_deployment()
+        refused = _unauthorized(request, emu, hosted=hosted)
         if refused is not None:
             return refused
     model = emu.catalog.chat_model(model_id)
@@ -116,7 +100,8 @@ async def chat_completions(request: Request) -> Response:
 
 @router.post("/v1/embeddings")
 async def embeddings(request: Request, emu: FreshEmulator) -> Response:
-    refused = _unauthorized(request, emu)
+    # Every embeddings model counts as hosted: the hosted key, when set, guards them all.
+    refused = _unauthorized(request, emu, hosted=True)
     if refused is not None:
         return refused
     body = await json_body(request)

@@ -71,7 +71,7 @@ class ElasticsearchRecords:
         self._settings = settings
         self._sleep = sleep
         self._client = AsyncElasticsearch(
-            settings.url.get_secret_value(),
+            **settings.client_kwargs(),  # URL, credentials and TLS trust (the kit's)
             serializer=_OrjsonSerializer(),
             request_timeout=settings.request_timeout_s,
             max_retries=0,  # retried here, with backoff, and reported as LogStoreUnavailable

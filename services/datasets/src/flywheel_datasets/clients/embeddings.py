@@ -2,7 +2,8 @@
 OpenAI-compatible one (build.nvidia.com, say) with an API key and a CA bundle of its own.
 
 The endpoint has an httpx client of its own: the key is in that client's headers only, so no
-other NMP host (Data Store, Entity Store) ever receives it.
+other NMP host (Data Store, Entity Store) ever receives it. On the NIM proxy, without a key or CA
+bundle of its own, it uses the NMP platform's (`nmp.api_key`, `nmp.ca_bundle`).
 """
 
 import asyncio
@@ -52,12 +53,20 @@ class EmbeddingsEndpoint:
     def from_settings(
         cls, settings: DatasetsSettings, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> "EmbeddingsEndpoint":
+        base_url, build, nmp = settings.embedding_base_url, settings.build, settings.nmp
+        api_key = secret(build.embedding_api_key, build.embedding_api_key_file)
+        ca_bundle = build.embedding_ca_bundle
+        if nmp.is_nim_proxy(base_url):
+            # The NIM proxy (the default) wants the platform's key and trusts its CAs, unless
+            # the embeddings settings name their own; no other host is ever sent the key.
+            api_key = api_key if api_key is not None else nmp.platform_key()
+            ca_bundle = ca_bundle if ca_bundle is not None else nmp.ca_bundle
         return cls(
-            settings.embedding_base_url,
-            settings.nmp,
-            api_key=secret(settings.build.embedding_api_key, settings.build.embedding_api_key_file),
-            ca_bundle=settings.build.embedding_ca_bundle,
-            headers=settings.build.embedding_headers,
+            base_url,
+            nmp,
+            api_key=api_key,
+            ca_bundle=ca_bundle,
+            headers=build.embedding_headers,
             transport=transport,
         )
 

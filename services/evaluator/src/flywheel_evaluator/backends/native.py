@@ -3,7 +3,8 @@ concurrency, and scores the answers with its own metrics and the judge.
 
 An external candidate (the job's `endpoint`) is called with that endpoint's headers, key (from
 the evaluator's environment, endpoint_keys.py), concurrency and timeout; any other candidate
-with the chat settings' and no key.
+(served by NMP's NIM proxy) with the chat settings' and the NMP platform key and CA bundle when
+configured, which go to the NIM proxy only.
 
 Record details are saved in batches as they come, so a restarted instance resumes the
 evaluation where the last saved batch ended instead of asking the candidate everything again.
@@ -20,7 +21,13 @@ from flywheel_contracts.run_config import ToolChoice
 from flywheel_contracts.runtime.secrets import SecretFileError
 from flywheel_evaluator.backends import Evaluated, JobContext
 from flywheel_evaluator.backends.records import RecordScorer
-from flywheel_evaluator.clients.chat import ChatEndpoint, ChatEndpoints, Credentials, Limits
+from flywheel_evaluator.clients.chat import (
+    NO_CREDENTIALS,
+    ChatEndpoint,
+    ChatEndpoints,
+    Credentials,
+    Limits,
+)
 from flywheel_evaluator.clients.datasets import DatasetFiles
 from flywheel_evaluator.config import EvaluatorSettings
 from flywheel_evaluator.dataset import EvalItem
@@ -58,7 +65,8 @@ class NativeBackend:
         """The endpoint serving the job's candidate, as the job's endpoint (if any) says."""
         external = job.endpoint
         if external is None:
-            return self._endpoints.get(job.base_url)
+            # An NMP-served candidate, on the NIM proxy: the platform key and CA bundle, if any.
+            return self._endpoints.get(job.base_url, nim_credentials(self._settings, job.base_url))
         key = None
         if external.api_key is not None:
             # Checked against the URL the requests go to (job.base_url), whatever the endpoint
@@ -90,12 +98,21 @@ class NativeBackend:
 
 
 def judge_credentials(settings: EvaluatorSettings) -> Credentials:
-    """The judge's key and CA bundle; candidates are always called without."""
-    return Credentials(
-        judge_key(settings),
-        settings.judge.ca_bundle,
-        extra_headers=tuple(settings.judge.headers.items()),
-    )
+    """The judge's key and CA bundle; candidates never get them. A judge on the NIM proxy
+    (the default) without a key or CA bundle of its own is called with the platform's."""
+    key, ca_bundle = judge_key(settings), settings.judge.ca_bundle
+    if settings.nmp.is_nim_proxy(settings.judge_base_url):
+        key = key if key is not None else platform_key(settings)
+        ca_bundle = ca_bundle if ca_bundle is not None else settings.nmp.ca_bundle
+    return Credentials(key, ca_bundle, extra_headers=tuple(settings.judge.headers.items()))
+
+
+def nim_credentials(settings: EvaluatorSettings, base_url: str) -> Credentials:
+    """The platform key and CA bundle (`nmp.api_key`, `nmp.ca_bundle`) for a URL on the NIM
+    proxy; nothing for any other URL, so the key never leaves NMP's hosts."""
+    if not settings.nmp.is_nim_proxy(base_url):
+        return NO_CREDENTIALS
+    return Credentials(platform_key(settings), settings.nmp.ca_bundle)
 
 
 class _Run:
@@ -160,6 +177,14 @@ class _Run:
     def _last_error(self) -> str:
         errors = [r.error for r in self._results.values() if r.error]
         return errors[-1] if errors else "none"
+
+
+def platform_key(settings: EvaluatorSettings) -> SecretStr | None:
+    """The NMP platform key; EvaluationFailed when its file cannot be read (naming the file)."""
+    try:
+        return settings.nmp.platform_key()
+    except SecretFileError as exc:
+        raise EvaluationFailed(EvalErrorKind.JOB_FAILED, f"the NMP platform key: {exc}") from None
 
 
 def judge_key(settings: EvaluatorSettings) -> SecretStr | None:

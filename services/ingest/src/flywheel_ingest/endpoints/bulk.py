@@ -38,7 +38,7 @@ def router(intake: LogIntake, *, gate: IntakeGate) -> APIRouter:
         try:
             grant = await _authorize(request, gate)
             es_bulk.check_media_type(media_type(request))
-            raw = await read_body(request, intake.max_body_bytes)
+            raw = await read_body(request, intake.max_body_bytes, intake.body_timeout_s)
             body = es_bulk.decode_body(
                 raw, request.headers.get("content-encoding"), intake.max_body_bytes
             )
@@ -155,7 +155,7 @@ def router(intake: LogIntake, *, gate: IntakeGate) -> APIRouter:
 
 async def _authorize(request: Request, gate: IntakeGate) -> Grant:
     try:
-        return await gate.admit(request.headers.get("authorization"))
+        return await gate.admit(request, request.headers.get("authorization"))
     except HTTPException as exc:
         if exc.status_code == es_bulk.TOO_MANY_REQUESTS:
             # Elasticsearch's own answer when it sheds load: clients and shippers back off.

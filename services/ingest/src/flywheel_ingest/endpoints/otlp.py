@@ -70,7 +70,7 @@ def router(intake: LogIntake, *, gate: IntakeGate) -> APIRouter:
             )
         limit = intake.max_body_bytes
         try:
-            raw = await read_body(request, limit)
+            raw = await read_body(request, limit, intake.body_timeout_s)
             body = decompress(raw, request.headers.get("content-encoding"), limit)
             export = decode_request(body, encoding)
         except UnsupportedEncoding as exc:

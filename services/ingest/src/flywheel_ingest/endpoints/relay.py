@@ -50,7 +50,7 @@ def router(intake: LogIntake, *, gate: IntakeGate) -> APIRouter:
         if unsupported is not None:
             return unsupported
         try:
-            body = await read_body(request, intake.max_body_bytes)
+            body = await read_body(request, intake.max_body_bytes, intake.body_timeout_s)
             events = items_of(body)
             verdicts = await intake.accept_items(
                 events.items, Format.RELAY_CALL, source=source, grant=grant

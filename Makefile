@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 SOURCES := $(wildcard contracts/src deploy/*/src services/*/src integrations/*/src)
 TEST_DIRS := $(wildcard contracts/tests deploy/*/tests services/*/tests integrations/*/tests) tests
 
-.PHONY: help env demo real-model test test-unit bench chaos lint format producer-fixtures stack-up stack-down stack-status stack-reset topics
+.PHONY: help env demo real-model test test-unit bench chaos chaos-ci lint format producer-fixtures stack-up stack-down stack-status stack-reset topics
 
 help:
 	@echo "make demo          run the demo on the local stack"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-unit     only the tests that need no server"
 	@echo "make bench         benchmarks (print figures)"
 	@echo "make chaos         the chaos suite CHAOS_PASSES times in a row (default 3) on a stack of its own"
+	@echo "make chaos-ci      one reduced chaos pass: one scenario of each class (CI runs it)"
 	@echo "make lint          ruff + mypy"
 	@echo "make producer-fixtures  regenerate ingest's fixtures with the real producers (NAT, Relay)"
 	@echo "make stack-up | stack-down | stack-status | stack-reset | topics"
@@ -62,6 +63,13 @@ chaos: env
 		[ $$status -eq 0 ] || break; \
 	done; \
 	$(RUN) flywheel-stack down; exit $$status
+
+# CI's reduced chaos pass: one scenario of each class (a service killed, Kafka restarted,
+# Elasticsearch restarted during ingest, the database down for 45 s, poison on the run's
+# topics), a few minutes.
+CHAOS_CI := (killed_midway and evaluator) or kafka_restart or elasticsearch_restarts or database_stopped or poison
+chaos-ci:
+	@$(MAKE) --no-print-directory chaos CHAOS_PASSES=1 PYTEST_ARGS='-k "$(CHAOS_CI)" $(PYTEST_ARGS)'
 
 # The unit tests' fixtures of real producers' output, made by the producers themselves (in a
 # venv of their own, built on first use). Ids and timestamps change with each regeneration.

@@ -143,3 +143,8 @@ def test_invalid_event_is_permanent() -> None:
 def test_decode_refuses_malformed_input(raw: bytes) -> None:
     with pytest.raises(InvalidEvent):
         decode(raw)
+
+
+def test_json_nested_deeper_than_the_parser_can_go_is_an_invalid_event_not_a_crash() -> None:
+    with pytest.raises(InvalidEvent, match="nested too deeply"):
+        decode(b"[" * 100_000 + b"]" * 100_000)

@@ -13,9 +13,11 @@ from typing import Any
 from uuid import UUID
 
 import httpx
+from confluent_kafka import KafkaError, Producer
 
 from flywheel_contracts.events import DatasetReady
 from flywheel_contracts.run_config import DEMO_CANDIDATES, RunOverrides
+from flywheel_contracts.runtime.poison import poison_for
 from flywheel_contracts.runtime.testing import eventually
 from flywheel_contracts.traffic import ROUTER
 from flywheel_localstack.pytest_plugin import StackHandle
@@ -112,6 +114,55 @@ class Harness:
             await asyncio.to_thread(self.stack.start, server)
 
         return Outage(f"restart {server}", down, up)
+
+    def kill_server(self, server: str) -> Outage:
+        """SIGKILL one server of the stack, as a crash would, then start it again."""
+
+        async def down() -> None:
+            await asyncio.to_thread(self.stack.kill, server)
+
+        async def up() -> None:
+            await asyncio.to_thread(self.stack.start, server)
+
+        return Outage(f"SIGKILL {server}", down, up)
+
+    def freeze(self, service: str) -> Outage:
+        """SIGSTOP one service, then SIGCONT it: it wakes up holding stale state (a consumer
+        group it was expelled from, leases others may have taken)."""
+        process = self.flywheel[service]
+
+        async def down() -> None:
+            process.freeze()
+
+        async def up() -> None:
+            process.thaw()
+
+        return Outage(f"SIGSTOP {service}", down, up)
+
+    def produce_poison(self, event_types: tuple[str, ...]) -> dict[str, dict[str, bytes | None]]:
+        """Every poison class onto the flywheel's topic of each of `event_types`, keyed by the
+        run-free name of its class (header `poison` too); what was sent, by topic."""
+        kafka = self.setup.servers.kafka(self.setup.topic_prefix)
+        producer = Producer({**kafka.client_config(), "message.max.bytes": 4 * 1024 * 1024})
+        failures: list[KafkaError] = []
+        sent: dict[str, dict[str, bytes | None]] = {}
+        for event_type in event_types:
+            topic = kafka.topic(event_type)
+            sent[topic] = poison_for(event_type)
+            for name, value in sent[topic].items():
+                producer.produce(
+                    topic,
+                    value=value,
+                    key=name.encode(),
+                    headers=[("poison", name.encode())],
+                    on_delivery=lambda error, _m: failures.append(error) if error else None,
+                )
+        assert producer.flush(30) == 0 and not failures, failures
+        return sent
+
+    def dead_letters(self) -> dict[str, int]:
+        """Messages in each of the flywheel's dead-letter topics."""
+        return checks.dead_letters(self.setup)
 
     async def verify_run(self, scenario: Scenario, run: Run) -> None:
         """The run completed with every evaluation, once, and left nothing behind."""

@@ -126,6 +126,8 @@ def decode(raw: bytes) -> Envelope[Any]:
         data = json.loads(raw)
     except ValueError as exc:  # includes UnicodeDecodeError
         raise InvalidEvent(f"not JSON: {exc}") from exc
+    except RecursionError as exc:  # JSON nested deeper than the parser's stack
+        raise InvalidEvent(f"JSON nested too deeply to parse ({exc})") from exc
     if not isinstance(data, dict):
         raise InvalidEvent("envelope is not a JSON object")
     event_type, version, body = (data.get(k) for k in ("event_type", "schema_version", "payload"))

@@ -7,6 +7,7 @@ from flywheel_contracts.runtime.publisher import producer_config
 from flywheel_contracts.runtime.settings import (
     DeliverySettings,
     HealthSettings,
+    HookSettings,
     KafkaSettings,
     ServiceSettings,
 )
@@ -123,3 +124,16 @@ def test_consumer_health_intervals_that_cannot_work_are_refused(
 ) -> None:
     with pytest.raises(ValidationError, match=message):
         IngestSettings(health=health)
+
+
+def test_the_stall_hook_is_refused_on_an_address_the_network_reaches() -> None:
+    hooked = HookSettings(stall_hook=True)
+    assert IngestSettings(testing=hooked, http_host="127.0.0.1").testing.stall_hook
+    with pytest.raises(ValidationError, match="which is not a loopback address"):
+        IngestSettings(testing=hooked, http_host="0.0.0.0")
+
+
+def test_a_refused_start_does_not_print_the_secrets_it_was_given() -> None:
+    with pytest.raises(ValidationError) as refused:
+        IngestSettings(kafka={"sasl_password": "planted-secret", "session_timeout_ms": 1})
+    assert "planted-secret" not in str(refused.value)

@@ -11,9 +11,10 @@ import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
+from flywheel_contracts.runtime.network import is_loopback
 from flywheel_ingest.app import create_app
 from flywheel_ingest.config import IngestSettings
-from flywheel_ingest.security import InsecureIntake, check_intake_exposure, is_loopback
+from flywheel_ingest.security import InsecureIntake, check_intake_exposure
 
 pytestmark = pytest.mark.unit
 

@@ -3,7 +3,6 @@ bad message on `run.cancelled` ends in `run.cancelled.dlq` with its reason, the 
 ready, and a cancellation published after them still takes effect."""
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,9 +15,9 @@ from pymongo import AsyncMongoClient
 
 from flywheel_contracts.envelope import decode, encode, new_event
 from flywheel_contracts.events import ResourcesReclaimed, RunCancelled
-from flywheel_contracts.examples import EXAMPLES
 from flywheel_contracts.runtime import DeliverySettings, KafkaSettings, MongoSettings
 from flywheel_contracts.runtime.nmp import NmpSettings
+from flywheel_contracts.runtime.poison import KINDS, poison_for
 from flywheel_contracts.runtime.testing import eventually, read_topic
 from flywheel_janitor.app import create_app
 from flywheel_janitor.config import JanitorSettings, SweepSettings
@@ -26,34 +25,7 @@ from flywheel_janitor.config import JanitorSettings, SweepSettings
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 MB = 1024 * 1024
-
-
-def _cancel(**changes: Any) -> bytes:
-    envelope = new_event(RunCancelled(reason="poison"), producer="client", run_id=uuid.uuid4())
-    data = json.loads(encode(envelope))
-    data["payload"].update(changes.pop("payload", {}))
-    data.update(changes)
-    return json.dumps(data).encode()
-
-
-POISON: dict[str, bytes | None] = {
-    "over_1_mb": _cancel(payload={"reason": "x" * (3 * MB // 2)}),
-    "deeply_nested_json": b"[" * 100_000 + b"]" * 100_000,
-    "not_utf8": b'{"event_type": "run.cancelled\xff"}',
-    "tombstone": None,
-    "wrong_event_type": encode(EXAMPLES["run.requested"]),
-    "newer_schema_version": _cancel(schema_version=RunCancelled.SCHEMA_VERSION + 1),
-    "payload_failing_validation": _cancel(payload={"surprise": True}),
-}
-KINDS = {
-    "over_1_mb": "invalid_event",
-    "deeply_nested_json": "too_deep",
-    "not_utf8": "not_utf8",
-    "tombstone": "tombstone",
-    "wrong_event_type": "wrong_event_type",
-    "newer_schema_version": "newer_schema_version",
-    "payload_failing_validation": "invalid_event",
-}
+POISON = poison_for(RunCancelled.EVENT_TYPE)
 
 
 @pytest.fixture

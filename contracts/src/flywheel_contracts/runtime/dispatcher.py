@@ -201,9 +201,8 @@ class EventDispatcher:
             if message.value is None:
                 raise InvalidEvent("a tombstone (no value) is not an event")
             envelope = _decode_as(message.value, route.payload_type)
-        except (InvalidEvent, RecursionError) as exc:
+        except InvalidEvent as error:
             kind = classify_undecodable(message.value, route.payload_type)
-            error = exc if isinstance(exc, InvalidEvent) else _too_deep(exc)
             if kind is ErrorKind.INVALID_EVENT and message.value is not None and route.on_invalid:
                 try:
                     await route.on_invalid(message.value, error)
@@ -328,12 +327,6 @@ class EventDispatcher:
             self._log.error("event.handled", exc_info=result.error, **fields)
         else:
             self._log.warning("event.handled", **fields)
-
-
-def _too_deep(exc: RecursionError) -> InvalidEvent:
-    error = InvalidEvent(f"JSON nested too deeply to parse ({exc})")
-    error.__cause__ = exc
-    return error
 
 
 def _decode_as(raw: bytes, payload_type: type[P]) -> Envelope[P]:

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flywheel_contracts.primitives import ServiceName
 from flywheel_contracts.runtime.consumer_health import ConsumerLimits
+from flywheel_contracts.runtime.network import is_loopback
 
 KafkaConfigValue = str | int | float | bool
 """A librdkafka property value."""
@@ -285,6 +286,16 @@ class ServiceSettings(BaseSettings):
             settle_grace_s=health.settle_grace_s or ready,
             require_assignment=health.require_assignment,
         )
+
+    @model_validator(mode="after")
+    def _hooks_on_loopback_only(self) -> Self:
+        # The hooks change what the service does, with no credential: never from the network.
+        if self.testing.stall_hook and not is_loopback(self.http_host):
+            raise ValueError(
+                f"TESTING__STALL_HOOK adds unauthenticated endpoints; it is refused with "
+                f"HTTP_HOST={self.http_host}, which is not a loopback address"
+            )
+        return self
 
     @model_validator(mode="after")
     def _consistent_health(self) -> Self:

@@ -224,6 +224,17 @@ class ServiceProcess:
         self.stop()
         raise AssertionError(f"{self.module} did not get ready; see {self.log_path}")
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process holds its connections and partitions but does nothing, as a
+        process stuck in a GC pause or a frozen VM would."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after `freeze`."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
         if self._process is not None and self._process.poll() is None:

@@ -1,7 +1,7 @@
 """Whether the intake may start as configured: a pure decision, made while the settings are
 validated (so a refused start is a settings error naming what to set)."""
 
-import ipaddress
+from flywheel_contracts.runtime.network import is_loopback
 
 TOKEN_SETTING = "FLYWHEEL_INGEST_INTAKE__TOKEN"
 SCOPED_TOKENS_SETTING = "FLYWHEEL_INGEST_INTAKE__TOKENS__<NAME>__TOKEN"
@@ -11,17 +11,6 @@ HOST_SETTING = "FLYWHEEL_INGEST_HTTP_HOST"
 
 class InsecureIntake(ValueError):
     """The intake would accept anyone's writes from the network."""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` is reachable from this machine only. A name other than `localhost` could
-    resolve to anything, so it counts as the network."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_intake_exposure(http_host: str, *, authenticated: bool, open_allowed: bool) -> str | None:

@@ -119,15 +119,19 @@ def attach(
             # as a duplicate.
             _log.warning("offset.commit_failed", topic=raw.topic(), error=str(exc))
 
+    membership = settings.group_membership()
+    instance_id = membership.get("group.instance.id")
     subscriber = broker.subscriber(
         *dispatcher.topics,
-        group_id=settings.consumer_group,
+        group_id=str(membership["group.id"]),
+        group_instance_id=None if instance_id is None else str(instance_id),
+        partition_assignment_strategy=str(membership["partition.assignment.strategy"]),
         auto_commit=False,
         no_ack=True,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=kafka.fetch_wait_max_ms,
-        session_timeout_ms=kafka.session_timeout_ms,
-        max_poll_interval_ms=kafka.max_poll_interval_ms,
+        session_timeout_ms=int(membership["session.timeout.ms"]),
+        max_poll_interval_ms=int(membership["max.poll.interval.ms"]),
         polling_interval=_POLL_INTERVAL_S,
         decoder=_undecoded,
     )

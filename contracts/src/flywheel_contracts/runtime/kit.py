@@ -1,7 +1,8 @@
 """The wiring every service shares: clients, subscriptions, background loops, start and stop.
 
-A service builds one `ServiceKit`, registers its handlers, loops, checks and in-flight reporter,
-and hands it to `create_service_app`, whose lifespan calls `start` and `stop`. A service that
+A service builds one `ServiceKit`, registers its handlers, loops, checks, in-flight reporter and
+its own start and stop steps (`on_start`: indexes; `on_stop`: closing its clients), and hands it
+to `create_service_app`, whose lifespan calls `start` and `stop`; no service touches the lifespan. A service that
 consumes (a subscription, or its own consumer declared with `track_consumer`) is checked on its
 consumer: `readiness` has a `consumer` check and `liveness` fails when it stops polling.
 """
@@ -47,6 +48,9 @@ LoopFactory = Callable[[], Coroutine[Any, Any, None]]
 """Starts a long-running loop (a reconciler); called again if the loop crashes."""
 
 InFlightReporter = Callable[[], Awaitable[Sequence[InFlightWork]]]
+
+Hook = Callable[[], Awaitable[None]]
+"""A service's own start or stop step (`on_start`, `on_stop`)."""
 
 _RESTART_DELAY_S = 1.0
 _READINESS_TIMEOUT_S = 3.0
@@ -111,6 +115,8 @@ class ServiceKit:
             "redelivery": self.outages.check,
         }
         self._in_flight: InFlightReporter = _nothing_in_flight
+        self._start_hooks: list[Hook] = []
+        self._stop_hooks: list[Hook] = []
         self._running: list[asyncio.Task[None]] = []
         self._started = False
 
@@ -148,6 +154,18 @@ class ServiceKit:
         self._require_not_started()
         self._own_consumer = True
         return self.consumer_health
+
+    def on_start(self, hook: Hook) -> None:
+        """Run `hook` at start, once Kafka and Mongo are reachable and before any event is
+        handled or any loop runs: a service's own indexes."""
+        self._require_not_started()
+        self._start_hooks.append(hook)
+
+    def on_stop(self, hook: Hook) -> None:
+        """Run `hook` at the end of stop, after the consumer and the loops have stopped (even if
+        stopping them failed): close the clients they used."""
+        self._require_not_started()
+        self._stop_hooks.append(hook)
 
     def report_in_flight_with(self, reporter: InFlightReporter) -> None:
         """`reporter` lists the work this instance holds, for `service.stopping`."""
@@ -200,6 +218,8 @@ class ServiceKit:
             ),
         )
         await self.processed.ensure_indexes()
+        for hook in self._start_hooks:
+            await hook()
         self.publisher.start()
         if self.stall_gate is not None:
             _log.warning("testing.stall_hook_enabled", endpoints="/testing/stall, /testing/resume")
@@ -239,17 +259,24 @@ class ServiceKit:
 
     async def stop(self) -> None:
         """Stop consuming (in-flight handlers finish and commit), stop the loops, say which
-        work this instance still holds, then close the clients."""
-        if self.stall_gate is not None:
-            self.stall_gate.resume()  # a stalled handler would hold the shutdown
-        await self.broker.stop()
-        for task in self._running:
-            task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
-        self._running = []
-        await self._announce_stopping()
-        await self.publisher.close()
-        await self.mongo.close()
+        work this instance still holds, then close the clients, the service's own last."""
+        try:
+            if self.stall_gate is not None:
+                self.stall_gate.resume()  # a stalled handler would hold the shutdown
+            await self.broker.stop()
+            for task in self._running:
+                task.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+            self._running = []
+            await self._announce_stopping()
+            await self.publisher.close()
+            await self.mongo.close()
+        finally:
+            for hook in self._stop_hooks:
+                try:
+                    await hook()
+                except Exception as exc:  # the others still get closed
+                    _log.error("service.stop_hook_failed", error=f"{type(exc).__name__}: {exc}")
         _log.info("service.stopped", service=self.service)
 
     async def _announce_stopping(self) -> None:

@@ -64,6 +64,19 @@ class KafkaSettings(BaseModel):
     )
     session_timeout_ms: int = Field(10_000, ge=1_000)
     max_poll_interval_ms: int = Field(300_000, ge=1_000)
+    assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = Field(
+        "cooperative-sticky",
+        description="How a group shares partitions. Cooperative-sticky moves only the partitions "
+        "that change owner, so the others keep consuming through a rebalance. A group's members "
+        "must agree: change it for all instances at once.",
+    )
+    static_membership: bool = Field(
+        False,
+        description="Join as a static member (`group.instance.id` = `<service>.<INSTANCE_ID>`): "
+        "an instance restarted within `session_timeout_ms` gets its partitions back at once, "
+        "without a rebalance. Needs an INSTANCE_ID that survives restarts and is unique (a "
+        "StatefulSet's pod name); a second live instance with the same id is fenced.",
+    )
     request_timeout_s: float = Field(
         2.0, gt=0, description="Admin and metadata calls (topic creation, readiness) give up after."
     )
@@ -263,6 +276,21 @@ class ServiceSettings(BaseSettings):
     @property
     def consumer_group(self) -> str:
         return f"flywheel.{self.service_name}"
+
+    def group_membership(self) -> dict[str, KafkaConfigValue]:
+        """How this instance joins its consumer group: the one place every consumer of the
+        services takes these properties from."""
+        kafka = self.kafka
+        membership: dict[str, KafkaConfigValue] = {
+            "group.id": self.consumer_group,
+            "client.id": f"{self.service_name}.{self.instance_id}",
+            "session.timeout.ms": kafka.session_timeout_ms,
+            "max.poll.interval.ms": kafka.max_poll_interval_ms,
+            "partition.assignment.strategy": kafka.assignment_strategy,
+        }
+        if kafka.static_membership:
+            membership["group.instance.id"] = f"{self.service_name}.{self.instance_id}"
+        return membership
 
     @property
     def env_prefix(self) -> str:

@@ -1,8 +1,5 @@
 """`create_app`: the kit, the two subscriptions, the reconciler loop and the NMP readiness check."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
 from flywheel_contracts.runtime import ServiceKit, create_service_app
@@ -34,19 +31,6 @@ def create_app(settings: CustomizerSettings) -> FastAPI:
     kit.add_loop("reconciler", reconciler.run_forever)
     kit.add_readiness_check("nmp", training.ping)
     kit.report_in_flight_with(service.in_flight)
-    app = create_service_app(kit)
-
-    kit_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Indexes before the first event; the NMP connections closed after the kit's loops.
-        await store.ensure_indexes()
-        try:
-            async with kit_lifespan(app):
-                yield
-        finally:
-            await training.aclose()
-
-    app.router.lifespan_context = lifespan
-    return app
+    kit.on_start(store.ensure_indexes)  # before the first event
+    kit.on_stop(training.aclose)  # after the reconciler stopped using it
+    return create_service_app(kit)

@@ -1,8 +1,6 @@
 """Wiring: the kit, the clients, the service, its subscriptions, loops and readiness checks."""
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -60,7 +58,8 @@ def create_service(settings: DatasetsSettings) -> tuple[ServiceKit, DatasetServi
     )
     subscribe(kit, service)
     kit.add_loop("reconciler", service.reconcile_forever)
-    kit.add_loop("clients", lambda: _close_on_stop(records.close, nmp.aclose, endpoint.aclose))
+    for close in (records.close, nmp.aclose, endpoint.aclose):
+        kit.on_stop(close)  # after the reconciler stopped using them
     kit.add_readiness_check("elasticsearch", records.ping)
 
     async def nmp_ready() -> None:
@@ -74,12 +73,3 @@ def create_service(settings: DatasetsSettings) -> tuple[ServiceKit, DatasetServi
 def create_app(settings: DatasetsSettings) -> FastAPI:
     kit, _ = create_service(settings)
     return create_service_app(kit)
-
-
-async def _close_on_stop(*closers: Callable[[], Awaitable[None]]) -> None:
-    """Hold the clients open until the kit stops its loops, then close them."""
-    try:
-        await asyncio.Event().wait()
-    finally:
-        for close in closers:
-            await close()

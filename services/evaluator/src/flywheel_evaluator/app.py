@@ -39,17 +39,12 @@ class Evaluator:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator["Evaluator"]:
-        """Started (indexes first, so the worker finds them) until the block ends."""
-        await self.repository.ensure_indexes()
+        """Started until the block ends (what the app's lifespan does, for tests)."""
         await self.kit.start()
         try:
             yield self
         finally:
-            try:
-                await self.kit.stop()
-            finally:
-                await self.endpoints.aclose()
-                await self.nmp.aclose()
+            await self.kit.stop()
 
 
 def build(
@@ -77,6 +72,9 @@ def build(
     kit.add_loop("worker", worker.run_forever)
     kit.add_readiness_check("nmp", _nmp_reachable(nmp))
     kit.report_in_flight_with(worker.in_flight)
+    kit.on_start(repository.ensure_indexes)  # before the worker looks for work
+    kit.on_stop(endpoints.aclose)  # after the worker stopped calling them
+    kit.on_stop(nmp.aclose)
     return Evaluator(kit, nmp, endpoints, repository, datasets, service, worker)
 
 
@@ -90,12 +88,4 @@ def _nmp_reachable(nmp: NmpClient) -> ReadinessCheck:
 def create_app(settings: EvaluatorSettings) -> FastAPI:
     evaluator = build(settings)
     routers = [records_router(evaluator.repository, evaluator.datasets)]
-    app = create_service_app(evaluator.kit, routers=routers)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        async with evaluator.running():
-            yield
-
-    app.router.lifespan_context = lifespan
-    return app
+    return create_service_app(evaluator.kit, routers=routers)

@@ -1,8 +1,6 @@
 """`create_app`: the kit, the ingest pipeline as a kit loop, the store and the HTTP intake."""
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
@@ -54,6 +52,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
     )
     kit.add_loop("ingest", pipeline.run)
     kit.add_readiness_check("elasticsearch", store.ping)
+    kit.on_stop(store.close)  # after the pipeline loop stopped using it
     raw_topic = KafkaRawTopic(kit.publisher, settings.kafka.topic(settings.source_topic))
     intake = LogIntake(
         raw_topic,
@@ -72,20 +71,4 @@ def create_app(settings: IngestSettings) -> FastAPI:
             bulk.router(intake, gate=gate),
         ],
     )
-    _close_on_shutdown(app, store)
     return app
-
-
-def _close_on_shutdown(app: FastAPI, store: ElasticsearchStore) -> None:
-    """Close the store's HTTP session after the kit stopped (its loops use the store)."""
-    kit_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            async with kit_lifespan(app):
-                yield
-        finally:
-            await store.close()
-
-    app.router.lifespan_context = lifespan

@@ -1,9 +1,6 @@
 """`create_app`: the kit, the ledger's subscriptions, the reclaimer and sweep loops, NMP
 readiness and the ledger's HTTP view."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import httpx
 from fastapi import FastAPI
 
@@ -36,19 +33,8 @@ def create_app(
         kit.add_loop("orphans", sweeper.orphans_forever)
     kit.add_readiness_check("nmp", inventory.ping)
     kit.report_in_flight_with(reclaimer.in_flight)
-    app = create_service_app(kit, routers=[ledger_router(ledger)])
-    kit_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Indexes before the first handler writes; NMP clients closed after the loops stopped.
-        await ledger.ensure_indexes()
-        try:
-            async with kit_lifespan(app):
-                yield
-        finally:
-            await resources.aclose()
-            await inventory.aclose()
-
-    app.router.lifespan_context = lifespan
-    return app
+    # Indexes before the first handler writes; NMP clients closed after the loops stopped.
+    kit.on_start(ledger.ensure_indexes)
+    kit.on_stop(resources.aclose)
+    kit.on_stop(inventory.aclose)
+    return create_service_app(kit, routers=[ledger_router(ledger)])

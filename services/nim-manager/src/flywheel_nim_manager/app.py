@@ -1,7 +1,5 @@
 """`create_app`: the kit, the handlers, the scheduler loop and its adapters."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
@@ -58,23 +56,8 @@ def create_app(settings: NimManagerSettings) -> FastAPI:
     kit.add_loop("scheduler", service.run_forever)
     kit.add_readiness_check("nmp", deployer.ping)
     kit.report_in_flight_with(service.in_flight)
-    app = create_service_app(kit, routers=[scheduler_router(service)])
-    _wrap_lifespan(app, repository, nmp)
-    return app
-
-
-def _wrap_lifespan(app: FastAPI, repository: MongoRepository, nmp: NmpClient) -> None:
-    """Indexes before the first event is handled; the NMP client closed after the kit stopped
-    (its loop uses it)."""
-    kit_lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await repository.ensure_indexes()
-        try:
-            async with kit_lifespan(app):
-                yield
-        finally:
-            await nmp.aclose()
-
-    app.router.lifespan_context = lifespan
+    # Indexes before the first event is handled; the NMP client closed after the kit stopped
+    # (its loop uses it).
+    kit.on_start(repository.ensure_indexes)
+    kit.on_stop(nmp.aclose)
+    return create_service_app(kit, routers=[scheduler_router(service)])

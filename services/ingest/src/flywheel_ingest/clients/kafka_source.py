@@ -37,13 +37,10 @@ _log = structlog.get_logger("flywheel.ingest.source")
 def consumer_config(settings: IngestSettings) -> dict[str, KafkaConfigValue]:
     kafka = settings.kafka
     return {
-        "group.id": settings.consumer_group,
-        "client.id": f"{settings.service_name}.{settings.instance_id}",
+        **settings.group_membership(),
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
-        "session.timeout.ms": kafka.session_timeout_ms,
-        "max.poll.interval.ms": kafka.max_poll_interval_ms,
         "fetch.wait.max.ms": kafka.fetch_wait_max_ms,
         "max.partition.fetch.bytes": _MAX_PARTITION_FETCH_BYTES,
         "queued.max.messages.kbytes": _PREFETCH_KBYTES,

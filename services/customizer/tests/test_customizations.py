@@ -403,14 +403,14 @@ async def test_event_ids_are_derived_so_republishing_repeats_them(h: Harness) ->
 
 async def test_only_the_lease_holder_acts_and_it_lets_go_on_stop(h: Harness) -> None:
     settings = SETTINGS.model_copy(update={"poll_interval_s": 0.01})
-    h.lease.held = False
+    h.lease.leading = False
     await _requested(h)
     reconciler = h.reconciler(settings)
     task = asyncio.create_task(reconciler.run_forever())
     await asyncio.sleep(0.05)
     assert h.training.submits == 0
 
-    h.lease.held = True
+    h.lease.leading = True
     reconciler.wake()
     await eventually(lambda: bool(h.events.of_type("customization.done")), timeout_s=5)
     task.cancel()
@@ -427,3 +427,17 @@ async def test_in_flight_lists_open_customizations(h: Harness) -> None:
     assert [(w.run_id, w.kind, w.resource_id) for w in work] == [
         (event.run_id, "customization_job", "cust-000001")
     ]
+
+
+async def test_a_pass_whose_lease_changed_hands_before_its_post_does_not_post(
+    h: Harness,
+) -> None:
+    await _requested(h)
+    await h.lease.hold()  # the loop took the lease: tenure 1
+    h.lease.leading = False  # it lapsed during the pass and was taken again: tenure 2
+    h.lease.leading = True
+    await h.reconciler().reconcile_once()
+    assert h.training.submits == 0, "a stale tenure must not POST"
+    await h.lease.hold()
+    await h.reconciler().reconcile_once()
+    assert h.training.submits == 1, "the next pass, in the current tenure, does"

@@ -1,4 +1,5 @@
-"""The Mongo repository and lease on the real database (FerretDB-safe operations only)."""
+"""The Mongo repository on the real database (FerretDB-safe operations only; the lease is the
+kit's)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from flywheel_customizer.jobs import CustomizationRecord, Phase
-from flywheel_customizer.repository import MongoCustomizations, MongoLease
+from flywheel_customizer.repository import MongoCustomizations
 from flywheel_customizer.testing.events import nim_up
 from flywheel_customizer.testing.fakes import FakeClock
 from flywheel_customizer.testing.stack import Sandbox
@@ -52,22 +53,3 @@ async def test_cancellations_keep_the_first_reason(db: AsyncDatabase[dict[str, A
     await store.cancel_run("run-a", "second")
     assert await store.cancellations(["run-a", "run-b"]) == {"run-a": "first"}
     assert await store.cancellations([]) == {}
-
-
-async def test_lease_has_one_holder_until_it_expires_or_is_released(
-    db: AsyncDatabase[dict[str, Any]],
-) -> None:
-    clock = FakeClock()
-    a = MongoLease(db, name="reconciler", owner="a", ttl_s=10, clock=clock)
-    b = MongoLease(db, name="reconciler", owner="b", ttl_s=10, clock=clock)
-    assert await a.acquire() and await a.acquire(), "taken, then renewed"
-    assert not await b.acquire()
-    clock.advance(9)
-    assert await a.acquire()
-    clock.advance(9)
-    assert not await b.acquire(), "renewed 9 s ago"
-    clock.advance(2)
-    assert await b.acquire(), "expired"
-    assert not await a.acquire()
-    await b.release()
-    assert await a.acquire()

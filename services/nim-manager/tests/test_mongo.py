@@ -1,4 +1,4 @@
-"""The lease and the repository against the real Mongo-protocol database."""
+"""The repository against the real Mongo-protocol database (the lease is the kit's)."""
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -12,12 +12,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from flywheel_contracts.run_config import EvalType
 from flywheel_localstack.pytest_plugin import StackHandle
 from flywheel_nim_manager import conductor
-from flywheel_nim_manager.lease import MongoLease
 from flywheel_nim_manager.records import Ending, EndReason, Phase, WorkItem, WorkOutcome
 from flywheel_nim_manager.repository import MongoRepository
 from flywheel_nim_manager.testing.fakes import (
     T0,
-    FakeClock,
     cancel_event,
     candidate,
     eval_done,
@@ -38,27 +36,6 @@ async def db(stack: StackHandle) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]
     finally:
         await client.drop_database(name)
         await client.close()
-
-
-async def test_one_holder_at_a_time_and_a_standby_takes_over_a_lapsed_lease(
-    db: AsyncDatabase[dict[str, Any]],
-) -> None:
-    clock = FakeClock()
-    first = MongoLease(db, "a", TTL, clock)
-    second = MongoLease(db, "b", TTL, clock)
-    assert await first.hold()
-    assert not await second.hold()
-    clock.advance(4)
-    assert await first.hold(), "the holder renews"
-    clock.advance(4)
-    assert not await second.hold(), "renewed 4s ago: not lapsed"
-    assert await second.holder() == "a"
-    clock.advance(2)
-    assert await second.hold(), "lapsed: the standby takes it"
-    assert not await first.hold()
-    await second.release()
-    assert await second.holder() is None
-    assert await first.hold(), "released: taken at once"
 
 
 async def test_runs_and_candidates_round_trip(db: AsyncDatabase[dict[str, Any]]) -> None:

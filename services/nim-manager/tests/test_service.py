@@ -339,11 +339,24 @@ async def test_only_the_lease_holder_schedules(world: World) -> None:
 async def test_a_scheduler_that_lost_its_lease_mid_pass_grants_nothing(world: World) -> None:
     run_id, _ = await world.ready(THREE[:1])
     world.lease.leading = False  # lapsed while the pass was busy with NMP
-    await world.tick()
+    await world.reconciler.tick()  # a pass begun in tenure 1
     assert world.deployer.creates == []
     world.lease.leading = True
     await world.tick(2)
     assert len(world.ups(run_id)) == 1
+
+
+async def test_a_pass_begun_in_a_tenure_that_ended_grants_nothing_even_if_the_lease_came_back(
+    world: World,
+) -> None:
+    await world.ready(THREE[:1])
+    await world.lease.hold()  # tenure 1
+    world.lease.leading = False  # lapsed during the pass, and won back: tenure 2
+    world.lease.leading = True
+    await world.reconciler.tick()
+    assert world.deployer.creates == [], "another scheduler may have granted in between"
+    await world.tick()
+    assert len(world.deployer.creates) == 1
 
 
 # --- The run's own judge ----------------------------------------------------------------------

@@ -279,3 +279,36 @@ def captured_logs() -> Iterator[io.StringIO]:
         root.handlers[:] = handlers
         root.setLevel(level)
         structlog.reset_defaults()
+
+
+class FakeLease:
+    """A `Lease` a test drives: `leading` says whether this instance holds it. Taking it again
+    after losing it starts a new tenure (a new fencing token), as a real lease does."""
+
+    def __init__(self, holder_id: str = "test-instance", leading: bool = True) -> None:
+        self.holder_id = holder_id
+        self._leading = leading
+        self._token = 1
+        self.tenure: int | None = self._token if leading else None
+        self.releases = 0
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
+    @leading.setter
+    def leading(self, leading: bool) -> None:
+        if leading and not self._leading:
+            self._token += 1
+        self._leading = leading
+
+    async def hold(self) -> int | None:
+        self.tenure = self._token if self._leading else None
+        return self.tenure
+
+    async def release(self) -> None:
+        self.releases += 1
+        self.leading = False
+
+    async def holder(self) -> str | None:
+        return self.holder_id if self._leading else None

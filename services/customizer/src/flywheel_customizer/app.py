@@ -1,16 +1,20 @@
 """`create_app`: the kit, the two subscriptions, the reconciler loop and the NMP readiness check."""
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from flywheel_contracts.runtime import ServiceKit, create_service_app
+from flywheel_contracts.runtime.lease import MongoLease
 from flywheel_customizer.clients.events import KitEvents
 from flywheel_customizer.clients.nmp import NmpTraining
 from flywheel_customizer.config import CustomizerSettings
 from flywheel_customizer.handlers import subscribe
 from flywheel_customizer.reconciler import Reconciler, utc_now
-from flywheel_customizer.repository import MongoCustomizations, MongoLease
+from flywheel_customizer.repository import MongoCustomizations
 from flywheel_customizer.service import CustomizerService
 
+LEASES = "customizer_leases"
 LEASE_NAME = "reconciler"
 
 
@@ -20,9 +24,10 @@ def create_app(settings: CustomizerSettings) -> FastAPI:
     training = NmpTraining(settings.nmp)
     lease = MongoLease(
         kit.db,
+        collection=LEASES,
         name=LEASE_NAME,
-        owner=settings.instance_id,
-        ttl_s=settings.jobs.lease_ttl_s,
+        holder_id=settings.instance_id,
+        ttl=timedelta(seconds=settings.jobs.lease_ttl_s),
         clock=utc_now,
     )
     reconciler = Reconciler(store, training, KitEvents(kit), lease, settings.jobs)

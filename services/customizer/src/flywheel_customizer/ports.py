@@ -9,6 +9,7 @@ from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.events import NimUp
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.run_config import CandidateConfig, TrainingConfig
+from flywheel_contracts.runtime.lease import Lease as Lease  # the kit's, re-exported
 from flywheel_contracts.runtime.nmp import CustomizationStatus
 from flywheel_contracts.runtime.nmp.names import customization_job_name
 from flywheel_customizer.jobs import CustomizationRecord, Phase
@@ -71,15 +72,6 @@ class Customizations(Protocol):
 
     async def cancellations(self, run_ids: Iterable[str]) -> dict[str, str]:
         """The cancelled ones among `run_ids`, with their reasons."""
-
-
-class Lease(Protocol):
-    """One reconciler at a time across instances, so no two drive (and POST) the same job."""
-
-    async def acquire(self) -> bool:
-        """Take or renew the lease; False while another live instance holds it."""
-
-    async def release(self) -> None: ...
 
 
 class Events(Protocol):

@@ -63,6 +63,7 @@ class Reconciler:
         self._training = training
         self._events = events
         self._lease = lease
+        self._tenure: int | None = None
         self._settings = settings
         self._clock = clock
         self._wake = asyncio.Event()
@@ -74,7 +75,7 @@ class Reconciler:
     async def run_forever(self) -> None:
         try:
             while True:
-                if await self._lease.acquire():
+                if await self._lease.hold() is not None:
                     await self.reconcile_once()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval_s)
@@ -86,6 +87,7 @@ class Reconciler:
 
     async def reconcile_once(self) -> None:
         """One step for every open customization; a failing one never holds up the others."""
+        self._tenure = self._lease.tenure  # the lease's fencing token as this pass begins
         records = await self._store.active()
         if not records:
             return
@@ -146,7 +148,9 @@ class Reconciler:
                 record.model_copy(update={"submit_attempted_at": self._clock()}),
                 expected=Phase.REQUESTED,
             )
-            if not await self._lease.acquire():  # the lease may have lapsed during a slow pass
+            # The lease may have lapsed during a slow pass, and another reconciler may have
+            # driven this job meanwhile: POST only in the tenure the pass began in.
+            if self._tenure is None or await self._lease.hold() != self._tenure:
                 raise LeaseLost
             try:
                 job = await self._training.submit(request)

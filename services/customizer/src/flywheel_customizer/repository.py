@@ -7,7 +7,7 @@ insert fails with DuplicateKeyError. Only FerretDB-safe operations are used.
 
 import contextlib
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
@@ -18,7 +18,6 @@ from flywheel_customizer.jobs import CustomizationRecord, Phase
 
 RECORDS = "customizations"
 CANCELLED_RUNS = "cancelled_runs"
-LEASES = "customizer_leases"
 
 Document = dict[str, Any]
 
@@ -60,39 +59,3 @@ class MongoCustomizations:
     async def cancellations(self, run_ids: Iterable[str]) -> dict[str, str]:
         cursor = self._cancelled.find({"_id": {"$in": list(run_ids)}})
         return {doc["_id"]: doc["reason"] async for doc in cursor}
-
-
-class MongoLease:
-    """A named lease with an expiry: taken when free or expired, renewed by its holder."""
-
-    def __init__(
-        self,
-        db: AsyncDatabase[Document],
-        *,
-        name: str,
-        owner: str,
-        ttl_s: float,
-        clock: Callable[[], datetime],
-    ) -> None:
-        self._leases = db[LEASES]
-        self._name = name
-        self._owner = owner
-        self._ttl = timedelta(seconds=ttl_s)
-        self._clock = clock
-
-    async def acquire(self) -> bool:
-        now = self._clock()
-        try:
-            # No match (held by another, unexpired) turns the upsert into an insert of the same
-            # _id, which the unique _id refuses.
-            await self._leases.update_one(
-                {"_id": self._name, "$or": [{"owner": self._owner}, {"expires_at": {"$lte": now}}]},
-                {"$set": {"owner": self._owner, "expires_at": now + self._ttl}},
-                upsert=True,
-            )
-        except DuplicateKeyError:
-            return False
-        return True
-
-    async def release(self) -> None:
-        await self._leases.delete_one({"_id": self._name, "owner": self._owner})

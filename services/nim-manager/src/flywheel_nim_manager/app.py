@@ -5,12 +5,12 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 
 from flywheel_contracts.runtime import ServiceKit, create_service_app
+from flywheel_contracts.runtime.lease import MongoLease
 from flywheel_contracts.runtime.nmp import NmpClient
 from flywheel_nim_manager.clients.deployer import NmpDeployer
 from flywheel_nim_manager.clients.outbox import KitOutbox
 from flywheel_nim_manager.config import NimManagerSettings
 from flywheel_nim_manager.handlers import scheduler_router, subscribe
-from flywheel_nim_manager.lease import MongoLease
 from flywheel_nim_manager.reconciler import Policy, Reconciler
 from flywheel_nim_manager.repository import MongoRepository
 from flywheel_nim_manager.service import NimManagerService
@@ -20,6 +20,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+LEASES = "nim_manager_leases"
+SCHEDULER_LEASE = "scheduler"
+
+
 def create_app(settings: NimManagerSettings) -> FastAPI:
     kit = ServiceKit(settings)
     nmp = NmpClient(settings.nmp)
@@ -27,7 +31,14 @@ def create_app(settings: NimManagerSettings) -> FastAPI:
     deployer = NmpDeployer(
         nmp, default_image_tag=settings.default_image_tag, pvc_size=settings.pvc_size
     )
-    lease = MongoLease(kit.db, settings.instance_id, timedelta(seconds=settings.lease_ttl_s), _now)
+    lease = MongoLease(
+        kit.db,
+        collection=LEASES,
+        name=SCHEDULER_LEASE,
+        holder_id=settings.instance_id,
+        ttl=timedelta(seconds=settings.lease_ttl_s),
+        clock=_now,
+    )
     reconciler = Reconciler(
         repository,
         deployer,

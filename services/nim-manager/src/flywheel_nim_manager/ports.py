@@ -1,5 +1,5 @@
-"""What the service needs from the outside world; adapters in repository.py, lease.py and
-clients/, fakes in the unit tests."""
+"""What the service needs from the outside world; adapters in repository.py and clients/ (the
+lease is the kit's), fakes in the unit tests."""
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -10,6 +10,7 @@ from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.events import DatasetFailed, DatasetReady, RunCancelled
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.run_config import CandidateConfig
+from flywheel_contracts.runtime.lease import Lease as Lease  # the kit's, re-exported
 from flywheel_nim_manager.records import CandidateRecord, Phase, RunRecord, WorkItem, WorkOutcome
 
 
@@ -73,22 +74,6 @@ class Outbox(Protocol):
         discriminator: str = "",
     ) -> None:
         """Publish `payload` (id derived from `cause`) and wait for Kafka's acknowledgement."""
-        ...
-
-
-class Lease(Protocol):
-    """Leadership of the scheduler: exactly one instance holds it at a time."""
-
-    holder_id: str
-
-    async def hold(self) -> bool:
-        """Take or renew the lease; True while this instance holds it."""
-        ...
-
-    async def release(self) -> None: ...
-
-    async def holder(self) -> str | None:
-        """The instance holding an unexpired lease, if any."""
         ...
 
 

@@ -65,14 +65,16 @@ class Reconciler:
 
     async def tick(self) -> None:
         """One pass; called while this instance holds the lease."""
+        tenure = self._lease.tenure
         await self._load()
         await self._stop_runs()
         await self._drop_unjudged()
         await self._retire()
         await self._remove()
-        # NMP calls above may have taken longer than the lease: grant only if it is still ours,
-        # and from a fresh view, in case another scheduler granted meanwhile.
-        if await self._lease.hold():
+        # NMP calls above may have taken longer than the lease: grant only in the tenure this
+        # pass began in (a lapse, even one this instance won back, may have let another
+        # scheduler grant meanwhile), and from a fresh view.
+        if tenure is not None and await self._lease.hold() == tenure:
             await self._load()
             await self._schedule()
         await self._connect()

@@ -125,7 +125,7 @@ class NimManagerService:
     async def run_once(self) -> None:
         """One pass if this instance leads; failures are logged and retried next time."""
         try:
-            leading = await self._lease.hold()
+            leading = await self._lease.hold() is not None
             if leading != self._leading:
                 _log.info("scheduler.leadership", leading=leading, instance=self._lease.holder_id)
             self._leading = leading

@@ -15,6 +15,7 @@ from flywheel_contracts.envelope import Envelope, new_event
 from flywheel_contracts.events import NimUp
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.runtime.nmp import CustomizationStatus, NmpNotFound, NmpRetryableError
+from flywheel_contracts.runtime.testing import FakeLease as FakeLease
 from flywheel_customizer.jobs import CustomizationRecord, Phase
 from flywheel_customizer.ports import JobRequest, SubmittedJob
 
@@ -156,18 +157,6 @@ class InMemoryCustomizations:
 
     async def cancellations(self, run_ids: Iterable[str]) -> dict[str, str]:
         return {r: self.cancelled_runs[r] for r in run_ids if r in self.cancelled_runs}
-
-
-@dataclass
-class FakeLease:
-    held: bool = True
-    releases: int = 0
-
-    async def acquire(self) -> bool:
-        return self.held
-
-    async def release(self) -> None:
-        self.releases += 1
 
 
 @dataclass

@@ -26,6 +26,7 @@ from flywheel_contracts.events import (
 from flywheel_contracts.examples import EXAMPLES
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.run_config import CandidateConfig, EvalType
+from flywheel_contracts.runtime.testing import FakeLease as FakeLease
 from flywheel_nim_manager.reconciler import Policy, Reconciler
 from flywheel_nim_manager.records import (
     CandidateRecord,
@@ -229,21 +230,6 @@ class RecordingOutbox:
         ]
 
 
-class FakeLease:
-    def __init__(self, holder_id: str = "test-instance", leading: bool = True) -> None:
-        self.holder_id = holder_id
-        self.leading = leading
-
-    async def hold(self) -> bool:
-        return self.leading
-
-    async def release(self) -> None:
-        self.leading = False
-
-    async def holder(self) -> str | None:
-        return self.holder_id if self.leading else None
-
-
 def candidate(name: str, gpus: int = 1, **extra: Any) -> CandidateConfig:
     if extra.get("customization_enabled"):
         extra.setdefault("customization_target", f"{name}@2.0")
@@ -413,8 +399,11 @@ class World:
         )
 
     async def tick(self, times: int = 1, seconds: float = 1.0) -> None:
+        """Passes of the reconciler, each begun as the service's loop begins it: by holding
+        the lease (a pass that starts without it grants nothing)."""
         for _ in range(times):
             self.clock.advance(seconds)
+            await self.lease.hold()
             await self.reconciler.tick()
 
     async def ready(

@@ -13,28 +13,22 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from flywheel_contracts.runtime.lease import MongoLease
+from flywheel_contracts.runtime.testing import ManualClock
 
 pytestmark = pytest.mark.integration
 
 TTL = timedelta(seconds=10)
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 @pytest.fixture
 async def leases(
     kit_db: AsyncDatabase[dict[str, Any]],
-) -> AsyncIterator[tuple[MongoLease, MongoLease, _Clock]]:
-    collection, name, clock = f"leases_{uuid.uuid4().hex[:8]}", "scheduler", _Clock()
+) -> AsyncIterator[tuple[MongoLease, MongoLease, ManualClock]]:
+    collection, name, clock = (
+        f"leases_{uuid.uuid4().hex[:8]}",
+        "scheduler",
+        ManualClock(datetime(2026, 1, 1, tzinfo=UTC)),
+    )
 
     def lease(holder: str) -> MongoLease:
         return MongoLease(
@@ -46,7 +40,7 @@ async def leases(
 
 
 async def test_one_holder_at_a_time_until_the_lease_lapses_or_is_released(
-    leases: tuple[MongoLease, MongoLease, _Clock],
+    leases: tuple[MongoLease, MongoLease, ManualClock],
 ) -> None:
     a, b, clock = leases
     assert await a.hold() == 1
@@ -65,7 +59,7 @@ async def test_one_holder_at_a_time_until_the_lease_lapses_or_is_released(
 
 
 async def test_a_holder_whose_lease_lapsed_comes_back_in_a_new_tenure(
-    leases: tuple[MongoLease, MongoLease, _Clock],
+    leases: tuple[MongoLease, MongoLease, ManualClock],
 ) -> None:
     a, _, clock = leases
     tenure = await a.hold()

@@ -12,7 +12,7 @@ from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.events import CustomizationDone, CustomizationErrorKind, NimUp
 from flywheel_contracts.run_config import TrainingConfig
 from flywheel_contracts.runtime.nmp import NmpNotFound
-from flywheel_contracts.runtime.testing import eventually
+from flywheel_contracts.runtime.testing import ManualClock, eventually
 from flywheel_customizer.config import JobSettings
 from flywheel_customizer.jobs import NO_ERROR_DETAILS, CustomizationRecord, Phase
 from flywheel_customizer.reconciler import Reconciler
@@ -21,7 +21,6 @@ from flywheel_customizer.testing.events import candidate, nim_up, run_cancelled
 from flywheel_customizer.testing.fakes import (
     COMPLETED,
     RUNNING_HALF,
-    FakeClock,
     FakeLease,
     FakeTraining,
     InMemoryCustomizations,
@@ -48,7 +47,7 @@ STARVED: StatusAnswer = {
 
 @dataclass
 class Harness:
-    clock: FakeClock = field(default_factory=FakeClock)
+    clock: ManualClock = field(default_factory=ManualClock)
     store: InMemoryCustomizations = field(default_factory=InMemoryCustomizations)
     training: FakeTraining = field(default_factory=FakeTraining)
     events: RecordedEvents = field(default_factory=RecordedEvents)

@@ -10,6 +10,7 @@ import pytest
 from flywheel_contracts.events import CustomizationErrorKind
 from flywheel_contracts.primitives import MESSAGE_MAX
 from flywheel_contracts.runtime.nmp import CustomizationStatus
+from flywheel_contracts.runtime.testing import ManualClock
 from flywheel_customizer.jobs import (
     NO_ERROR_DETAILS,
     CustomizationRecord,
@@ -20,7 +21,6 @@ from flywheel_customizer.jobs import (
     job_name,
 )
 from flywheel_customizer.testing.events import nim_up
-from flywheel_customizer.testing.fakes import FakeClock
 
 pytestmark = pytest.mark.unit
 
@@ -111,7 +111,7 @@ def test_job_names_are_deterministic_and_unique_per_run_and_candidate() -> None:
 
 def test_record_round_trips_through_its_document() -> None:
     event = nim_up()
-    clock = FakeClock()
+    clock = ManualClock()
     record = CustomizationRecord.from_nim_up(event, clock()).model_copy(
         update={
             "phase": Phase.FINISHED,

@@ -10,10 +10,10 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from flywheel_contracts.runtime.testing import ManualClock
 from flywheel_customizer.jobs import CustomizationRecord, Phase
 from flywheel_customizer.repository import MongoCustomizations
 from flywheel_customizer.testing.events import nim_up
-from flywheel_customizer.testing.fakes import FakeClock
 from flywheel_customizer.testing.stack import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ async def db(sandbox: Sandbox) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
 async def test_records_are_added_once_and_saved_only_from_the_expected_phase(
     db: AsyncDatabase[dict[str, Any]],
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     store = MongoCustomizations(db, clock)
     await store.ensure_indexes()
     first = CustomizationRecord.from_nim_up(nim_up(), clock())
@@ -48,7 +48,7 @@ async def test_records_are_added_once_and_saved_only_from_the_expected_phase(
 
 
 async def test_cancellations_keep_the_first_reason(db: AsyncDatabase[dict[str, Any]]) -> None:
-    store = MongoCustomizations(db, FakeClock())
+    store = MongoCustomizations(db, ManualClock())
     await store.cancel_run("run-a", "first")
     await store.cancel_run("run-a", "second")
     assert await store.cancellations(["run-a", "run-b"]) == {"run-a": "first"}

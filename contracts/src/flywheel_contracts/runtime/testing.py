@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
@@ -171,6 +172,19 @@ class ManualMonotonic:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class ManualClock:
+    """A UTC wall clock (a `runtime.clock.Clock`) that moves only when a test says so."""
+
+    def __init__(self, start: datetime = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
 
 
 def free_port() -> int:

@@ -5,12 +5,13 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from flywheel_contracts.runtime import ServiceKit, create_service_app
+from flywheel_contracts.runtime.clock import utc_now
 from flywheel_contracts.runtime.lease import MongoLease
 from flywheel_customizer.clients.events import KitEvents
 from flywheel_customizer.clients.nmp import NmpTraining
 from flywheel_customizer.config import CustomizerSettings
 from flywheel_customizer.handlers import subscribe
-from flywheel_customizer.reconciler import Reconciler, utc_now
+from flywheel_customizer.reconciler import Reconciler
 from flywheel_customizer.repository import MongoCustomizations
 from flywheel_customizer.service import CustomizerService
 

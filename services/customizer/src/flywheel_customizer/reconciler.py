@@ -13,8 +13,7 @@ the same derived event id, which consumers drop as a duplicate.
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 
@@ -25,6 +24,8 @@ from flywheel_contracts.events import (
     CustomizationProgress,
     CustomizationStarted,
 )
+from flywheel_contracts.runtime.clock import Clock as Clock  # the kit's
+from flywheel_contracts.runtime.clock import utc_now
 from flywheel_contracts.runtime.logging import bound_fields
 from flywheel_contracts.runtime.nmp import CustomizationStatus, NmpError, NmpNotFound
 from flywheel_customizer.config import JobSettings
@@ -40,13 +41,7 @@ from flywheel_customizer.jobs import (
 )
 from flywheel_customizer.ports import Customizations, Events, JobRequest, Lease, Training
 
-Clock = Callable[[], datetime]
-
 _log = structlog.get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Reconciler:

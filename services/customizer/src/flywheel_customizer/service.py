@@ -7,9 +7,10 @@ import structlog
 
 from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.events import DeploymentRole, InFlightWork, NimUp, RunCancelled
+from flywheel_contracts.runtime.clock import utc_now
 from flywheel_customizer.jobs import CustomizationRecord
 from flywheel_customizer.ports import Customizations
-from flywheel_customizer.reconciler import Clock, utc_now
+from flywheel_customizer.reconciler import Clock
 
 IN_FLIGHT_KIND = "customization_job"
 

@@ -8,7 +8,7 @@ Only single-document atomic updates are used (FerretDB has no transactions).
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 from uuid import UUID
@@ -16,6 +16,8 @@ from uuid import UUID
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
+
+from flywheel_contracts.runtime.clock import utc_now
 
 COLLECTION = "dataset_jobs"
 
@@ -53,10 +55,6 @@ class Job:
             outcome=document.get("outcome"),
             published=document.get("published", True),
         )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class JobStore(Protocol):
@@ -104,7 +102,7 @@ class JobRepository:
         outcome: str | None = None,
     ) -> Job | None:
         """Record a new job (failed at once when `outcome` is given); None if the run has one."""
-        now = _now()
+        now = utc_now()
         document = {
             "_id": str(run_id),
             "status": (JobStatus.FAILED if outcome else JobStatus.PENDING).value,
@@ -126,7 +124,7 @@ class JobRepository:
 
     async def tombstone(self, run_id: UUID) -> bool:
         """Mark a run cancelled before its request arrived; False if the run has a job."""
-        now = _now()
+        now = utc_now()
         try:
             await self._jobs.insert_one(
                 {
@@ -153,7 +151,7 @@ class JobRepository:
 
     async def claim(self, owner: str, lease: timedelta) -> Job | None:
         """Take the oldest job nobody holds (new, or whose owner stopped renewing its lease)."""
-        now = _now()
+        now = utc_now()
         document = await self._jobs.find_one_and_update(
             {
                 "status": {"$in": _ACTIVE},
@@ -175,7 +173,7 @@ class JobRepository:
 
     async def renew(self, run_id: UUID, owner: str, lease: timedelta) -> bool:
         """Extend the lease; False when the job is no longer this owner's build (cancelled)."""
-        now = _now()
+        now = utc_now()
         result = await self._jobs.update_one(
             {"_id": str(run_id), "owner": owner, "status": JobStatus.BUILDING.value},
             {"$set": {"lease_until": now + lease, "updated_at": now}},
@@ -193,7 +191,7 @@ class JobRepository:
                     "published": False,
                     "owner": None,
                     "lease_until": None,
-                    "updated_at": _now(),
+                    "updated_at": utc_now(),
                 }
             },
         )
@@ -220,7 +218,7 @@ class JobRepository:
                     "outcome": outcome,
                     "published": False,
                     "lease_until": None,
-                    "updated_at": _now(),
+                    "updated_at": utc_now(),
                 }
             },
         )

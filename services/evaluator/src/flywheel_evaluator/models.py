@@ -1,8 +1,7 @@
 """The evaluator's own records: evaluation jobs (what to evaluate, where it stands) and the
 per-record detail of an evaluation. Both are what the repository stores."""
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID, uuid5
@@ -11,14 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flywheel_contracts.events import DatasetRef, EvalDone
 from flywheel_contracts.run_config import EvalType, ExternalEndpoint, WorkloadType
+from flywheel_contracts.runtime.clock import Clock as Clock  # the kit's
 from flywheel_evaluator.dialects import Dialect
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 _EVALUATION_IDS = UUID("0c2f3f5e-3b9b-4f53-9d0e-6b1f6f0d4e21")
 

@@ -32,9 +32,10 @@ from flywheel_contracts.events import (
     RunCancelled,
 )
 from flywheel_contracts.run_config import EvalType, ExternalEndpoint
+from flywheel_contracts.runtime.clock import utc_now
 from flywheel_evaluator.backends import Backend
 from flywheel_evaluator.events import failed
-from flywheel_evaluator.models import Clock, EvaluationJob, JobStatus, evaluation_id, utc_now
+from flywheel_evaluator.models import Clock, EvaluationJob, JobStatus, evaluation_id
 from flywheel_evaluator.ports import JobStore
 
 _log = structlog.get_logger(__name__)

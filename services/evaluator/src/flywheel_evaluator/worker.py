@@ -19,11 +19,12 @@ from uuid import UUID
 import structlog
 
 from flywheel_contracts.events import EvalDone, EvalErrorKind, InFlightWork
+from flywheel_contracts.runtime.clock import utc_now
 from flywheel_evaluator.backends import Backend
 from flywheel_evaluator.config import WorkerSettings
 from flywheel_evaluator.errors import EvaluationFailed
 from flywheel_evaluator.events import EvaluationEvents, failed, succeeded
-from flywheel_evaluator.models import Clock, EvaluationJob, JobStatus, RecordResult, utc_now
+from flywheel_evaluator.models import Clock, EvaluationJob, JobStatus, RecordResult
 from flywheel_evaluator.outbox import Outbox
 from flywheel_evaluator.repository import EvaluationRepository
 

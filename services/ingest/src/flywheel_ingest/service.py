@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import orjson
 import structlog
@@ -22,6 +21,7 @@ from flywheel_contracts.events.records import (
     WorkloadCount,
 )
 from flywheel_contracts.pii import PiiKind
+from flywheel_contracts.runtime.clock import Clock, utc_now
 from flywheel_ingest import metrics
 from flywheel_ingest.config import ProducerSettings, RetrySettings, ScopedToken
 from flywheel_ingest.documents import (
@@ -42,12 +42,7 @@ from flywheel_ingest.validation import Refusal
 
 _log = structlog.get_logger("flywheel.ingest")
 
-Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(slots=True)
@@ -93,7 +88,7 @@ class IngestService:
         retry: RetrySettings,
         producers: ProducerSettings = ProducerSettings(),  # noqa: B008 (frozen, immutable)
         tokens: Mapping[str, ScopedToken] | None = None,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._store = store

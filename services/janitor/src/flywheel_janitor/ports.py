@@ -1,13 +1,14 @@
 """What the janitor's logic needs from the outside: its ledger store, NMP, and Kafka."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.payload import EventPayload
+from flywheel_contracts.runtime.clock import Clock as Clock  # the kit's
 from flywheel_janitor.ledger import (
     HistoryEntry,
     Outcome,
@@ -19,12 +20,6 @@ from flywheel_janitor.ledger import (
     Target,
     Terminal,
 )
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import structlog
 
 from flywheel_contracts.envelope import decode, encode
 from flywheel_contracts.events import InFlightWork, ReclaimFailure, ResourcesReclaimed
+from flywheel_contracts.runtime.clock import utc_now
 from flywheel_contracts.runtime.delivery import describe_exception
 from flywheel_janitor.config import ReclaimSettings
 from flywheel_janitor.ledger import (
@@ -33,7 +34,6 @@ from flywheel_janitor.ports import (
     Ledger,
     ReclaimResult,
     ResourceReclaimer,
-    utc_now,
 )
 
 _BATCH = 100

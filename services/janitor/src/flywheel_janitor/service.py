@@ -37,6 +37,7 @@ from flywheel_contracts.events import (
     ServiceStopping,
     SystemShutdown,
 )
+from flywheel_contracts.runtime.clock import utc_now
 from flywheel_janitor.ledger import (
     NO_RUN,
     HistoryEntry,
@@ -48,7 +49,7 @@ from flywheel_janitor.ledger import (
     Target,
     Terminal,
 )
-from flywheel_janitor.ports import Clock, Ledger, RunFacts, utc_now
+from flywheel_janitor.ports import Clock, Ledger, RunFacts
 
 _log = structlog.get_logger("flywheel.janitor")
 

@@ -11,10 +11,11 @@ from uuid import uuid4
 import structlog
 
 from flywheel_contracts.events import ReclaimTrigger, ResourceKind
+from flywheel_contracts.runtime.clock import utc_now
 from flywheel_contracts.runtime.delivery import describe_exception
 from flywheel_janitor.config import SweepSettings
 from flywheel_janitor.ledger import ReclaimTask, Target, Terminal
-from flywheel_janitor.ports import Clock, Inventory, Ledger, utc_now
+from flywheel_janitor.ports import Clock, Inventory, Ledger
 
 STALE_EVENT_TYPE = "janitor.stale"
 

@@ -1,10 +1,11 @@
 """`create_app`: the kit, the handlers, the scheduler loop and its adapters."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from flywheel_contracts.runtime import ServiceKit, create_service_app
+from flywheel_contracts.runtime.clock import utc_now
 from flywheel_contracts.runtime.lease import MongoLease
 from flywheel_contracts.runtime.nmp import NmpClient
 from flywheel_nim_manager.clients.deployer import NmpDeployer
@@ -14,11 +15,6 @@ from flywheel_nim_manager.handlers import scheduler_router, subscribe
 from flywheel_nim_manager.reconciler import Policy, Reconciler
 from flywheel_nim_manager.repository import MongoRepository
 from flywheel_nim_manager.service import NimManagerService
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
 
 LEASES = "nim_manager_leases"
 SCHEDULER_LEASE = "scheduler"
@@ -37,7 +33,7 @@ def create_app(settings: NimManagerSettings) -> FastAPI:
         name=SCHEDULER_LEASE,
         holder_id=settings.instance_id,
         ttl=timedelta(seconds=settings.lease_ttl_s),
-        clock=_now,
+        clock=utc_now,
     )
     reconciler = Reconciler(
         repository,
@@ -52,13 +48,13 @@ def create_app(settings: NimManagerSettings) -> FastAPI:
             nim_url=settings.nmp.nim_base_url,
             judgement=settings.judgement(),
         ),
-        _now,
+        utc_now,
     )
     service = NimManagerService(
         repository,
         reconciler,
         lease,
-        _now,
+        utc_now,
         budget=settings.gpu_budget,
         tick_interval_s=settings.tick_interval_s,
         judge=settings.local_judge.candidate(),

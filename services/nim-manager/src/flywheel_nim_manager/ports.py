@@ -2,7 +2,6 @@
 lease is the kit's), fakes in the unit tests."""
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -10,6 +9,7 @@ from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.events import DatasetFailed, DatasetReady, RunCancelled
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.run_config import CandidateConfig
+from flywheel_contracts.runtime.clock import Clock as Clock  # the kit's
 from flywheel_contracts.runtime.lease import Lease as Lease  # the kit's, re-exported
 from flywheel_nim_manager.records import CandidateRecord, Phase, RunRecord, WorkItem, WorkOutcome
 
@@ -75,7 +75,3 @@ class Outbox(Protocol):
     ) -> None:
         """Publish `payload` (id derived from `cause`) and wait for Kafka's acknowledgement."""
         ...
-
-
-class Clock(Protocol):
-    def __call__(self) -> datetime: ...

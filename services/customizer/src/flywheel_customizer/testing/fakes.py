@@ -6,7 +6,6 @@ job wait for GPUs, stall, fail or vanish; `RecordedNmp` (contracts) covers the w
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.errors import AutoReconnect
@@ -33,17 +32,6 @@ COMPLETED: StatusAnswer = {
     "epochs_completed": 2,
     "steps_completed": 20,
 }
-
-
-class FakeClock:
-    def __init__(self, start: datetime = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass

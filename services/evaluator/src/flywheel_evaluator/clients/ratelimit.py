@@ -18,10 +18,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+from flywheel_contracts.runtime.clock import Clock as WallClock
+from flywheel_contracts.runtime.clock import utc_now
 from flywheel_evaluator.config import ChatSettings
 
 Clock = Callable[[], float]
-WallClock = Callable[[], datetime]
 
 MIN_WAIT_S = 0.1
 """The shortest wait: a server answering 429 with `Retry-After: 0` (or backoff set to 0) still
@@ -49,10 +50,6 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class RateLimitBudget:
     """The 429s of one request: their count, and the next wait or the verdict to give up."""
 
@@ -61,7 +58,7 @@ class RateLimitBudget:
         settings: ChatSettings,
         *,
         clock: Clock = time.monotonic,
-        wall_clock: WallClock = _utc_now,
+        wall_clock: WallClock = utc_now,
     ) -> None:
         self._settings = settings
         self._clock = clock

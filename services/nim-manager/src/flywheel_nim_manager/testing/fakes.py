@@ -27,6 +27,7 @@ from flywheel_contracts.examples import EXAMPLES
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.run_config import CandidateConfig, EvalType
 from flywheel_contracts.runtime.testing import FakeLease as FakeLease
+from flywheel_contracts.runtime.testing import ManualClock
 from flywheel_nim_manager.reconciler import Policy, Reconciler
 from flywheel_nim_manager.records import (
     CandidateRecord,
@@ -41,17 +42,6 @@ from flywheel_nim_manager.service import NimManagerService
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 NAMESPACE = "dfwbp"
 NIM_URL = "http://nim.test"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -362,7 +352,7 @@ class World:
     budget: int = 4
     deploy_timeout_s: float = 600.0
     work_timeout_s: float = 3600.0
-    clock: FakeClock = field(default_factory=FakeClock)
+    clock: ManualClock = field(default_factory=ManualClock)
     repository: MemoryRepository = field(default_factory=MemoryRepository)
     deployer: FakeDeployer = field(default_factory=FakeDeployer)
     outbox: RecordingOutbox = field(default_factory=RecordingOutbox)

@@ -39,7 +39,7 @@ def dead_letters(setup: FlywheelSetup) -> dict[str, int]:
         topics = consumer.list_topics(timeout=10).topics
         counts: dict[str, int] = {}
         for name, metadata in topics.items():
-            if name.startswith(setup.topic_prefix) and name == dlq_topic(name.removesuffix(".dlq")):
+            if name.startswith(setup.topic_prefix) and name.endswith(dlq_topic("")):
                 counts[name] = sum(
                     high - low
                     for low, high in (

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from flywheel_contracts.runtime.secrets import secret
+from flywheel_contracts.runtime.secrets import check_one_source, secret
 
 _log = structlog.get_logger("flywheel.elasticsearch")
 
@@ -69,14 +69,8 @@ class ElasticsearchConnection(BaseModel):
 
     @model_validator(mode="after")
     def _one_way_to_authenticate(self) -> Self:
-        if self.api_key is not None and self.api_key_file is not None:
-            raise ValueError("set API_KEY or API_KEY_FILE, not both")
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("set PASSWORD or PASSWORD_FILE, not both")
-        for name, value in (("API_KEY", self.api_key), ("PASSWORD", self.password)):
-            # An empty variable is a mistake (an unset secret in a template), not "no auth".
-            if value is not None and not value.get_secret_value().strip():
-                raise ValueError(f"{name} is set but empty; set it or leave it unset")
+        check_one_source("API_KEY", self.api_key, self.api_key_file)
+        check_one_source("PASSWORD", self.password, self.password_file)
         has_password = self.password is not None or self.password_file is not None
         has_key = self.api_key is not None or self.api_key_file is not None
         if has_password and self.username is None:

@@ -7,8 +7,9 @@ included, took it again, `hold()` answers a different token, and the stale tenur
 is refused by the one who checks (`hold() == tenure` just before the effect).
 
 Every transition is one conditional single-document update, so two instances racing can never
-both win: a renewal matches only the holder's own document, a takeover only an expired one, and
-a first holder inserts the `_id`, which the unique `_id` index lets exactly one insert do. Expiry
+both win: a renewal matches only the holder's own unexpired document, a takeover only an
+expired one, and a first holder's upsert inserts the `_id`, which the unique `_id` index lets
+exactly one insert do. The lease's Mongo client must be tz-aware (the kit's is). Expiry
 is judged by each instance's clock: keep clocks in sync (NTP) well within the ttl.
 """
 
@@ -73,7 +74,7 @@ class MongoLease:
         return self._tenure
 
     async def hold(self) -> int | None:
-        self._tenure = await self._renew() or await self._take_over() or await self._take_first()
+        self._tenure = await self._renew() or await self._take()
         return self._tenure
 
     async def _renew(self) -> int | None:
@@ -85,32 +86,24 @@ class MongoLease:
         )
         return _token(lease)
 
-    async def _take_over(self) -> int | None:
-        """From anyone, this instance included, whose lease has lapsed: a new tenure."""
+    async def _take(self) -> int | None:
+        """A new tenure: of a lapsed lease (anyone's, this instance's included), or of one that
+        never existed (the upsert's insert starts the token at 1). While another instance holds
+        it, the filter misses and the insert collides on `_id`."""
         now = self._clock()
-        lease = await self._leases.find_one_and_update(
-            {"_id": self._name, "expires_at": {"$lte": now}},
-            {
-                "$set": {"holder": self.holder_id, "expires_at": now + self._ttl},
-                "$inc": {"token": 1},
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        return _token(lease)
-
-    async def _take_first(self) -> int | None:
         try:
-            await self._leases.insert_one(
+            lease = await self._leases.find_one_and_update(
+                {"_id": self._name, "expires_at": {"$lte": now}},
                 {
-                    "_id": self._name,
-                    "holder": self.holder_id,
-                    "expires_at": self._clock() + self._ttl,
-                    "token": 1,
-                }
+                    "$set": {"holder": self.holder_id, "expires_at": now + self._ttl},
+                    "$inc": {"token": 1},
+                },
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
-            return None  # someone holds it (or took it first just now)
-        return 1
+            return None
+        return _token(lease)
 
     async def release(self) -> None:
         self._tenure = None
@@ -120,7 +113,7 @@ class MongoLease:
 
     async def holder(self) -> str | None:
         lease = await self._leases.find_one({"_id": self._name})
-        if lease is None or _aware(lease["expires_at"]) <= self._clock():
+        if lease is None or lease["expires_at"] <= self._clock():
             return None
         holder: str = lease["holder"]
         return holder
@@ -128,8 +121,3 @@ class MongoLease:
 
 def _token(lease: dict[str, Any] | None) -> int | None:
     return None if lease is None else int(lease.get("token", 1))
-
-
-def _aware(moment: datetime) -> datetime:
-    # A client without tz_aware reads naive UTC datetimes back.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -29,6 +29,16 @@ def read_secret_file(path: Path) -> SecretStr:
     return SecretStr(value)
 
 
+def check_one_source(name: str, value: SecretStr | None, file: Path | None) -> None:
+    """A settings validator's rule for a secret `name` given directly or as `name`_FILE: not
+    both, and not set to blanks (an unset secret in a template is a mistake, not "no secret").
+    The message names the settings, never the value."""
+    if value is not None and file is not None:
+        raise ValueError(f"set {name} or {name}_FILE, not both")
+    if value is not None and not value.get_secret_value().strip():
+        raise ValueError(f"{name} is set but empty; set it or leave it unset")
+
+
 def secret(value: SecretStr | None, file: Path | None) -> SecretStr | None:
     """The secret given directly, else the one in `file`, else None."""
     if value is not None:

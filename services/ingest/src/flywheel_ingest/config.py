@@ -11,6 +11,7 @@ from pydantic_settings import SettingsConfigDict
 from flywheel_contracts.pii import PiiKind
 from flywheel_contracts.runtime import ServiceSettings
 from flywheel_contracts.runtime.elasticsearch import ElasticsearchConnection
+from flywheel_contracts.runtime.secrets import SecretFileError, read_secret_file
 from flywheel_contracts.traffic import DEFAULT_MAX_LINE_BYTES
 from flywheel_ingest.security import check_intake_exposure
 
@@ -133,12 +134,10 @@ class ScopedToken(BaseModel):
         if token is not None:
             raise ValueError("set TOKEN or TOKEN_FILE, not both")
         try:
-            secret = Path(token_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"TOKEN_FILE {token_file} cannot be read: {exc}") from None
-        if not secret:
-            raise ValueError(f"TOKEN_FILE {token_file} is empty")
-        return {**data, "token": SecretStr(secret)}
+            secret = read_secret_file(Path(token_file))
+        except SecretFileError as exc:
+            raise ValueError(f"TOKEN_FILE cannot be read: {exc}") from None
+        return {**data, "token": SecretStr(secret.get_secret_value().strip())}
 
     @model_validator(mode="after")
     def _has_token(self) -> "ScopedToken":

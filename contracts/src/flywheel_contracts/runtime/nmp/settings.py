@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from flywheel_contracts.runtime.secrets import secret
+from flywheel_contracts.runtime.secrets import check_one_source, secret
 
 
 class NmpSettings(BaseModel):
@@ -91,11 +91,7 @@ class NmpSettings(BaseModel):
 
     @model_validator(mode="after")
     def _one_key_source(self) -> Self:
-        if self.api_key is not None and self.api_key_file is not None:
-            raise ValueError("set NMP API_KEY or API_KEY_FILE, not both")
-        if self.api_key is not None and not self.api_key.get_secret_value().strip():
-            # An empty variable is a mistake (an unset secret in a template), not "no key".
-            raise ValueError("NMP API_KEY is set but empty; set it or leave it unset")
+        check_one_source("NMP__API_KEY", self.api_key, self.api_key_file)
         return self
 
     def platform_key(self) -> SecretStr | None:

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from flywheel_contracts import InvalidEvent, PermanentError, decode, encode, new_event
-from flywheel_contracts.envelope import Envelope
+from flywheel_contracts.envelope import Envelope, restored, stored
 from flywheel_contracts.events import RunCancelled, RunRequested, SystemShutdown
 from flywheel_contracts.examples import EXAMPLES, RUN_ID
 
@@ -148,3 +148,13 @@ def test_decode_refuses_malformed_input(raw: bytes) -> None:
 def test_json_nested_deeper_than_the_parser_can_go_is_an_invalid_event_not_a_crash() -> None:
     with pytest.raises(InvalidEvent, match="nested too deeply"):
         decode(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_a_stored_event_is_restored_as_it_was_consumed() -> None:
+    original = EXAMPLES["nim.down"]
+    text = stored(original)
+    assert isinstance(text, str)
+    assert restored(text) == original
+    assert restored(text).headers() == original.headers()
+    with pytest.raises(InvalidEvent):
+        restored(text[:-1])

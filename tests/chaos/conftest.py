@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from flywheel_contracts.runtime.testing import ServiceProcess
 from flywheel_localstack.config import StackSettings
 from flywheel_localstack.pytest_plugin import StackHandle
 from flywheel_localstack.services import Flywheel, FlywheelSetup
@@ -25,7 +26,7 @@ from flywheel_nim_manager.testing.process import EventTap
 from tests.chaos.harness import Harness
 from tests.chaos.report import ChaosReport
 from tests.chaos.traffic import Batch, Shipments, generate, indexed_exactly
-from tests.support.world import event_tap, flywheel_setup, private_emulator, running_flywheel
+from tests.support.world import event_tap, flywheel_setup, restartable_emulator, running_flywheel
 
 SEED_VARIABLE = "FLYWHEEL_CHAOS_SEED"
 RECORDS = 400
@@ -75,9 +76,14 @@ def shipper_dir(own_stack: StackHandle) -> Path:
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    with private_emulator(tmp_path_factory.mktemp("nmp"), TIMINGS) as client:
-        yield client
+def nmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServiceProcess, httpx.Client]]:
+    with restartable_emulator(tmp_path_factory.mktemp("nmp"), TIMINGS) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def emulator(nmp: tuple[ServiceProcess, httpx.Client]) -> httpx.Client:
+    return nmp[1]
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +109,9 @@ def harness(
     setup: FlywheelSetup,
     flywheel: Flywheel,
     tap: EventTap,
-    emulator: httpx.Client,
+    nmp: tuple[ServiceProcess, httpx.Client],
 ) -> Harness:
-    return Harness(own_stack, setup, flywheel, tap, emulator)
+    return Harness(own_stack, setup, flywheel, tap, *nmp)
 
 
 @pytest.fixture

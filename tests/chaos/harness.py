@@ -18,7 +18,7 @@ from confluent_kafka import KafkaError, Producer
 from flywheel_contracts.events import DatasetReady
 from flywheel_contracts.run_config import DEMO_CANDIDATES, RunOverrides
 from flywheel_contracts.runtime.poison import poison_for
-from flywheel_contracts.runtime.testing import eventually
+from flywheel_contracts.runtime.testing import ServiceProcess, eventually
 from flywheel_contracts.traffic import ROUTER
 from flywheel_localstack.pytest_plugin import StackHandle
 from flywheel_localstack.services import SERVICES, Flywheel, FlywheelSetup, answers_ready
@@ -80,11 +80,13 @@ class Harness:
     setup: FlywheelSetup
     flywheel: Flywheel
     tap: EventTap
+    emulator_process: ServiceProcess
     emulator: httpx.Client
 
-    async def request_run(self, batch: Batch) -> Run:
+    async def request_run(self, batch: Batch, limit: int | None = None) -> Run:
+        """The demo's candidates on `batch`; `limit` records at most (the run default)."""
         overrides = RunOverrides(
-            candidates=CANDIDATES, eval_size=EVAL_SIZE, random_seed=7, epochs=1
+            candidates=CANDIDATES, eval_size=EVAL_SIZE, random_seed=7, epochs=1, limit=limit
         )
         run_id = await start_run(self.setup, ROUTER, batch.client_id, overrides, "chaos")
         return Run(run_id, time.monotonic(), batch)
@@ -126,6 +128,18 @@ class Harness:
 
         return Outage(f"SIGKILL {server}", down, up)
 
+    def kill_emulator(self) -> Outage:
+        """SIGKILL the NMP emulator, as a crash of the platform would, then start it again on
+        its state: NMP unreachable meanwhile, every deployment and job back afterwards."""
+
+        async def down() -> None:
+            await asyncio.to_thread(self.emulator_process.kill)
+
+        async def up() -> None:
+            await asyncio.to_thread(self.emulator_process.start)
+
+        return Outage("SIGKILL nmp-emulator", down, up)
+
     def freeze(self, service: str) -> Outage:
         """SIGSTOP one service, then SIGCONT it: it wakes up holding stale state (a consumer
         group it was expelled from, leases others may have taken)."""
@@ -164,10 +178,13 @@ class Harness:
         """Messages in each of the flywheel's dead-letter topics."""
         return checks.dead_letters(self.setup)
 
-    async def verify_run(self, scenario: Scenario, run: Run) -> None:
-        """The run completed with every evaluation, once, and left nothing behind."""
+    async def verify_run(
+        self, scenario: Scenario, run: Run, timeout_s: float = RUN_TIMEOUT_S
+    ) -> None:
+        """The run completed (within `timeout_s` of now) with every evaluation, once, and left
+        nothing behind."""
         run_id = run.run_id
-        result = await completed(self.tap, run_id, RUN_TIMEOUT_S)
+        result = await completed(self.tap, run_id, timeout_s)
         scenario.check(f"run.completed {time.monotonic() - run.requested_at:.1f}s after request")
         assert_scored(result, expected_entries(CANDIDATES), "function_name_and_args_accuracy")
         scenario.check(f"leaderboard: all {len(EXPECTED_EVALS)} evaluations, none in error")

@@ -1,9 +1,10 @@
 """What outlasts every retry, in the middle of a run: the database stopped for 45 s, Kafka
-SIGKILLed and down for 60 s, a service SIGSTOPped for 90 s, and every class of poison written to
+SIGKILLed and down for 60 s, the NMP emulator SIGKILLed and down for 20 s while candidates are
+evaluated, a service SIGSTOPped for 90 s, and every class of poison written to
 the run's lifecycle topics. Each outage is waited out: the run completes with every evaluation,
 nothing is dead-lettered, nothing is done twice (the emulator's history) and nothing is left
 behind. Each poison message ends in its topic's DLQ, once per consuming service, with its reason,
-and the run goes on as if it were not there.
+the run goes on as if it were not there, and a run started afterwards completes too.
 
 The short faults of test_chaos.py fall inside librdkafka's and the clients' own retries; these
 outlast them, so what they test is the kit's rule that an outage pauses work instead of failing
@@ -17,7 +18,7 @@ import pytest
 
 from flywheel_contracts.catalog import dlq_topic
 from flywheel_contracts.catalog import topic as topic_spec
-from flywheel_contracts.runtime.broker import inbound
+from flywheel_contracts.runtime.event_consumer import inbound
 from flywheel_contracts.runtime.poison import KINDS
 from flywheel_contracts.runtime.testing import read_topic
 from tests.chaos.faults import Window, choose, reach
@@ -29,6 +30,8 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1200)]
 
 # While every service has work in hand: datasets ready, deployments and training under way.
 BUSY = Window(("dataset.ready", "nim.up", "customization.started", "eval.started"))
+# While candidates are being evaluated (through the emulator's NIM proxy) and trained.
+EVALUATING = Window(("eval.started",), max_delay_s=0.5)
 # Read by every service between them; the run's own events of these types are still to come.
 LIFECYCLE = ("run.cancelled", "nim.up", "customization.done", "eval.done")
 
@@ -45,6 +48,14 @@ async def test_a_run_completes_with_kafka_killed_and_down_for_60_seconds(
     await _long_outage(chaos, harness, traffic, harness.kill_server("kafka"), down_s=60)
 
 
+async def test_a_run_completes_with_the_platform_killed_and_down_for_20_seconds(
+    chaos: ChaosReport, harness: Harness, traffic: Batch
+) -> None:
+    await _long_outage(
+        chaos, harness, traffic, harness.kill_emulator(), down_s=20, window=EVALUATING
+    )
+
+
 @pytest.mark.parametrize("service", ["nim-manager", "evaluator"])
 async def test_a_run_completes_with_a_service_frozen_for_90_seconds(
     service: str, chaos: ChaosReport, harness: Harness, traffic: Batch
@@ -53,10 +64,15 @@ async def test_a_run_completes_with_a_service_frozen_for_90_seconds(
 
 
 async def _long_outage(
-    chaos: ChaosReport, harness: Harness, traffic: Batch, outage: Outage, down_s: float
+    chaos: ChaosReport,
+    harness: Harness,
+    traffic: Batch,
+    outage: Outage,
+    down_s: float,
+    window: Window = BUSY,
 ) -> None:
     scenario = chaos.scenario(f"{outage.what} for {down_s:.0f}s mid-run")
-    trigger = choose(chaos.rng(scenario.name), BUSY)
+    trigger = choose(chaos.rng(scenario.name), window)
     before = harness.dead_letters()
     run = await harness.request_run(traffic)
     await reach(trigger, harness.tap, run.run_id, RUN_TIMEOUT_S)
@@ -103,4 +119,6 @@ async def test_a_run_completes_with_every_poison_class_on_its_lifecycle_topics(
         f"all {total} dead letters: every poison message once per consuming service, each "
         f"with its kind and origin topic"
     )
+    # With all of it dead-lettered, nothing is left to trip over: a run started now is normal.
+    await harness.verify_run(scenario, await harness.request_run(traffic))
     scenario.passed = True

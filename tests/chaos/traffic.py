@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
+from flywheel_contracts.traffic import ROUTER, WORKLOAD_IDS, TrafficConfig, generate_to_file
 from flywheel_localstack.services import FlywheelSetup, indexed, ship, wait_indexed
 
 INDEX_TIMEOUT_S = 240.0
@@ -26,10 +26,19 @@ class Batch:
     part_records: tuple[int, ...]
 
 
-def generate(folder: Path, client_id: str, records: int, seed: int, parts: int = 1) -> Batch:
-    """`records` records of `client_id`, staged in `parts` files of consecutive lines."""
+def generate(
+    folder: Path,
+    client_id: str,
+    records: int,
+    seed: int,
+    parts: int = 1,
+    workloads: tuple[str, ...] = WORKLOAD_IDS,
+) -> Batch:
+    """`records` records of `client_id` over `workloads`, staged in `parts` files of
+    consecutive lines."""
     whole = folder / f"{client_id}.all"
-    summary = generate_to_file(whole, records, seed, TrafficConfig(client_ids=(client_id,)))
+    config = TrafficConfig(workloads=workloads, client_ids=(client_id,))
+    summary = generate_to_file(whole, records, seed, config)
     lines = whole.read_bytes().splitlines(keepends=True)
     whole.unlink()
     size = -(-len(lines) // parts)
@@ -61,11 +70,13 @@ class Shipments:
             path.unlink(missing_ok=True)
 
 
-def indexed_exactly(setup: FlywheelSetup, batch: Batch) -> float:
+def indexed_exactly(
+    setup: FlywheelSetup, batch: Batch, timeout_s: float = INDEX_TIMEOUT_S
+) -> float:
     """Wait until every record of `batch` is searchable and stays counted once; the seconds it
     took. AssertionError on a record lost or indexed twice."""
     url, index = setup.servers.elasticsearch_url, setup.index
-    seconds = wait_indexed(url, index, batch.client_id, batch.records, INDEX_TIMEOUT_S)
+    seconds = wait_indexed(url, index, batch.client_id, batch.records, timeout_s)
     time.sleep(LINGER_S)
     found = indexed(url, index, batch.client_id)
     assert found == batch.records, f"{found} records of {batch.client_id}, {batch.records} shipped"

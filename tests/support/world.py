@@ -15,6 +15,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
+from flywheel_contracts.runtime.testing import ServiceProcess
 from flywheel_contracts.traffic import ROUTER, TrafficConfig, generate_to_file
 from flywheel_ingest.testing import delete_index
 from flywheel_localstack.pytest_plugin import StackHandle
@@ -28,7 +29,7 @@ from flywheel_localstack.services import (
     wait_indexed,
 )
 from flywheel_nim_manager.testing.process import EventTap
-from flywheel_nmp_emulator.testing import emulator_process, free_port
+from flywheel_nmp_emulator.testing import emulator_service, free_port
 from tests.support.runs import kafka
 
 # Enough for three one-GPU deployments and a one-GPU training job at once, with room to spare:
@@ -59,13 +60,33 @@ def private_emulator(
 ) -> Iterator[httpx.Client]:
     """An emulator of its own, with zero timings unless `timings` slows some stages down; `env`
     sets further `NMP_EMULATOR_*` settings."""
-    with emulator_process(
-        folder / "state.json", free_port(), gpus=EMULATOR_GPUS, extra_env=env
-    ) as client:
-        if timings:
-            current = client.get("/emulator/timings").json()
-            client.put("/emulator/timings", json={**current, **timings}).raise_for_status()
+    with restartable_emulator(folder, timings, env) as (_, client):
         yield client
+
+
+@contextmanager
+def restartable_emulator(
+    folder: Path,
+    timings: Mapping[str, float] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[tuple[ServiceProcess, httpx.Client]]:
+    """`private_emulator`, with its process, to kill and start again: its state and `timings`
+    (settings, not admin calls, so that they survive) come back with it."""
+    settings = {
+        f"NMP_EMULATOR_{name.upper()}": str(value) for name, value in (timings or {}).items()
+    }
+    process = emulator_service(
+        folder / "state.json",
+        free_port(),
+        gpus=EMULATOR_GPUS,
+        extra_env={**settings, **(env or {})},
+    )
+    process.start()
+    try:
+        with httpx.Client(base_url=process.url, timeout=10) as client:
+            yield process, client
+    finally:
+        process.stop()
 
 
 def flywheel_setup(stack: StackHandle, emulator: httpx.Client, suite: str) -> FlywheelSetup:

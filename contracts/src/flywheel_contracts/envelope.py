@@ -117,6 +117,18 @@ def encode(envelope: Envelope[Any]) -> bytes:
     return envelope.model_dump_json().encode()
 
 
+def stored(envelope: Envelope[Any]) -> str:
+    """How a service keeps an event in its database (a cause to derive from later, an outbox's
+    event to publish): the encoded envelope as text, so it comes back through `restored` exactly
+    as it would from Kafka, upcasting included."""
+    return encode(envelope).decode()
+
+
+def restored(text: str) -> Envelope[Any]:
+    """The event `stored` kept; InvalidEvent if the text is not one."""
+    return decode(text.encode())
+
+
 def decode(raw: bytes) -> Envelope[Any]:
     """Parse and validate an envelope, upcasting an older payload to the current version.
 

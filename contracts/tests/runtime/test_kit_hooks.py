@@ -44,12 +44,12 @@ async def test_every_stop_hook_runs_even_when_stopping_the_kit_or_another_hook_f
     async def closing() -> None:
         closed.append("closing")
 
-    async def broken_broker_stop() -> None:
-        raise RuntimeError("broker stop failed")
+    async def broken_consumer_stop() -> None:
+        raise RuntimeError("consumer stop failed")
 
     kit.on_stop(failing)
     kit.on_stop(closing)
-    monkeypatch.setattr(kit.broker, "stop", broken_broker_stop)
-    with pytest.raises(RuntimeError, match="broker stop failed"):
+    monkeypatch.setattr(kit, "_stop_consuming", broken_consumer_stop)
+    with pytest.raises(RuntimeError, match="consumer stop failed"):
         await kit.stop()
     assert closed == ["failing", "closing"]

@@ -26,6 +26,7 @@ from flywheel_customizer.testing.fakes import (
     InMemoryCustomizations,
     RecordedEvents,
     StatusAnswer,
+    recorded_events,
 )
 
 pytestmark = pytest.mark.unit
@@ -50,12 +51,12 @@ class Harness:
     clock: ManualClock = field(default_factory=ManualClock)
     store: InMemoryCustomizations = field(default_factory=InMemoryCustomizations)
     training: FakeTraining = field(default_factory=FakeTraining)
-    events: RecordedEvents = field(default_factory=RecordedEvents)
+    events: RecordedEvents = field(default_factory=recorded_events)
     lease: FakeLease = field(default_factory=FakeLease)
 
     def reconciler(self, settings: JobSettings = SETTINGS) -> Reconciler:
         return Reconciler(
-            self.store, self.training, self.events, self.lease, settings, clock=self.clock
+            self.store, self.training, self.events.emit, self.lease, settings, clock=self.clock
         )
 
     def service(self) -> CustomizerService:
@@ -71,7 +72,7 @@ class Harness:
         return [e.event_type for e in self.events.published]
 
     def done(self) -> CustomizationDone:
-        (event,) = self.events.of_type("customization.done")
+        (event,) = self.events.of("customization.done")
         payload: CustomizationDone = event.payload
         return payload
 
@@ -111,7 +112,7 @@ async def test_customization_runs_to_done_with_ordered_progress(h: Harness) -> N
         "customization.progress",
         "customization.done",
     ]
-    percents = [e.payload.percent for e in h.events.of_type("customization.progress")]
+    percents = [e.payload.percent for e in h.events.of("customization.progress")]
     assert percents == [25.0, 50.0, 100.0]
     (job,) = h.training.jobs.values()
     assert job.request.training == training
@@ -142,7 +143,7 @@ async def test_repeated_nim_up_for_one_candidate_makes_one_job(h: Harness) -> No
     await _requested(h, again)
     await h.passes(3)
     assert h.training.submits == 1
-    assert len(h.events.of_type("customization.done")) == 1
+    assert len(h.events.of("customization.done")) == 1
 
 
 async def test_lost_post_answer_adopts_the_job_instead_of_posting_again(h: Harness) -> None:
@@ -156,7 +157,7 @@ async def test_lost_post_answer_adopts_the_job_instead_of_posting_again(h: Harne
 
     (job,) = h.training.jobs.values()
     assert h.training.submits == 1 and h.training.lookups == 1
-    assert h.events.of_type("customization.started")[0].payload.job_id == job.id
+    assert h.events.of("customization.started")[0].payload.job_id == job.id
     assert h.done().customized_model == job.output_model
 
 
@@ -204,7 +205,7 @@ async def test_job_starved_of_gpus_is_cancelled_and_reported(h: Harness) -> None
     h.training.script = [STARVED]
     await _requested(h)
     await h.passes(30)
-    assert h.events.of_type("customization.done") == [], "still within gpu_wait_timeout_s"
+    assert h.events.of("customization.done") == [], "still within gpu_wait_timeout_s"
 
     await h.passes(2)
 
@@ -212,7 +213,7 @@ async def test_job_starved_of_gpus_is_cancelled_and_reported(h: Harness) -> None
     assert error is not None and error.kind is CustomizationErrorKind.INSUFFICIENT_GPUS
     assert "NotEnoughResources: needs 4 GPU(s) but the cluster has only 2" in error.message
     assert h.training.cancels == ["cust-000001"]
-    assert h.events.of_type("customization.progress") == []
+    assert h.events.of("customization.progress") == []
 
 
 async def test_job_without_progress_is_cancelled_as_stalled(h: Harness) -> None:
@@ -221,7 +222,7 @@ async def test_job_without_progress_is_cancelled_as_stalled(h: Harness) -> None:
     await h.passes(1)
     await h.passes(1, every_s=59)
     await h.passes(1)
-    assert h.events.of_type("customization.done") == []
+    assert h.events.of("customization.done") == []
 
     await h.passes(1)
 
@@ -299,7 +300,7 @@ async def test_sync_waits_until_the_model_is_served(h: Harness) -> None:
     h.training.sync_after_completion = False
     await _requested(h)
     await h.passes(3, every_s=30)
-    assert h.events.of_type("customization.done") == []
+    assert h.events.of("customization.done") == []
     (job,) = h.training.jobs.values()
     h.training.served.add(job.output_model)
     await h.passes(1)
@@ -352,7 +353,7 @@ async def test_status_unreadable_past_the_stall_timeout_is_a_stall(h: Harness) -
     await h.passes(1)
     h.training.down = True
     await h.passes(60)
-    assert h.events.of_type("customization.done") == []
+    assert h.events.of("customization.done") == []
 
     await h.passes(1)
 
@@ -368,7 +369,7 @@ async def test_proxy_unreachable_past_the_sync_timeout_is_a_sync_failure(h: Harn
     await h.passes(1)
     h.training.down = True
     await h.passes(120)
-    assert h.events.of_type("customization.done") == []
+    assert h.events.of("customization.done") == []
 
     await h.passes(1)
 
@@ -411,7 +412,7 @@ async def test_only_the_lease_holder_acts_and_it_lets_go_on_stop(h: Harness) -> 
 
     h.lease.leading = True
     reconciler.wake()
-    await eventually(lambda: bool(h.events.of_type("customization.done")), timeout_s=5)
+    await eventually(lambda: bool(h.events.of("customization.done")), timeout_s=5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

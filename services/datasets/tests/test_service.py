@@ -32,7 +32,7 @@ from flywheel_contracts.ids import derive_event_id
 from flywheel_contracts.run_config import RunConfig, RunOverrides, WorkloadType
 from flywheel_contracts.runtime.delivery import Headers, Origin, Outcome, RetryPolicy
 from flywheel_contracts.runtime.dispatcher import EventDispatcher, InboundMessage, Route
-from flywheel_contracts.runtime.testing import eventually
+from flywheel_contracts.runtime.testing import RecordedEvents, eventually
 from flywheel_datasets.builder import Built
 from flywheel_datasets.errors import NotEnoughRecords
 from flywheel_datasets.repository import Job, JobStatus
@@ -218,6 +218,10 @@ class FakeKafka:
         self.published.append(decode(envelope.model_dump_json().encode()))
 
 
+new_datasets_event = RecordedEvents("datasets").new_event
+"""What the kit's `new_event` builds for this service."""
+
+
 @dataclass
 class Harness:
     service: DatasetService
@@ -243,7 +247,7 @@ async def harness() -> AsyncIterator[Harness]:
         builder,
         store,
         RunDefaults.load(),
-        new_event=lambda payload, **kw: new_event(payload, producer="datasets", **kw),
+        new_event=new_datasets_event,
         publish=kafka.publish,
         options=ServiceOptions(
             owner=OWNER,

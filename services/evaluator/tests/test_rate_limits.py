@@ -1,6 +1,7 @@
 """429s are waited out: Retry-After honoured (seconds or an HTTP date, capped per wait), the
 backoff without it, no attempt used up, every one counted; a request rate limited past the total
-bound ends the evaluation with `rate_limited`, never as failed records."""
+bound ends the evaluation with `rate_limited`, never as failed records. An endpoint accepting no
+connection (a platform restart) is waited out the same way, up to `chat.unreachable_max_s`."""
 
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from flywheel_contracts.runtime.nmp import NmpClient
 from flywheel_evaluator.backends.native import NativeBackend
 from flywheel_evaluator.clients.chat import ChatEndpoint, ChatEndpoints
 from flywheel_evaluator.clients.datasets import DatasetFiles
-from flywheel_evaluator.clients.ratelimit import retry_after_seconds
+from flywheel_evaluator.clients.waits import retry_after_seconds
 from flywheel_evaluator.config import ChatSettings, EvaluatorSettings
-from flywheel_evaluator.errors import EvaluationFailed, RateLimited
+from flywheel_evaluator.errors import EvaluationFailed, RateLimited, Unreachable
 
 from .fakes import BASE_URL, CANDIDATE, JUDGE, FakeNmp, MemoryContext, completion, job, tool_record
 
@@ -192,3 +193,48 @@ async def test_a_judge_rate_limited_past_the_bound_ends_the_evaluation() -> None
         await evaluate(fake, ctx, ChatSettings(concurrency=1))
     assert failure.value.kind is EvalErrorKind.RATE_LIMITED
     assert f"the judge {JUDGE}" in failure.value.message
+
+
+def refusing(times: int) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    """A transport whose first `times` connections are refused, then answering 200s."""
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if len(seen) <= times:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+        return completion({"content": "ok"})
+
+    return httpx.MockTransport(handle), seen
+
+
+async def test_refused_connections_are_waited_out_without_using_an_attempt() -> None:
+    transport, seen = refusing(4)
+    sleeps = Sleeps()
+    result = await ask(transport, sleeps)  # one attempt allowed: a refusal is not one
+    assert result.attempts == 1
+    assert sleeps.waits == [0.5, 1.0, 1.0, 1.0]
+    assert len(seen) == 5
+
+
+async def test_an_endpoint_refusing_past_the_bound_gives_up() -> None:
+    transport, seen = refusing(1000)
+    sleeps = Sleeps()
+    with pytest.raises(Unreachable) as given_up:
+        await ask(transport, sleeps, unreachable_max_s=10)
+    assert sum(sleeps.waits) <= 10 and len(seen) == len(sleeps.waits) + 1
+    assert "refused connections" in str(given_up.value)
+    assert "chat.unreachable_max_s" in str(given_up.value)
+
+
+async def test_a_candidate_down_past_the_bound_ends_the_evaluation_not_its_records() -> None:
+    def down(_body: dict[str, Any]) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    fake = FakeNmp(down, lambda _b: completion({"content": "RATING: 1"}))
+    ctx = MemoryContext(job(fake.upload([tool_record(i) for i in range(4)])))
+    with pytest.raises(EvaluationFailed) as failure:
+        await evaluate(fake, ctx, ChatSettings(concurrency=2, unreachable_max_s=30))
+    assert failure.value.kind is EvalErrorKind.JOB_FAILED
+    assert f"the candidate {CANDIDATE} is unreachable" in failure.value.message
+    assert not [r for r in ctx.saved.values() if not r.ok], "no record recorded as failed"

@@ -20,13 +20,13 @@ from flywheel_contracts.events import (
     RunCancelled,
 )
 from flywheel_contracts.examples import EXAMPLES
-from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.run_config import (
     CandidateConfig,
     EvalType,
     EvaluationConfig,
     ExternalEndpoint,
 )
+from flywheel_contracts.runtime.testing import RecordedEvents
 from flywheel_evaluator.events import EvaluationEvents
 from flywheel_evaluator.models import TERMINAL, EvaluationJob, JobStatus, evaluation_id
 from flywheel_evaluator.outbox import Outbox
@@ -79,30 +79,15 @@ class MemoryStore:
         self.jobs[job_id] = self.jobs[job_id].model_copy(update={"published": True})
 
 
-class Recorder:
+class Recorder(RecordedEvents):
     """The worker and backend ports, and the published events."""
 
     def __init__(self) -> None:
-        self.published: list[Envelope[Any]] = []
+        super().__init__("evaluator")
         self.wakes = 0
         self.outbox: Outbox | None = None
         self.aborted: list[UUID] = []
         self.abandoned: list[str] = []
-
-    def new_event(
-        self,
-        payload: EventPayload,
-        *,
-        run_id: UUID | None,
-        cause: Envelope[Any] | None = None,
-        discriminator: str = "",
-    ) -> Envelope[Any]:
-        return new_event(
-            payload, producer="evaluator", run_id=run_id, cause=cause, discriminator=discriminator
-        )
-
-    async def publish(self, envelope: Envelope[Any]) -> None:
-        self.published.append(envelope)
 
     def wake(self) -> None:
         self.wakes += 1

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from flywheel_contracts.events.records import RejectedRecord, RejectReason, SourcePosition
 from flywheel_contracts.runtime import KafkaSettings
-from flywheel_ingest.clients import kafka_source
-from flywheel_ingest.clients.kafka_source import KafkaSource, consumer_config
+from flywheel_ingest.clients.kafka_source import KafkaSource, source_config
 from flywheel_ingest.clients.outbox import KafkaOutbox
 from flywheel_ingest.clients.raw_topic import KafkaRawTopic, RawTopicUnavailable
 from flywheel_ingest.config import IngestSettings
@@ -87,90 +86,8 @@ def test_the_source_reads_the_prefixed_topic_with_manual_commits() -> None:
         group_id="replay",
     )
     assert KafkaSource(settings).topic == "t1.logs.raw"
-    config = consumer_config(settings)
+    config = source_config(settings)
     assert config["group.id"] == "replay"
     assert config["enable.auto.commit"] is False
-    assert config["auto.offset.reset"] == "earliest"
+    assert config["max.partition.fetch.bytes"] == 8 * 1024 * 1024  # a batch pipeline's reads
     assert config["fetch.min.bytes"] == 1  # the operator's extras win
-
-
-class FakeMessage:
-    def __init__(self, partition: int, offset: int) -> None:
-        self._partition, self._offset = partition, offset
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return "logs.raw"
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes:
-        return b"{}"
-
-    def headers(self) -> None:
-        return None
-
-
-class FakeConsumer:
-    """Delivers queued messages whatever is paused, as a partition assigned mid-pause would."""
-
-    instances: ClassVar[list[FakeConsumer]] = []
-
-    def __init__(self, config: dict[str, object], logger: object = None) -> None:
-        self.queue: list[FakeMessage] = []
-        self.paused_calls = 0
-        FakeConsumer.instances.append(self)
-
-    def subscribe(self, topics: list[str], **callbacks: object) -> None:
-        self.callbacks = callbacks
-
-    def assignment(self) -> list[object]:
-        return []
-
-    def pause(self, partitions: list[object]) -> None:
-        self.paused_calls += 1
-
-    def resume(self, partitions: list[object]) -> None:
-        pass
-
-    def consume(self, num_messages: int, timeout: float) -> list[FakeMessage]:
-        taken, self.queue = self.queue[:num_messages], self.queue[num_messages:]
-        return taken
-
-    def close(self) -> None:
-        pass
-
-
-async def test_lines_arriving_while_paused_are_held_for_after_the_resume(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(kafka_source, "Consumer", FakeConsumer)
-    monkeypatch.setattr(kafka_source, "ensure_topics", _no_topics)
-    async with KafkaSource(IngestSettings()) as source:
-        consumer = FakeConsumer.instances[-1]
-        consumer.queue = [FakeMessage(0, n) for n in range(3)]
-        assert [line.offset for line in await source.fetch(2, 0.1)] == [0, 1]
-        await source.pause()
-        consumer.queue += [FakeMessage(1, n) for n in range(4)]
-        await source.keep_alive()
-        await source.resume()
-        fetched = await source.fetch(10, 0.1)
-        fetched += await source.fetch(10, 0.1)
-    assert [(line.partition, line.offset) for line in fetched] == [
-        (0, 2),
-        (1, 0),
-        (1, 1),
-        (1, 2),
-        (1, 3),
-    ]
-    assert consumer.paused_calls == 2  # at the pause, and again on every keep-alive
-
-
-async def _no_topics(*_args: object) -> list[str]:
-    return []

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import pytest
 
-from flywheel_contracts.envelope import new_event
 from flywheel_janitor.config import ReclaimSettings
 from flywheel_janitor.reclaimer import Reclaimer
 from flywheel_janitor.service import JanitorService
 from flywheel_janitor.testing import (
+    T0,
     FakeResources,
     InMemoryLedger,
     ManualClock,
-    RecordingSink,
+    RecordedEvents,
     RunEvents,
 )
 
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock()
+    return ManualClock(T0)
 
 
 @pytest.fixture
@@ -35,19 +33,19 @@ def nmp() -> FakeResources:
 
 
 @pytest.fixture
-def published() -> RecordingSink:
-    return RecordingSink()
+def published() -> RecordedEvents:
+    return RecordedEvents("janitor")
 
 
 @pytest.fixture
 def reclaimer(
-    ledger: InMemoryLedger, nmp: FakeResources, published: RecordingSink, clock: ManualClock
+    ledger: InMemoryLedger, nmp: FakeResources, published: RecordedEvents, clock: ManualClock
 ) -> Reclaimer:
     return Reclaimer(
         ledger,
         nmp,
-        partial(new_event, producer="janitor"),
-        published,
+        published.new_event,
+        published.publish,
         ReclaimSettings(),
         clock=clock,
     )

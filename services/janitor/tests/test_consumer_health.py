@@ -1,4 +1,4 @@
-"""Issue 20, acceptance 3, on a janitor process and the real stack (the kit's faststream
+"""Issue 20, acceptance 3, on a janitor process and the real stack (the kit's event
 consumer): with the stall hook, an event waits in front of its handler as a hung handler would;
 `/health/ready` fails its `consumer` check within `HEALTH__READY_AFTER_S`, then `/health/live`
 answers 503 within `HEALTH__LIVE_AFTER_S`, and both recover once the handler is let go, which

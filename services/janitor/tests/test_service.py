@@ -27,7 +27,7 @@ from flywheel_janitor.service import JanitorService
 from flywheel_janitor.testing import (
     FakeResources,
     InMemoryLedger,
-    RecordingSink,
+    RecordedEvents,
     RunEvents,
     customization_done,
     customization_started,
@@ -48,8 +48,8 @@ def _deployment(name: str = "dep-a") -> ResourceRef:
     return ResourceRef(kind=ResourceKind.DEPLOYMENT, id=f"dfwbp/{name}")
 
 
-def _report(published: RecordingSink, index: int = -1) -> ResourcesReclaimed:
-    payload: ResourcesReclaimed = published.events[index].payload
+def _report(published: RecordedEvents, index: int = -1) -> ResourcesReclaimed:
+    payload: ResourcesReclaimed = published.published[index].payload
     return payload
 
 
@@ -80,7 +80,7 @@ async def test_an_external_candidate_is_noted_but_never_held_nor_reclaimed(
     reclaimer: Reclaimer,
     ledger: InMemoryLedger,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
     run: RunEvents,
 ) -> None:
     up = nim_up("fw-ext")
@@ -118,7 +118,7 @@ async def test_cancel_reclaims_every_live_resource_and_reports_it(
     reclaimer: Reclaimer,
     ledger: InMemoryLedger,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
     run: RunEvents,
 ) -> None:
     await _hold_everything(service, run, nmp)
@@ -136,7 +136,7 @@ async def test_cancel_reclaims_every_live_resource_and_reports_it(
         ResourceRef(kind=ResourceKind.EVALUATION_JOB, id="eval-1"),
     }
     assert (report.already_gone, report.failed) == ((), ())
-    envelope = published.events[-1]
+    envelope = published.published[-1]
     assert envelope.run_id == run.run_id
     assert envelope.event_id == derive_event_id(cancel.event_id, "resources.reclaimed")
     assert await ledger.live_resources() == []
@@ -147,7 +147,7 @@ async def test_a_redelivered_cancel_reclaims_and_reports_once(
     service: JanitorService,
     reclaimer: Reclaimer,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
     run: RunEvents,
 ) -> None:
     await _hold_everything(service, run, nmp)
@@ -158,12 +158,12 @@ async def test_a_redelivered_cancel_reclaims_and_reports_once(
     await service.on_run_cancelled(cancel)
     await reclaimer.run_pending()
 
-    assert len(published.events) == 1
+    assert len(published.published) == 1
     assert len(nmp.calls) == 3
 
 
 async def test_a_cancel_with_nothing_held_still_reports(
-    service: JanitorService, reclaimer: Reclaimer, published: RecordingSink, run: RunEvents
+    service: JanitorService, reclaimer: Reclaimer, published: RecordedEvents, run: RunEvents
 ) -> None:
     await service.on_run_cancelled(run(RunCancelled(), 4, "cli"))
     await reclaimer.run_pending()
@@ -177,7 +177,7 @@ async def test_a_resource_seen_after_the_cancel_is_reclaimed_at_once(
     reclaimer: Reclaimer,
     ledger: InMemoryLedger,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
     run: RunEvents,
 ) -> None:
     await service.on_run_cancelled(run(RunCancelled(), 4, "cli"))
@@ -187,7 +187,7 @@ async def test_a_resource_seen_after_the_cancel_is_reclaimed_at_once(
     await service.on_nim_up(run(nim_up("dep-a"), 1))
     await reclaimer.run_pending()
 
-    assert len(published.events) == 2
+    assert len(published.published) == 2
     late = _report(published)
     assert late.trigger is ReclaimTrigger.RUN_CANCELLED
     assert late.reclaimed == (_deployment(),)
@@ -200,7 +200,7 @@ async def test_one_failing_resource_does_not_stop_the_others_and_stays_live(
     reclaimer: Reclaimer,
     ledger: InMemoryLedger,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
     run: RunEvents,
 ) -> None:
     await _hold_everything(service, run, nmp)
@@ -225,7 +225,7 @@ async def test_a_completed_run_reports_only_leftovers(
     service: JanitorService,
     reclaimer: Reclaimer,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
     run: RunEvents,
 ) -> None:
     quiet, leaky = RunEvents(), RunEvents()
@@ -237,13 +237,13 @@ async def test_a_completed_run_reports_only_leftovers(
 
     await reclaimer.run_pending()
 
-    assert [e.run_id for e in published.events] == [leaky.run_id]
+    assert [e.run_id for e in published.published] == [leaky.run_id]
     assert _report(published).trigger is ReclaimTrigger.RUN_FINISHED
     assert _report(published).reclaimed == (_deployment(),)
 
 
 async def test_a_second_terminal_event_reports_only_what_it_finds(
-    service: JanitorService, reclaimer: Reclaimer, published: RecordingSink, run: RunEvents
+    service: JanitorService, reclaimer: Reclaimer, published: RecordedEvents, run: RunEvents
 ) -> None:
     await service.on_run_cancelled(run(RunCancelled(), 4, "cli"))
     await service.on_run_failed(
@@ -251,19 +251,19 @@ async def test_a_second_terminal_event_reports_only_what_it_finds(
     )
     await reclaimer.run_pending()
 
-    assert [_report(published, i).trigger for i in range(len(published.events))] == [
+    assert [_report(published, i).trigger for i in range(len(published.published))] == [
         ReclaimTrigger.RUN_CANCELLED
     ]
 
 
 async def test_a_cancel_is_answered_even_after_the_run_completed(
-    service: JanitorService, reclaimer: Reclaimer, published: RecordingSink, run: RunEvents
+    service: JanitorService, reclaimer: Reclaimer, published: RecordedEvents, run: RunEvents
 ) -> None:
     await service.on_run_completed(run(EXAMPLES["run.completed"].payload, 30))
     await service.on_run_cancelled(run(RunCancelled(), 31, "cli"))
     await reclaimer.run_pending()
 
-    (envelope,) = published.events
+    (envelope,) = published.published
     assert envelope.payload.trigger is ReclaimTrigger.RUN_CANCELLED
     assert envelope.payload.reclaimed == ()
 
@@ -273,7 +273,7 @@ async def test_shutdown_reclaims_every_run_and_runs_heard_of_later_that_predate_
     reclaimer: Reclaimer,
     ledger: InMemoryLedger,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
 ) -> None:
     runs = [RunEvents() for _ in range(3)]
     for index, run in enumerate(runs[:2]):
@@ -288,7 +288,7 @@ async def test_shutdown_reclaims_every_run_and_runs_heard_of_later_that_predate_
     await service.on_nim_up(newer(nim_up("dep-new"), 20))
     await reclaimer.run_pending()
 
-    reports = {e.run_id: e for e in published.events}
+    reports = {e.run_id: e for e in published.published}
     assert set(reports) == {run.run_id for run in runs}
     for index, run in enumerate(runs):
         payload = reports[run.run_id].payload
@@ -305,7 +305,7 @@ async def test_a_deployment_shared_with_a_running_run_is_left_to_it(
     reclaimer: Reclaimer,
     ledger: InMemoryLedger,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
 ) -> None:
     first, second = RunEvents(), RunEvents()
     await service.on_nim_up(first(nim_up("dep-a"), 1))
@@ -331,7 +331,7 @@ async def test_a_report_not_published_is_published_later_with_the_same_id(
     reclaimer: Reclaimer,
     ledger: InMemoryLedger,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
     run: RunEvents,
 ) -> None:
     await _hold_everything(service, run, nmp)
@@ -346,7 +346,7 @@ async def test_a_report_not_published_is_published_later_with_the_same_id(
     published.down = False
     assert await reclaimer.run_pending() == 1
     assert len(nmp.calls) == 3  # the resources were reclaimed once; only the report was retried
-    (envelope,) = published.events
+    (envelope,) = published.published
     assert envelope.event_id == derive_event_id(cancel.event_id, "resources.reclaimed")
     assert len(envelope.payload.reclaimed) == 3
     assert await ledger.pending_tasks(10) == []
@@ -357,7 +357,7 @@ async def test_a_task_retried_after_a_crash_keeps_what_it_had_reclaimed(
     reclaimer: Reclaimer,
     ledger: InMemoryLedger,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
     run: RunEvents,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -415,7 +415,7 @@ async def test_work_in_flight_for_an_ended_run_is_reclaimed(
     service: JanitorService,
     reclaimer: Reclaimer,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
     run: RunEvents,
 ) -> None:
     await service.on_run_cancelled(run(RunCancelled(), 1, "cli"))

@@ -15,7 +15,7 @@ from flywheel_janitor.testing import (
     FakeResources,
     InMemoryLedger,
     ManualClock,
-    RecordingSink,
+    RecordedEvents,
     RunEvents,
     nim_down,
     nim_up,
@@ -50,7 +50,7 @@ async def test_a_quiet_run_holding_resources_is_reclaimed_as_stale(
     sweeper: Sweeper,
     reclaimer: Reclaimer,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
     clock: ManualClock,
 ) -> None:
     stale, busy, finished = RunEvents(), RunEvents(), RunEvents()
@@ -66,7 +66,7 @@ async def test_a_quiet_run_holding_resources_is_reclaimed_as_stale(
     assert await sweeper.sweep_stale() == 0  # already pending
     await reclaimer.run_pending()
 
-    (envelope,) = published.events
+    (envelope,) = published.published
     report: ResourcesReclaimed = envelope.payload
     assert envelope.run_id == stale.run_id
     assert report.trigger is ReclaimTrigger.STALE_RUN
@@ -80,7 +80,7 @@ async def test_a_failed_reclaim_is_tried_again_one_stale_period_later(
     reclaimer: Reclaimer,
     ledger: InMemoryLedger,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
     clock: ManualClock,
 ) -> None:
     run = RunEvents()
@@ -89,7 +89,7 @@ async def test_a_failed_reclaim_is_tried_again_one_stale_period_later(
     clock.advance(3 * HOUR + 1)
     await sweeper.sweep_stale()
     await reclaimer.run_pending()
-    assert len(published.events[-1].payload.failed) == 1
+    assert len(published.published[-1].payload.failed) == 1
 
     clock.advance(HOUR)
     assert await sweeper.sweep_stale() == 0
@@ -98,7 +98,7 @@ async def test_a_failed_reclaim_is_tried_again_one_stale_period_later(
     assert await sweeper.sweep_stale() == 1
     await reclaimer.run_pending()
 
-    assert len(published.events[-1].payload.already_gone) == 1
+    assert len(published.published[-1].payload.already_gone) == 1
     assert await ledger.live_resources() == []
 
 
@@ -108,7 +108,7 @@ async def test_an_unknown_resource_is_reclaimed_after_the_grace_period(
     reclaimer: Reclaimer,
     inventory: FakeInventory,
     nmp: FakeResources,
-    published: RecordingSink,
+    published: RecordedEvents,
     clock: ManualClock,
 ) -> None:
     run = RunEvents()
@@ -124,7 +124,7 @@ async def test_an_unknown_resource_is_reclaimed_after_the_grace_period(
     assert await sweeper.sweep_orphans() == 1
     await reclaimer.run_pending()
 
-    (envelope,) = published.events
+    (envelope,) = published.published
     report: ResourcesReclaimed = envelope.payload
     assert envelope.run_id == NO_RUN
     assert report.trigger is ReclaimTrigger.STALE_RUN

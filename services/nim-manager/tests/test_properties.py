@@ -78,7 +78,7 @@ class Players:
     def owed(self) -> list[tuple[UUID, NimUp, str]]:
         """Answers due for every announced deployment, in a stable order."""
         due: list[tuple[UUID, NimUp, str]] = []
-        for event in self.world.outbox.of("nim.up"):
+        for event in self.world.events.of("nim.up"):
             run_id, up = event.run_id, event.payload
             assert run_id is not None and isinstance(up, NimUp)
             model = up.candidate.model_name
@@ -169,12 +169,12 @@ async def _scenario(budget: int, run_specs: list[list[Spec]], actions: list[Any]
     for run_id, _ in runs:
         terminal = {
             e.event_id
-            for e in world.outbox.events
+            for e in world.events.published
             if e.run_id == run_id and e.event_type in ("run.completed", "run.failed")
         }
         assert len(terminal) == 1
-    ups = {(e.run_id, e.payload.candidate_model) for e in world.outbox.of("nim.down")}
-    for event in world.outbox.of("nim.up"):
+    ups = {(e.run_id, e.payload.candidate_model) for e in world.events.of("nim.down")}
+    for event in world.events.of("nim.up"):
         assert (event.run_id, event.payload.candidate.model_name) in ups
 
 

@@ -62,8 +62,8 @@ async def test_a_budget_of_one_deploys_one_after_another() -> None:
         await world.evaluate(run_id, expected)
     await world.tick()
     assert world.deployer.peak_gpus == 1
-    assert len(world.outbox.of("nim.down", run_id)) == 3
-    assert world.outbox.of("run.completed", run_id)
+    assert len(world.events.of("nim.down", run_id)) == 3
+    assert world.events.of("run.completed", run_id)
 
 
 async def test_finished_work_removes_the_deployment_and_completes_the_run(world: World) -> None:
@@ -71,15 +71,15 @@ async def test_finished_work_removes_the_deployment_and_completes_the_run(world:
     await world.tick(2)
     await world.evaluate(run_id, "org/a-1b", score=0.9)
     await world.tick()
-    [down] = [e.payload for e in world.outbox.of("nim.down", run_id)]
+    [down] = [e.payload for e in world.events.of("nim.down", run_id)]
     assert isinstance(down, NimDown)
     assert (down.candidate_model, down.reason) == ("org/a-1b", NimDownReason.FINISHED)
     assert down.deployment_seconds == 2.0  # granted at tick 1, gone at tick 3
-    assert world.outbox.of("run.completed", run_id) == []
+    assert world.events.of("run.completed", run_id) == []
     await world.evaluate(run_id, "org/b-1b", score=0.85)
     await world.tick()
     assert world.live_deployments(run_id) == []
-    [completed] = [e.payload for e in world.outbox.of("run.completed", run_id)]
+    [completed] = [e.payload for e in world.events.of("run.completed", run_id)]
     assert isinstance(completed, RunCompleted)
     assert len(completed.leaderboard.entries) == 4
     assert completed.leaderboard.recommendation.candidate_model is not None
@@ -99,7 +99,7 @@ async def test_customization_keeps_the_candidate_up_until_its_evaluation(world: 
     await world.service.on_eval_done(eval_done(run_id, "org/a-1b", EvalType.CUSTOMIZED))
     await world.tick()
     assert world.live_deployments(run_id) == []
-    assert world.outbox.of("run.completed", run_id)
+    assert world.events.of("run.completed", run_id)
 
 
 async def test_a_training_job_takes_its_gpus_from_the_budget_until_it_is_done() -> None:
@@ -118,7 +118,7 @@ async def test_a_candidate_whose_training_does_not_fit_the_budget_fails_at_once(
     world = World(budget=1)
     run_id, _ = await world.ready([candidate("org/a-1b", customization_enabled=True)])
     await world.tick()
-    [failed] = [e.payload for e in world.outbox.of("nim.failed", run_id)]
+    [failed] = [e.payload for e in world.events.of("nim.failed", run_id)]
     assert isinstance(failed, NimFailed)
     assert failed.reason is NimFailureReason.INSUFFICIENT_GPUS
     assert world.deployer.creates == []
@@ -135,7 +135,7 @@ async def test_a_failed_customization_expects_no_customized_evaluation(world: Wo
     await world.service.on_customization_done(customization_done(run_id, up, error="diverged"))
     await world.tick()
     assert world.live_deployments(run_id) == []
-    [completed] = [e.payload for e in world.outbox.of("run.completed", run_id)]
+    [completed] = [e.payload for e in world.events.of("run.completed", run_id)]
     assert isinstance(completed, RunCompleted)
     customized = completed.leaderboard.entries[-1]
     assert customized.eval_type is EvalType.CUSTOMIZED
@@ -147,14 +147,14 @@ async def test_a_failed_deployment_frees_its_gpus_and_the_run_goes_on() -> None:
     world.deployer.failing = {"org/a-1b"}
     run_id, _ = await world.ready(THREE[:2])
     await world.tick(3)  # create, fail (-> removing), removed
-    [failed] = [e.payload for e in world.outbox.of("nim.failed", run_id)]
+    [failed] = [e.payload for e in world.events.of("nim.failed", run_id)]
     assert isinstance(failed, NimFailed)
     assert failed.reason is NimFailureReason.DEPLOY_FAILED
     await world.tick(2)
     assert [up.candidate.model_name for up in world.ups(run_id)] == ["org/b-1b"]
     await world.evaluate(run_id, "org/b-1b")
     await world.tick()
-    [completed] = [e.payload for e in world.outbox.of("run.completed", run_id)]
+    [completed] = [e.payload for e in world.events.of("run.completed", run_id)]
     assert isinstance(completed, RunCompleted)
     assert completed.leaderboard.entries[0].error is not None
     assert completed.leaderboard.entries[0].error.startswith("deployment failed")
@@ -165,7 +165,7 @@ async def test_a_run_where_no_candidate_deploys_fails() -> None:
     world.deployer.failing = {"org/a-1b"}
     run_id, _ = await world.ready(THREE[:1])
     await world.tick(4)
-    [failed] = [e.payload for e in world.outbox.of("run.failed", run_id)]
+    [failed] = [e.payload for e in world.events.of("run.failed", run_id)]
     assert isinstance(failed, RunFailed)
     assert failed.reason is RunFailureReason.NO_CANDIDATE_DEPLOYED
 
@@ -175,7 +175,7 @@ async def test_a_deployment_that_never_gets_ready_times_out() -> None:
     world.deployer.start_polls = 1000
     run_id, _ = await world.ready(THREE[:1])
     await world.tick(7)
-    [failed] = [e.payload for e in world.outbox.of("nim.failed", run_id)]
+    [failed] = [e.payload for e in world.events.of("nim.failed", run_id)]
     assert isinstance(failed, NimFailed)
     assert failed.reason is NimFailureReason.TIMED_OUT
     assert world.live_deployments(run_id) == []
@@ -195,7 +195,7 @@ async def test_a_candidate_larger_than_the_budget_fails_at_once() -> None:
     world = World(budget=2)
     run_id, _ = await world.ready([candidate("org/huge-70b", gpus=4), candidate("org/a-1b")])
     await world.tick()
-    [failed] = [e.payload for e in world.outbox.of("nim.failed", run_id)]
+    [failed] = [e.payload for e in world.events.of("nim.failed", run_id)]
     assert isinstance(failed, NimFailed)
     assert failed.reason is NimFailureReason.INSUFFICIENT_GPUS
     assert world.deployer.creates == [
@@ -208,10 +208,10 @@ async def test_serving_candidates_are_removed_when_their_work_is_overdue() -> No
     run_id, _ = await world.ready(THREE[:1])
     await world.tick(2)
     await world.tick(11)
-    [down] = [e.payload for e in world.outbox.of("nim.down", run_id)]
+    [down] = [e.payload for e in world.events.of("nim.down", run_id)]
     assert isinstance(down, NimDown)
     assert down.reason is NimDownReason.FAILED
-    [completed] = [e.payload for e in world.outbox.of("run.completed", run_id)]
+    [completed] = [e.payload for e in world.events.of("run.completed", run_id)]
     assert isinstance(completed, RunCompleted)
     assert completed.leaderboard.entries[0].error is not None
     assert "within 10s" in completed.leaderboard.entries[0].error
@@ -226,15 +226,15 @@ async def test_cancel_drops_the_queue_and_removes_every_deployment() -> None:
     await world.service.on_run_cancelled(cancel_event(run_id))
     await world.tick(2)
     assert world.live_deployments(run_id) == []
-    downs = [e.payload for e in world.outbox.of("nim.down", run_id)]
-    fails = [e.payload for e in world.outbox.of("nim.failed", run_id)]
+    downs = [e.payload for e in world.events.of("nim.down", run_id)]
+    fails = [e.payload for e in world.events.of("nim.failed", run_id)]
     assert [(d.candidate_model, d.reason) for d in downs] == [("org/a-1b", NimDownReason.CANCELLED)]
     assert [(f.candidate_model, f.reason) for f in fails] == [
         ("org/b-1b", NimFailureReason.CANCELLED)
     ]
     phases = {r.model: r.phase for r in world.repository.records.values()}
     assert phases["org/c-1b"] is Phase.DROPPED
-    [failed] = [e.payload for e in world.outbox.of("run.failed", run_id)]
+    [failed] = [e.payload for e in world.events.of("run.failed", run_id)]
     assert isinstance(failed, RunFailed)
     assert failed.reason is RunFailureReason.CANCELLED
     await world.tick(3)
@@ -245,18 +245,18 @@ async def test_a_cancel_that_overtakes_the_datasets_wins(world: World) -> None:
     run_id = uuid4()
     await world.service.on_run_cancelled(cancel_event(run_id))
     await world.tick()
-    assert len(world.outbox.of("run.failed", run_id)) == 1
+    assert len(world.events.of("run.failed", run_id)) == 1
     await world.service.on_dataset_ready(ready_event(run_id, THREE))
     await world.tick(3)
     assert world.deployer.creates == []
-    assert len(world.outbox.of("run.failed", run_id)) == 1
+    assert len(world.events.of("run.failed", run_id)) == 1
 
 
 async def test_dataset_failed_fails_the_run(world: World) -> None:
     run_id = uuid4()
     await world.service.on_dataset_failed(dataset_failed_event(run_id))
     await world.tick()
-    [failed] = [e.payload for e in world.outbox.of("run.failed", run_id)]
+    [failed] = [e.payload for e in world.events.of("run.failed", run_id)]
     assert isinstance(failed, RunFailed)
     assert (failed.reason, failed.message, failed.stage) == (
         RunFailureReason.DATASET_FAILED,
@@ -317,7 +317,7 @@ async def test_a_crash_between_publish_and_store_republishes_the_same_event() ->
     with pytest.raises(ConnectionError):
         await world.tick()  # nim.up published, storing UP fails
     await world.tick()
-    first, again = world.outbox.of("nim.up", run_id)
+    first, again = world.events.of("nim.up", run_id)
     assert first.event_id == again.event_id
 
 
@@ -390,7 +390,7 @@ async def test_the_judge_takes_its_gpus_from_the_budget() -> None:
         await world.evaluate(run_id, model)
     await world.tick(3)
     assert world.deployer.peak_gpus == 3  # the judge's two and one candidate at a time
-    assert world.outbox.of("run.completed", run_id)
+    assert world.events.of("run.completed", run_id)
 
 
 async def test_the_judge_goes_once_every_candidate_has_ended_and_is_not_on_the_leaderboard() -> (
@@ -405,9 +405,9 @@ async def test_the_judge_goes_once_every_candidate_has_ended_and_is_not_on_the_l
     await world.evaluate(run_id, "org/b-1b")
     await world.tick(2)
     assert world.live_deployments(run_id) == []
-    downs = [e.payload.candidate_model for e in world.outbox.of("nim.down", run_id)]
+    downs = [e.payload.candidate_model for e in world.events.of("nim.down", run_id)]
     assert sorted(downs) == ["org/a-1b", "org/b-1b", "org/judge-70b"]
-    [completed] = [e.payload for e in world.outbox.of("run.completed", run_id)]
+    [completed] = [e.payload for e in world.events.of("run.completed", run_id)]
     assert isinstance(completed, RunCompleted)
     assert {e.candidate_model for e in completed.leaderboard.entries} == {"org/a-1b", "org/b-1b"}
 
@@ -419,7 +419,7 @@ async def test_a_judge_that_cannot_be_deployed_fails_the_run_and_says_so() -> No
     await world.tick(4)
     assert [up for up in world.ups(run_id) if up.role is DeploymentRole.CANDIDATE] == []
     assert world.live_deployments(run_id) == []
-    [failed] = [e.payload for e in world.outbox.of("run.failed", run_id)]
+    [failed] = [e.payload for e in world.events.of("run.failed", run_id)]
     assert isinstance(failed, RunFailed)
     assert failed.reason is RunFailureReason.NO_CANDIDATE_DEPLOYED
     assert "judge org/judge-70b could not be deployed" in failed.message
@@ -433,7 +433,7 @@ async def test_cancelling_a_run_removes_its_judge_with_its_candidates() -> None:
     await world.service.on_run_cancelled(cancel_event(run_id))
     await world.tick(2)
     assert world.live_deployments(run_id) == []
-    assert world.outbox.of("run.failed", run_id)
+    assert world.events.of("run.failed", run_id)
 
 
 async def test_the_runs_judge_model_is_the_one_deployed() -> None:
@@ -473,10 +473,10 @@ async def test_an_external_candidate_ends_when_its_work_is_done_and_is_on_the_le
     await world.evaluate(run_id, "org/hosted-8b")
     await world.evaluate(run_id, "org/a-1b")
     await world.tick(2)
-    downs = {e.payload.candidate_model: e.payload for e in world.outbox.of("nim.down", run_id)}
+    downs = {e.payload.candidate_model: e.payload for e in world.events.of("nim.down", run_id)}
     assert downs["org/hosted-8b"].reason is NimDownReason.FINISHED
     assert not any("hosted" in name for name in world.deployer.deletes)
-    [completed] = [e.payload for e in world.outbox.of("run.completed", run_id)]
+    [completed] = [e.payload for e in world.events.of("run.completed", run_id)]
     assert isinstance(completed, RunCompleted)
     external = {e.candidate_model: e.external for e in completed.leaderboard.entries}
     assert external == {"org/a-1b": False, "org/hosted-8b": True}
@@ -488,8 +488,8 @@ async def test_cancelling_a_run_ends_its_external_candidate_without_asking_nmp()
     await world.tick()
     await world.service.on_run_cancelled(cancel_event(run_id))
     await world.tick(2)
-    [down] = [e.payload for e in world.outbox.of("nim.down", run_id)]
+    [down] = [e.payload for e in world.events.of("nim.down", run_id)]
     assert isinstance(down, NimDown)
     assert down.reason is NimDownReason.CANCELLED
     assert (world.deployer.creates, world.deployer.deletes) == ([], [])
-    assert world.outbox.of("run.failed", run_id)
+    assert world.events.of("run.failed", run_id)

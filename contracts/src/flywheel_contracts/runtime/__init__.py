@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from flywheel_contracts.runtime.delivery import Outcome, Reason, RetryPolicy
     from flywheel_contracts.runtime.dispatcher import Handler
     from flywheel_contracts.runtime.elasticsearch import ElasticsearchConnection
+    from flywheel_contracts.runtime.emitting import Emit, NewEvent, Publish
     from flywheel_contracts.runtime.health import ReadinessCheck
     from flywheel_contracts.runtime.kit import InFlightReporter, LoopFactory, ServiceKit
     from flywheel_contracts.runtime.logging import configure_logging
@@ -74,6 +75,9 @@ _HOMES = {
     "RetryPolicy": "delivery",
     "Handler": "dispatcher",
     "ElasticsearchConnection": "elasticsearch",
+    "Emit": "emitting",
+    "NewEvent": "emitting",
+    "Publish": "emitting",
     "ReadinessCheck": "health",
     "InFlightReporter": "kit",
     "LoopFactory": "kit",
@@ -101,13 +105,16 @@ if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any name
 __all__ = [
     "DeliverySettings",
     "ElasticsearchConnection",
+    "Emit",
     "Handler",
     "IdempotencySettings",
     "InFlightReporter",
     "KafkaSettings",
     "LoopFactory",
     "MongoSettings",
+    "NewEvent",
     "Outcome",
+    "Publish",
     "Publisher",
     "ReadinessCheck",
     "Reason",

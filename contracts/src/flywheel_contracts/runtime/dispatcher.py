@@ -1,6 +1,6 @@
 """Handling of one consumed message: decode, skip duplicates, run the handler with retries,
-wait out outages, and dead-letter what cannot succeed. It knows nothing of faststream, so it is
-tested with fakes.
+wait out outages, and dead-letter what cannot succeed. It knows nothing of the Kafka client, so it
+is tested with fakes.
 
 The caller commits the offset for every outcome except FAILED, which it redelivers after
 `redelivery_delay(origin)`. `dispatch` never raises. The rules:

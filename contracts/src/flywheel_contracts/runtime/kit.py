@@ -11,18 +11,16 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
-from uuid import UUID
 
 import structlog
-from faststream.confluent import KafkaBroker
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from flywheel_contracts import catalog
-from flywheel_contracts.envelope import Envelope, new_event
+from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.events import InFlightWork, ServiceStopping
 from flywheel_contracts.payload import EventPayload
-from flywheel_contracts.runtime.broker import attach, create_broker
+from flywheel_contracts.runtime.consumer import KafkaConsumer, consumer_config
 from flywheel_contracts.runtime.consumer_health import ConsumerHealth, StallGate
 from flywheel_contracts.runtime.delivery import (
     DeadLetterHealth,
@@ -31,6 +29,8 @@ from flywheel_contracts.runtime.delivery import (
     RetryPolicy,
 )
 from flywheel_contracts.runtime.dispatcher import EventDispatcher, Handler, InvalidHandler, Route
+from flywheel_contracts.runtime.emitting import FROM_CAUSE, RunId, event_of
+from flywheel_contracts.runtime.event_consumer import EventConsumer
 from flywheel_contracts.runtime.health import Readiness, ReadinessCheck, run_checks
 from flywheel_contracts.runtime.idempotency import ProcessedEvents
 from flywheel_contracts.runtime.kafka_access import (
@@ -89,7 +89,8 @@ class ServiceKit:
         self.stall_gate: StallGate | None = StallGate() if settings.testing.stall_hook else None
         """The stall test hook, None unless `TESTING__STALL_HOOK` is on."""
         self._own_consumer = False
-        self.broker: KafkaBroker = create_broker(settings, self.consumer_health.client_hooks())
+        self._events: EventConsumer | None = None
+        self._consuming: asyncio.Task[None] | None = None
         self._routes: dict[str, Route[Any]] = {}
         self._loops: dict[str, LoopFactory] = {}
         self.dead_letters = DeadLetterHealth()
@@ -177,14 +178,29 @@ class ServiceKit:
         self,
         payload: EventPayload,
         *,
-        run_id: UUID | None,
         cause: Envelope[Any] | None = None,
+        run_id: RunId = FROM_CAUSE,
         discriminator: str = "",
     ) -> Envelope[Any]:
-        """An envelope produced by this service (id derived from `cause` when given)."""
-        return new_event(
-            payload, producer=self.service, run_id=run_id, cause=cause, discriminator=discriminator
+        """An envelope produced by this service (`NewEvent`): its id derived from `cause`, its
+        run the cause's unless `run_id` says otherwise."""
+        return event_of(
+            self.service, payload, cause=cause, run_id=run_id, discriminator=discriminator
         )
+
+    async def emit(
+        self,
+        payload: EventPayload,
+        *,
+        cause: Envelope[Any] | None = None,
+        run_id: RunId = FROM_CAUSE,
+        discriminator: str = "",
+    ) -> Envelope[Any]:
+        """Build the event as `new_event` does and publish it (`Emit`): returns it once Kafka
+        acknowledged it."""
+        event = self.new_event(payload, cause=cause, run_id=run_id, discriminator=discriminator)
+        await self.publisher.publish(event)
+        return event
 
     @property
     def consumes(self) -> bool:
@@ -227,23 +243,26 @@ class ServiceKit:
             self._checks["consumer"] = self.consumer_health.check
             self.consumer_health.started()
         if self._routes:
-            attach(
-                self.broker,
-                EventDispatcher(
-                    service=self.service,
-                    routes=self._routes,
-                    dead_letters=self.publisher,
-                    processed=self.processed,
-                    policy=RetryPolicy.from_settings(self.settings.delivery),
-                    max_dead_letter_bytes=self.publisher.max_message_bytes,
-                    health=self.dead_letters,
-                    redelivery=self.redelivery,
-                    outages=self.outages,
-                ),
-                self.settings,
-                self.stall_gate,
+            consumer = KafkaConsumer(
+                consumer_config(self.settings),
+                list(self._routes),
+                hooks=self.consumer_health.client_hooks(),
             )
-        await self.broker.start()
+            dispatcher = EventDispatcher(
+                service=self.service,
+                routes=self._routes,
+                dead_letters=self.publisher,
+                processed=self.processed,
+                policy=RetryPolicy.from_settings(self.settings.delivery),
+                max_dead_letter_bytes=self.publisher.max_message_bytes,
+                health=self.dead_letters,
+                redelivery=self.redelivery,
+                outages=self.outages,
+            )
+            self._events = EventConsumer(consumer, dispatcher, stall=self.stall_gate)
+            self._consuming = asyncio.create_task(
+                _supervise("events", self._events.run), name="events"
+            )
         retention = timedelta(seconds=self.settings.idempotency.retention_s)
         loops = {
             "processed_events.sweep": lambda: self.processed.sweep_forever(
@@ -263,7 +282,7 @@ class ServiceKit:
         try:
             if self.stall_gate is not None:
                 self.stall_gate.resume()  # a stalled handler would hold the shutdown
-            await self.broker.stop()
+            await self._stop_consuming()
             for task in self._running:
                 task.cancel()
             await asyncio.gather(*self._running, return_exceptions=True)
@@ -279,16 +298,25 @@ class ServiceKit:
                     _log.error("service.stop_hook_failed", error=f"{type(exc).__name__}: {exc}")
         _log.info("service.stopped", service=self.service)
 
+    async def _stop_consuming(self) -> None:
+        """Let the message in hand finish and commit, for up to the shutdown timeout."""
+        if self._events is None or self._consuming is None:
+            return
+        self._events.stop()
+        try:
+            await asyncio.wait_for(self._consuming, self.settings.shutdown_timeout_s)
+        except TimeoutError:
+            _log.warning("consumer.stop_timed_out", timeout_s=self.settings.shutdown_timeout_s)
+        finally:
+            self._events = self._consuming = None
+
     async def _announce_stopping(self) -> None:
         try:
             in_flight = tuple(await self._in_flight())
-            event = self.new_event(
-                ServiceStopping(
-                    service=self.service, instance=self.settings.instance_id, in_flight=in_flight
-                ),
-                run_id=None,
+            stopping = ServiceStopping(
+                service=self.service, instance=self.settings.instance_id, in_flight=in_flight
             )
-            await asyncio.wait_for(self.publisher.publish(event), _STOPPING_PUBLISH_TIMEOUT_S)
+            await asyncio.wait_for(self.emit(stopping), _STOPPING_PUBLISH_TIMEOUT_S)
         except Exception as exc:
             # Shutdown goes on: the janitor also notices stale runs without this event.
             _log.error("service.stopping_not_published", error=f"{type(exc).__name__}: {exc}")

@@ -1,6 +1,6 @@
 """Structured logs: one JSON (or console) line per record, with the event being handled bound.
 
-Everything goes through the standard library's root handler, so uvicorn, faststream and pymongo
+Everything goes through the standard library's root handler, so uvicorn, librdkafka and pymongo
 records come out in the same format as the service's own.
 """
 
@@ -25,7 +25,7 @@ _SHARED_PROCESSORS: tuple[Processor, ...] = (
 )
 
 # Libraries that log every poll or connection at INFO would drown the one line per event.
-_QUIET_LOGGERS = ("faststream", "pymongo", "uvicorn.access", "httpx")
+_QUIET_LOGGERS = ("pymongo", "uvicorn.access", "httpx")
 
 
 def configure_logging(log_format: LogFormat = "json", level: str = "INFO") -> None:

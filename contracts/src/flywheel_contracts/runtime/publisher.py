@@ -1,8 +1,7 @@
 """Publishing envelopes: `await publish(...)` returns once Kafka has acknowledged the record.
 
-The kit owns this producer instead of publishing through faststream's: faststream 0.5 resolves
-delivery futures from its poll thread without `call_soon_threadsafe` (fixed upstream only after
-0.5) and turns headers into text. Here a dedicated thread serves librdkafka's delivery reports
+The kit owns its producer, as it owns its consumer (README, "One Kafka client"). A dedicated
+thread serves librdkafka's delivery reports
 and hands them to the event loop in batches, one wake-up per poll rather than per record, which
 is what lets one process publish tens of thousands of envelopes a second.
 """

@@ -120,7 +120,6 @@ class KafkaSettings(BaseModel):
         """Properties common to producers, consumers and admin clients."""
         config: dict[str, KafkaConfigValue] = {
             "bootstrap.servers": self.bootstrap_servers,
-            # faststream validates the protocol against its lower-case enum.
             "security.protocol": self.security_protocol.lower(),
         }
         optional: dict[str, str | SecretStr | None] = {

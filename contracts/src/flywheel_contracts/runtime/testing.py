@@ -17,11 +17,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
+from uuid import UUID
 
 import httpx
 import structlog
 from confluent_kafka import Consumer, Message
 
+from flywheel_contracts.envelope import Envelope
+from flywheel_contracts.payload import EventPayload
+from flywheel_contracts.runtime.emitting import FROM_CAUSE, RunId, event_of
 from flywheel_contracts.runtime.kit import ServiceKit
 from flywheel_contracts.runtime.logging import configure_logging
 
@@ -197,18 +201,26 @@ def free_port() -> int:
 
 class ServiceProcess:
     """A service run as `python -m <module>`, configured by `<env_prefix>*` variables, for tests
-    that crash and restart it. Its output goes to `log_path`; it listens on a free port."""
+    that crash and restart it. Its output goes to `log_path`; it listens on `port` (default a
+    free one), set as `<env_prefix><port_setting>`."""
 
     def __init__(
-        self, module: str, env_prefix: str, env: Mapping[str, str], log_path: Path
+        self,
+        module: str,
+        env_prefix: str,
+        env: Mapping[str, str],
+        log_path: Path,
+        *,
+        port: int | None = None,
+        port_setting: str = "HTTP_PORT",
     ) -> None:
         self.module = module
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._env = {
             **os.environ,
-            f"{env_prefix}HTTP_PORT": str(self.port),
+            f"{env_prefix}{port_setting}": str(self.port),
             f"{env_prefix}LOG_FORMAT": "console",
             **env,
         }
@@ -326,3 +338,51 @@ class FakeLease:
 
     async def holder(self) -> str | None:
         return self.holder_id if self._leading else None
+
+
+class RecordedEvents:
+    """The kit's `NewEvent`, `Emit` and `Publish` for unit tests: events built as `producer`'s
+    exactly as the kit builds them, and what was published, in order. With `down` set,
+    publishing fails as an unreachable Kafka would."""
+
+    def __init__(self, producer: str) -> None:
+        self.producer = producer
+        self.published: list[Envelope[Any]] = []
+        self.down = False
+
+    def new_event(
+        self,
+        payload: EventPayload,
+        *,
+        cause: Envelope[Any] | None = None,
+        run_id: RunId = FROM_CAUSE,
+        discriminator: str = "",
+    ) -> Envelope[Any]:
+        return event_of(
+            self.producer, payload, cause=cause, run_id=run_id, discriminator=discriminator
+        )
+
+    async def emit(
+        self,
+        payload: EventPayload,
+        *,
+        cause: Envelope[Any] | None = None,
+        run_id: RunId = FROM_CAUSE,
+        discriminator: str = "",
+    ) -> Envelope[Any]:
+        event = self.new_event(payload, cause=cause, run_id=run_id, discriminator=discriminator)
+        await self.publish(event)
+        return event
+
+    async def publish(self, envelope: Envelope[Any], /) -> None:
+        if self.down:
+            raise ConnectionError("Kafka unreachable")
+        self.published.append(envelope)
+
+    def of(self, event_type: str, run_id: UUID | None = None) -> list[Envelope[Any]]:
+        """The published events of `event_type` (of `run_id` only, when given)."""
+        return [
+            e
+            for e in self.published
+            if e.event_type == event_type and (run_id is None or e.run_id == run_id)
+        ]

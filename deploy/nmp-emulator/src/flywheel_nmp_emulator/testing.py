@@ -11,12 +11,8 @@ import asyncio
 import base64
 import copy
 import json
-import os
 import random
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -27,6 +23,7 @@ import httpx
 import numpy as np
 
 from flywheel_contracts.runtime.nmp import evaluation_configs
+from flywheel_contracts.runtime.testing import ServiceProcess
 from flywheel_nmp_emulator.app import create_app
 from flywheel_nmp_emulator.config import Settings
 from flywheel_nmp_emulator.models.embeddings import embed
@@ -56,6 +53,29 @@ def free_port() -> int:
         return port
 
 
+def emulator_service(
+    state_file: Path,
+    port: int,
+    gpus: int = 4,
+    deploy_seconds: float = 0.0,
+    extra_env: Mapping[str, str] | None = None,
+) -> ServiceProcess:
+    """`python -m flywheel_nmp_emulator` on 127.0.0.1:port with its state in `state_file`, for
+    a test to start, kill and start again where it left off; `extra_env` sets further
+    `NMP_EMULATOR_*` settings (e.g. NMP_EMULATOR_HOSTED_API_KEY)."""
+    env = {
+        "NMP_EMULATOR_HOST": "127.0.0.1",
+        "NMP_EMULATOR_STATE_FILE": str(state_file),
+        "NMP_EMULATOR_GPUS": str(gpus),
+        "NMP_EMULATOR_DEPLOY_SECONDS": str(deploy_seconds),
+        **(extra_env or {}),
+    }
+    log = state_file.with_suffix(".log")
+    return ServiceProcess(
+        "flywheel_nmp_emulator", "NMP_EMULATOR_", env, log, port=port, port_setting="PORT"
+    )
+
+
 @contextmanager
 def emulator_process(
     state_file: Path,
@@ -65,34 +85,14 @@ def emulator_process(
     ready_within_s: float = 30.0,
     extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[httpx.Client]:
-    """`python -m flywheel_nmp_emulator` on 127.0.0.1:port, stopped (SIGTERM) on exit;
-    `extra_env` sets further `NMP_EMULATOR_*` settings (e.g. NMP_EMULATOR_HOSTED_API_KEY)."""
-    env = {
-        **os.environ,
-        "NMP_EMULATOR_HOST": "127.0.0.1",
-        "NMP_EMULATOR_PORT": str(port),
-        "NMP_EMULATOR_STATE_FILE": str(state_file),
-        "NMP_EMULATOR_GPUS": str(gpus),
-        "NMP_EMULATOR_DEPLOY_SECONDS": str(deploy_seconds),
-        **(extra_env or {}),
-    }
-    process = subprocess.Popen([sys.executable, "-m", "flywheel_nmp_emulator"], env=env)
+    """`emulator_service` started for the block (stopped with SIGTERM), and a client of it."""
+    process = emulator_service(state_file, port, gpus, deploy_seconds, extra_env)
+    process.start(ready_within_s)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            deadline = time.monotonic() + ready_within_s
-            while True:
-                try:
-                    if client.get("/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the emulator did not start")
-                time.sleep(0.05)
+        with httpx.Client(base_url=process.url, timeout=10) as client:
             yield client
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        process.stop()
 
 
 @asynccontextmanager

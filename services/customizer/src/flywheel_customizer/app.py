@@ -7,7 +7,6 @@ from fastapi import FastAPI
 from flywheel_contracts.runtime import ServiceKit, create_service_app
 from flywheel_contracts.runtime.clock import utc_now
 from flywheel_contracts.runtime.lease import MongoLease
-from flywheel_customizer.clients.events import KitEvents
 from flywheel_customizer.clients.nmp import NmpTraining
 from flywheel_customizer.config import CustomizerSettings
 from flywheel_customizer.handlers import subscribe
@@ -31,7 +30,7 @@ def create_app(settings: CustomizerSettings) -> FastAPI:
         ttl=timedelta(seconds=settings.jobs.lease_ttl_s),
         clock=utc_now,
     )
-    reconciler = Reconciler(store, training, KitEvents(kit), lease, settings.jobs)
+    reconciler = Reconciler(store, training, kit.emit, lease, settings.jobs)
     service = CustomizerService(store, reconciler.wake)
     subscribe(kit, service)
     kit.add_loop("reconciler", reconciler.run_forever)

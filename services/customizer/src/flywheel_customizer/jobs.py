@@ -18,7 +18,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flywheel_contracts.envelope import Envelope, decode, encode
+from flywheel_contracts.envelope import Envelope, restored, stored
 from flywheel_contracts.events import (
     CustomizationError,
     CustomizationErrorKind,
@@ -138,14 +138,14 @@ class CustomizationRecord(BaseModel):
             run_id=str(run_id),
             candidate_model=model,
             job_name=job_name(run_id, event.payload.context.config.workload_id, model),
-            trigger=encode(event).decode(),
+            trigger=stored(event),
             received_at=now,
             changed_at=now,
         )
 
     @cached_property
     def cause(self) -> Envelope[NimUp]:
-        envelope: Envelope[NimUp] = decode(self.trigger.encode())
+        envelope: Envelope[NimUp] = restored(self.trigger)
         return envelope
 
     @property

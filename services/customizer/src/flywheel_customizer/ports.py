@@ -1,13 +1,11 @@
-"""What the customizer's logic needs from the outside world; adapters live in `clients/` and
-`repository.py`, fakes in `flywheel_customizer.testing`."""
+"""What the customizer's logic needs from the outside world (its events go out through the
+kit's `Emit`); adapters live in `clients/` and `repository.py`, fakes in
+`flywheel_customizer.testing`."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from flywheel_contracts.envelope import Envelope
-from flywheel_contracts.events import NimUp
-from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.run_config import CandidateConfig, TrainingConfig
 from flywheel_contracts.runtime.lease import Lease as Lease  # the kit's, re-exported
 from flywheel_contracts.runtime.nmp import CustomizationStatus
@@ -72,11 +70,3 @@ class Customizations(Protocol):
 
     async def cancellations(self, run_ids: Iterable[str]) -> dict[str, str]:
         """The cancelled ones among `run_ids`, with their reasons."""
-
-
-class Events(Protocol):
-    async def publish(
-        self, payload: EventPayload, *, cause: Envelope[NimUp], discriminator: str = ""
-    ) -> None:
-        """Publish `payload` for the cause's run, with an id derived from the cause, and wait
-        for Kafka's acknowledgement."""

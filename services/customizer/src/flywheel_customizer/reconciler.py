@@ -26,6 +26,7 @@ from flywheel_contracts.events import (
 )
 from flywheel_contracts.runtime.clock import Clock as Clock  # the kit's
 from flywheel_contracts.runtime.clock import utc_now
+from flywheel_contracts.runtime.emitting import Emit
 from flywheel_contracts.runtime.logging import bound_fields
 from flywheel_contracts.runtime.nmp import CustomizationStatus, NmpError, NmpNotFound
 from flywheel_customizer.config import JobSettings
@@ -39,7 +40,7 @@ from flywheel_customizer.jobs import (
     name_scope,
     waiting_detail,
 )
-from flywheel_customizer.ports import Customizations, Events, JobRequest, Lease, Training
+from flywheel_customizer.ports import Customizations, JobRequest, Lease, Training
 
 _log = structlog.get_logger(__name__)
 
@@ -49,14 +50,14 @@ class Reconciler:
         self,
         store: Customizations,
         training: Training,
-        events: Events,
+        emit: Emit,
         lease: Lease,
         settings: JobSettings,
         clock: Clock = utc_now,
     ) -> None:
         self._store = store
         self._training = training
-        self._events = events
+        self._emit = emit
         self._lease = lease
         self._tenure: int | None = None
         self._settings = settings
@@ -174,7 +175,7 @@ class Reconciler:
 
     async def _publish_started(self, record: CustomizationRecord) -> CustomizationRecord:
         assert record.job_id is not None and record.output_model is not None
-        await self._events.publish(
+        await self._emit(
             CustomizationStarted(
                 candidate_model=record.candidate_model,
                 job_id=record.job_id,
@@ -245,7 +246,7 @@ class Reconciler:
             return record
         if observed.advances(record.progress):
             assert record.job_id is not None
-            await self._events.publish(
+            await self._emit(
                 CustomizationProgress(
                     candidate_model=record.candidate_model,
                     job_id=record.job_id,
@@ -349,7 +350,7 @@ class Reconciler:
             (finished_at - record.submitted_at).total_seconds() if record.submitted_at else 0.0
         )
         nim_up = record.nim_up
-        await self._events.publish(
+        await self._emit(
             CustomizationDone(
                 candidate_model=record.candidate_model,
                 job_id=record.job_id,

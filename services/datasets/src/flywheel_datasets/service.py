@@ -17,7 +17,7 @@ import contextlib
 import json
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +26,7 @@ from uuid import UUID
 
 import structlog
 
-from flywheel_contracts.envelope import Envelope, decode, encode
+from flywheel_contracts.envelope import Envelope, decode, restored, stored
 from flywheel_contracts.errors import InvalidEvent
 from flywheel_contracts.events import (
     DatasetContext,
@@ -42,15 +42,13 @@ from flywheel_contracts.ids import deterministic_name
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.primitives import MESSAGE_MAX
 from flywheel_contracts.run_config import RunConfig
+from flywheel_contracts.runtime.emitting import NewEvent, Publish
 from flywheel_contracts.runtime.nmp.names import DatasetKind, dataset_name
 from flywheel_datasets.builder import Built
 from flywheel_datasets.errors import BuildFailed, InvalidRunConfig
 from flywheel_datasets.ports import DatasetStore
 from flywheel_datasets.repository import Job, JobStatus, JobStore
 from flywheel_datasets.run_defaults import RunDefaults
-
-NewEvent = Callable[..., Envelope[Any]]
-Publish = Callable[[Envelope[Any]], Awaitable[None]]
 
 _KINDS: tuple[DatasetKind, ...] = ("eval", "icl", "train")
 _STAMP_LEN = 12
@@ -148,7 +146,7 @@ class DatasetService:
         was cancelled settles as cancelled, a repeated one changes nothing."""
         run_id = event.scoped_run_id
         log = _log.bind(run_id=str(run_id))
-        request = encode(event).decode()
+        request = stored(event)
         created = await self._jobs.create(run_id, request=request, config=config, outcome=outcome)
         if created is not None:
             log.info("dataset.job_recorded", status=created.status.value)
@@ -175,7 +173,7 @@ class DatasetService:
             log.info("dataset.cancel_ignored", status=job.status.value)
             return
         outcome = self._failure(
-            decode(job.request.encode()),
+            restored(job.request),
             DatasetFailureReason.CANCELLED,
             f"the run was cancelled: {event.payload.reason}",
         )
@@ -218,14 +216,14 @@ class DatasetService:
         run_id = job.run_id
         log = _log.bind(run_id=str(run_id), attempt=job.attempts)
         assert job.request is not None and job.config is not None
-        request: Envelope[RunRequested] = decode(job.request.encode())
+        request: Envelope[RunRequested] = restored(job.request)
         config = RunConfig.model_validate(job.config)
         keeper = asyncio.create_task(self._keep_lease(run_id))
         status, outcome = JobStatus.FAILED, ""
         try:
             log.info("dataset.build_started", workload_id=config.workload_id)
             status, payload = await self._outcome(request, config)
-            outcome = encode(self._new_event(payload, run_id=run_id, cause=request)).decode()
+            outcome = stored(self._new_event(payload, cause=request))
         except asyncio.CancelledError:
             if run_id not in self._cancelling:
                 raise  # shutting down: the job is handed back in _abandon_builds
@@ -254,7 +252,7 @@ class DatasetService:
         )
         _log.error("dataset.build_given_up", run_id=str(run_id), attempts=tried)
         try:
-            request = decode((job.request or "").encode())
+            request = restored(job.request or "")
         except InvalidEvent as exc:  # a job without a usable request cannot be announced
             _log.error("dataset.build_given_up_unannounced", run_id=str(run_id), error=str(exc))
             if await self._jobs.finish(run_id, self._options.owner, JobStatus.FAILED, ""):
@@ -353,7 +351,7 @@ class DatasetService:
             if job.outcome is None:
                 continue
             try:
-                await self._publish(decode(job.outcome.encode()))
+                await self._publish(restored(job.outcome))
             except Exception as exc:  # Kafka away: the outcome stays stored, retried next round
                 _log.warning("dataset.publish_failed", run_id=str(job.run_id), error=str(exc))
                 return
@@ -362,9 +360,7 @@ class DatasetService:
 
     def _failure(self, request: Envelope[Any], reason: DatasetFailureReason, message: str) -> str:
         payload = DatasetFailed(reason=reason, message=_message(message))
-        return encode(
-            self._new_event(payload, run_id=request.scoped_run_id, cause=request)
-        ).decode()
+        return stored(self._new_event(payload, cause=request))
 
 
 def _without_overrides(raw: bytes) -> tuple[Envelope[RunRequested] | None, object]:

@@ -58,6 +58,13 @@ class ChatSettings(_Group):
         "ends the evaluation with `rate_limited`: scores over the records a rate limit let "
         "through would describe the limit, not the model.",
     )
+    unreachable_max_s: float = Field(
+        600.0,
+        gt=0,
+        description="An endpoint that accepts no connection (the NIM proxy during a platform "
+        "restart) is waited for this long per request, its waits using up no attempt; then the "
+        "evaluation ends `job_failed`, saying so, instead of failing record after record.",
+    )
 
 
 class JudgeSettings(_Group):

@@ -27,6 +27,11 @@ class RateLimited(ChatFailed):
     Not a failed record: every record would fail the same way, so the evaluation ends."""
 
 
+class Unreachable(ChatFailed):
+    """The endpoint accepted no connection for longer than the evaluator waits. Not a failed
+    record: every record would fail the same way, so the evaluation ends."""
+
+
 class SchemaRefused(ChatFailed):
     """The endpoint refused the request's tool schemas (a 400 naming its schema or grammar).
     Not a failed record: every record carries the same kind of schema, so the evaluation ends."""

@@ -6,35 +6,20 @@ is repeated (redelivery, restart, takeover), it publishes the same event id.
 - eval.done: exactly one per evaluation, with scores and usage or an error.
 """
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Protocol
-from uuid import UUID
+from typing import Any
 
-from flywheel_contracts.envelope import Envelope, decode
+from flywheel_contracts.envelope import Envelope, restored
 from flywheel_contracts.events import EvalDone, EvalError, EvalErrorKind, EvalProgress, EvalStarted
 from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.primitives import MESSAGE_MAX
+from flywheel_contracts.runtime.emitting import NewEvent, Publish
 from flywheel_evaluator.backends import Evaluated
 from flywheel_evaluator.models import EvaluationJob
 
 
-class NewEvent(Protocol):
-    def __call__(
-        self,
-        payload: EventPayload,
-        *,
-        run_id: UUID | None,
-        cause: Envelope[Any] | None = None,
-        discriminator: str = "",
-    ) -> Envelope[Any]: ...
-
-
-Publish = Callable[[Envelope[Any]], Awaitable[None]]
-
-
 class EvaluationEvents:
-    """Builds and publishes one evaluation's events (ports: the kit's new_event and publish)."""
+    """Builds and publishes one evaluation's events (ports: the kit's `NewEvent` and `Publish`)."""
 
     def __init__(self, new_event: NewEvent, publish: Publish) -> None:
         self._new_event = new_event
@@ -43,12 +28,7 @@ class EvaluationEvents:
     def _derived(
         self, job: EvaluationJob, payload: EventPayload, discriminator: str
     ) -> Envelope[Any]:
-        return self._new_event(
-            payload,
-            run_id=job.run_id,
-            cause=decode(job.cause.encode()),
-            discriminator=discriminator,
-        )
+        return self._new_event(payload, cause=restored(job.cause), discriminator=discriminator)
 
     def started(self, job: EvaluationJob, job_id: str) -> Envelope[Any]:
         payload = EvalStarted(

@@ -19,7 +19,7 @@ from uuid import UUID
 
 import structlog
 
-from flywheel_contracts.envelope import Envelope, encode
+from flywheel_contracts.envelope import Envelope, stored
 from flywheel_contracts.events import (
     CustomizationDone,
     CustomizationErrorKind,
@@ -150,7 +150,7 @@ class EvaluatorService:
             tool_schema_compat=context.config.evaluation.tool_schema_compat,
             timeout_seconds=context.config.evaluation.timeout_seconds,
             limit=context.config.split.limit,
-            cause=encode(event).decode(),
+            cause=stored(event),
             created_at=self._clock(),
         )
 

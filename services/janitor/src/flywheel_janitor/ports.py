@@ -1,13 +1,12 @@
-"""What the janitor's logic needs from the outside: its ledger store, NMP, and Kafka."""
+"""What the janitor's logic needs from the outside: its ledger store and NMP (Kafka through the
+kit's `NewEvent` and `Publish`)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
-from flywheel_contracts.envelope import Envelope
-from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.runtime.clock import Clock as Clock  # the kit's
 from flywheel_janitor.ledger import (
     HistoryEntry,
@@ -139,22 +138,3 @@ class Inventory(Protocol):
     """What NMP actually runs in Flywheel's namespace."""
 
     async def live_resources(self) -> list[Target]: ...
-
-
-class EventFactory(Protocol):
-    """`ServiceKit.new_event`."""
-
-    def __call__(
-        self,
-        payload: EventPayload,
-        *,
-        run_id: UUID | None,
-        cause: Envelope[Any] | None = None,
-        discriminator: str = "",
-    ) -> Envelope[Any]: ...
-
-
-class EventSink(Protocol):
-    """`Publisher.publish`: returns once Kafka acknowledged the event."""
-
-    async def __call__(self, envelope: Envelope[Any], /) -> None: ...

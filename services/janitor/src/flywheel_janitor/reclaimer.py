@@ -14,10 +14,11 @@ from uuid import UUID
 
 import structlog
 
-from flywheel_contracts.envelope import decode, encode
+from flywheel_contracts.envelope import restored, stored
 from flywheel_contracts.events import InFlightWork, ReclaimFailure, ResourcesReclaimed
 from flywheel_contracts.runtime.clock import utc_now
 from flywheel_contracts.runtime.delivery import describe_exception
+from flywheel_contracts.runtime.emitting import NewEvent, Publish
 from flywheel_janitor.config import ReclaimSettings
 from flywheel_janitor.ledger import (
     NO_RUN,
@@ -27,14 +28,7 @@ from flywheel_janitor.ledger import (
     Target,
     message,
 )
-from flywheel_janitor.ports import (
-    Clock,
-    EventFactory,
-    EventSink,
-    Ledger,
-    ReclaimResult,
-    ResourceReclaimer,
-)
+from flywheel_janitor.ports import Clock, Ledger, ReclaimResult, ResourceReclaimer
 
 _BATCH = 100
 
@@ -46,8 +40,8 @@ class Reclaimer:
         self,
         ledger: Ledger,
         resources: ResourceReclaimer,
-        new_event: EventFactory,
-        publish: EventSink,
+        new_event: NewEvent,
+        publish: Publish,
         settings: ReclaimSettings,
         *,
         clock: Clock = utc_now,
@@ -119,7 +113,7 @@ class Reclaimer:
                     await self._ledger.finish_task(task.task_id)
                     return
                 await self._ledger.save_report(task.task_id, report)
-            envelope = decode(report.encode())
+            envelope = restored(report)
             await self._publish(envelope)
             payload: ResourcesReclaimed = envelope.payload
             if task.run_id is not None:
@@ -157,11 +151,11 @@ class Reclaimer:
         payload = _report(task, targets, results)
         if not (payload.reclaimed or payload.already_gone or payload.failed or task.always_report):
             return None
-        cause = decode(task.cause.encode()) if task.cause is not None else None
+        cause = restored(task.cause) if task.cause is not None else None
         envelope = self._new_event(
             payload, run_id=task.run_id or NO_RUN, cause=cause, discriminator=task.discriminator
         )
-        return encode(envelope).decode()
+        return stored(envelope)
 
     async def _scope(self, task: ReclaimTask) -> tuple[list[Target], dict[str, ReclaimResult]]:
         """The task's targets, and what an earlier attempt of it already settled (it died

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import structlog
 
-from flywheel_contracts.envelope import Envelope, encode
+from flywheel_contracts.envelope import Envelope, stored
 from flywheel_contracts.events import (
     CustomizationDone,
     CustomizationProgress,
@@ -172,7 +172,7 @@ class JanitorService:
         mark = ShutdownMark(
             event_id=str(event.event_id),
             at=event.occurred_at,
-            cause=encode(event).decode(),
+            cause=stored(event),
             reason=reason,
         )
         await self._ledger.record_shutdown(mark)
@@ -314,7 +314,7 @@ class JanitorService:
             run_id=origin.run_id,
             trigger=trigger,
             reason=reason,
-            cause=encode(origin.event).decode(),
+            cause=stored(origin.event),
             discriminator=origin.entry,
             always_report=always_report,
             created_at=self._clock(),

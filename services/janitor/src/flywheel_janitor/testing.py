@@ -22,6 +22,8 @@ from flywheel_contracts.events import (
 )
 from flywheel_contracts.examples import EXAMPLES
 from flywheel_contracts.payload import EventPayload
+from flywheel_contracts.runtime.testing import ManualClock as ManualClock
+from flywheel_contracts.runtime.testing import RecordedEvents as RecordedEvents
 from flywheel_janitor.ledger import (
     ENDED_OUTCOMES,
     HistoryEntry,
@@ -37,19 +39,7 @@ from flywheel_janitor.ledger import (
 from flywheel_janitor.ports import ReclaimResult, RunFacts
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-
-
-class ManualClock:
-    """Now is T0 until advanced."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+"""Where a `ManualClock` starts."""
 
 
 class RunEvents:
@@ -93,19 +83,6 @@ class FakeInventory:
 
     async def live_resources(self) -> list[Target]:
         return list(self.running)
-
-
-@dataclass
-class RecordingSink:
-    """Publishes into `events`; raises while `down`."""
-
-    events: list[Envelope[Any]] = field(default_factory=list)
-    down: bool = False
-
-    async def __call__(self, envelope: Envelope[Any], /) -> None:
-        if self.down:
-            raise ConnectionError("kafka is away")
-        self.events.append(envelope)
 
 
 class InMemoryLedger:

@@ -9,7 +9,6 @@ from flywheel_contracts.runtime.clock import utc_now
 from flywheel_contracts.runtime.lease import MongoLease
 from flywheel_contracts.runtime.nmp import NmpClient
 from flywheel_nim_manager.clients.deployer import NmpDeployer
-from flywheel_nim_manager.clients.outbox import KitOutbox
 from flywheel_nim_manager.config import NimManagerSettings
 from flywheel_nim_manager.handlers import scheduler_router, subscribe
 from flywheel_nim_manager.reconciler import Policy, Reconciler
@@ -38,7 +37,7 @@ def create_app(settings: NimManagerSettings) -> FastAPI:
     reconciler = Reconciler(
         repository,
         deployer,
-        KitOutbox(kit),
+        kit.emit,
         lease,
         Policy(
             budget=settings.gpu_budget,

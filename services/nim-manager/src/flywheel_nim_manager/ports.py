@@ -1,13 +1,12 @@
 """What the service needs from the outside world; adapters in repository.py and clients/ (the
-lease is the kit's), fakes in the unit tests."""
+lease, and the `Emit` its events go out through, are the kit's), fakes in the unit tests."""
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.events import DatasetFailed, DatasetReady, RunCancelled
-from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.run_config import CandidateConfig
 from flywheel_contracts.runtime.clock import Clock as Clock  # the kit's
 from flywheel_contracts.runtime.lease import Lease as Lease  # the kit's, re-exported
@@ -62,16 +61,3 @@ class Deployer(Protocol):
         ...
 
     async def served_models(self) -> frozenset[str]: ...
-
-
-class Outbox(Protocol):
-    async def emit(
-        self,
-        payload: EventPayload,
-        *,
-        run_id: UUID,
-        cause: Envelope[Any],
-        discriminator: str = "",
-    ) -> None:
-        """Publish `payload` (id derived from `cause`) and wait for Kafka's acknowledgement."""
-        ...

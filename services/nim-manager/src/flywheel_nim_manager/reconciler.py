@@ -16,10 +16,11 @@ import structlog
 from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.errors import PermanentError
 from flywheel_contracts.payload import EventPayload
+from flywheel_contracts.runtime.emitting import Emit
 from flywheel_nim_manager import conductor, metrics
 from flywheel_nim_manager.conductor import Remove, ServeNow, Vanished, Wait
 from flywheel_nim_manager.leaderboard import Judgement
-from flywheel_nim_manager.ports import Clock, Deployer, Lease, Outbox, Repository
+from flywheel_nim_manager.ports import Clock, Deployer, Lease, Repository
 from flywheel_nim_manager.records import CandidateRecord, Ending, EndReason, Phase, RunRecord
 from flywheel_nim_manager.scheduling import Request, plan
 
@@ -47,14 +48,14 @@ class Reconciler:
         self,
         repository: Repository,
         deployer: Deployer,
-        outbox: Outbox,
+        emit: Emit,
         lease: Lease,
         policy: Policy,
         clock: Clock,
     ) -> None:
         self._repo = repository
         self._deployer = deployer
-        self._outbox = outbox
+        self._emit = emit
         self._lease = lease
         self._policy = policy
         self._clock = clock
@@ -133,12 +134,11 @@ class Reconciler:
         self._records[record.key] = updated
         return updated
 
-    async def _emit(self, record: CandidateRecord, payload: EventPayload) -> None:
+    async def _emit_for(self, record: CandidateRecord, payload: EventPayload) -> None:
+        """Emit a candidate's event, caused by its run's `dataset.ready`."""
         ready = self._runs[record.run_id].ready
         assert ready is not None, "a run has candidates only once its datasets are ready"
-        await self._outbox.emit(
-            payload, run_id=record.run_id, cause=ready, discriminator=record.discriminator
-        )
+        await self._emit(payload, cause=ready, discriminator=record.discriminator)
 
     # The steps of a pass, in order.
 
@@ -199,7 +199,7 @@ class Reconciler:
         """Announce the end of a candidate that holds nothing in NMP any more."""
         ended = record.model_copy(update={"ended_at": self._now})
         phase = conductor.end_phase(ended)
-        await self._emit(ended, conductor.end_event(ended))
+        await self._emit_for(ended, conductor.end_event(ended))
         await self._move(record, phase=phase, ending=ended.ending, ended_at=self._now)
         _log.info(
             "candidate.ended",
@@ -311,7 +311,7 @@ class Reconciler:
                 up = conductor.nim_up(
                     record, ready.payload, policy.namespace, policy.nim_url, judge
                 )
-                await self._emit(record, up)
+                await self._emit_for(record, up)
                 await self._move(record, phase=Phase.UP, up_at=self._now)
                 _log.info("candidate.up", run_id=str(record.run_id), model=record.model)
             case Remove(ending):
@@ -334,7 +334,7 @@ class Reconciler:
                 continue
             cause: Envelope[Any] | None = run.stopping or run.ready
             assert cause is not None, "an outcome needs a stopping event or the datasets"
-            await self._outbox.emit(outcome, run_id=run.run_id, cause=cause)
+            await self._emit(outcome, cause=cause)
             await self._repo.finish_run(run.run_id)
             _log.info("run.finished", run_id=str(run.run_id), outcome=outcome.EVENT_TYPE)
 

@@ -1,1 +1,1 @@
-"""Adapters of the customizer's ports: NMP and the Kafka publisher."""
+"""Adapters of the customizer's ports: NMP (events go out through the kit's `emit`)."""

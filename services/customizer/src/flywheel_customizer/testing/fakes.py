@@ -10,11 +10,9 @@ from typing import Any
 
 from pymongo.errors import AutoReconnect
 
-from flywheel_contracts.envelope import Envelope, new_event
-from flywheel_contracts.events import NimUp
-from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.runtime.nmp import CustomizationStatus, NmpNotFound, NmpRetryableError
 from flywheel_contracts.runtime.testing import FakeLease as FakeLease
+from flywheel_contracts.runtime.testing import RecordedEvents as RecordedEvents
 from flywheel_customizer.jobs import CustomizationRecord, Phase
 from flywheel_customizer.ports import JobRequest, SubmittedJob
 
@@ -147,27 +145,6 @@ class InMemoryCustomizations:
         return {r: self.cancelled_runs[r] for r in run_ids if r in self.cancelled_runs}
 
 
-@dataclass
-class RecordedEvents:
-    """Every publish, as the envelope the kit would have built; `down` refuses publishes."""
-
-    published: list[Envelope[Any]] = field(default_factory=list)
-    down: bool = False
-
-    async def publish(
-        self, payload: EventPayload, *, cause: Envelope[NimUp], discriminator: str = ""
-    ) -> None:
-        if self.down:
-            raise ConnectionError("Kafka unreachable")
-        self.published.append(
-            new_event(
-                payload,
-                producer="customizer",
-                run_id=cause.run_id,
-                cause=cause,
-                discriminator=discriminator,
-            )
-        )
-
-    def of_type(self, event_type: str) -> list[Envelope[Any]]:
-        return [e for e in self.published if e.event_type == event_type]
+def recorded_events() -> RecordedEvents:
+    """The kit's event ports as the customizer's, recording what it publishes."""
+    return RecordedEvents("customizer")

@@ -15,7 +15,13 @@ from flywheel_evaluator.clients.chat import ChatEndpoint, ChatResult
 from flywheel_evaluator.clients.refusals import schema_refused_message
 from flywheel_evaluator.dataset import EvalItem
 from flywheel_evaluator.dialects import read_answer
-from flywheel_evaluator.errors import ChatFailed, EvaluationFailed, RateLimited, SchemaRefused
+from flywheel_evaluator.errors import (
+    ChatFailed,
+    EvaluationFailed,
+    RateLimited,
+    SchemaRefused,
+    Unreachable,
+)
 from flywheel_evaluator.judging import (
     SIMILARITY_MAX,
     SIMILARITY_MIN,
@@ -87,6 +93,10 @@ class RecordScorer:
         except RateLimited as exc:
             raise EvaluationFailed(
                 EvalErrorKind.RATE_LIMITED, f"the candidate {self._target}: {exc}"
+            ) from exc
+        except Unreachable as exc:
+            raise EvaluationFailed(
+                EvalErrorKind.JOB_FAILED, f"the candidate {self._target} is unreachable: {exc}"
             ) from exc
         except SchemaRefused as exc:
             message = schema_refused_message(exc.server_text, compat_on=self._compat)
@@ -168,6 +178,10 @@ class RecordScorer:
         except RateLimited as exc:
             raise EvaluationFailed(
                 EvalErrorKind.RATE_LIMITED, f"the judge {self._judge_model}: {exc}"
+            ) from exc
+        except Unreachable as exc:
+            raise EvaluationFailed(
+                EvalErrorKind.JOB_FAILED, f"the judge {self._judge_model} is unreachable: {exc}"
             ) from exc
         except ChatFailed as exc:
             return None, {"judge_error": str(exc)[:_ERROR_CHARS]}

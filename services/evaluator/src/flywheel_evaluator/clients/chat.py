@@ -6,8 +6,10 @@ one successful request took, not the retries before it. The answer is classified
 client's way (5xx, 408, timeouts and connection failures are transient; other 4xx are not), with
 two answers of their own:
 
-- 429 is waited out (ratelimit.py): it does not use up an attempt, and is counted; a request
+- 429 is waited out (waits.py): it does not use up an attempt, and is counted; a request
   rate limited for too long raises RateLimited, which ends the evaluation;
+- so is an endpoint accepting no connection (a platform restart): a request waiting for it
+  longer than `chat.unreachable_max_s` raises Unreachable, which ends the evaluation;
 - a 400 refusing the tool schemas (refusals.py) raises SchemaRefused, which ends it too.
 
 A remote endpoint (the judge on build.nvidia.com, an external candidate) may want an API key,
@@ -36,10 +38,10 @@ from flywheel_contracts.runtime.nmp.http import Sleep, read
 from flywheel_contracts.runtime.nmp.nim import openai_base_url
 from flywheel_contracts.runtime.secrets import bearer_headers
 from flywheel_evaluator.clients.pools import Pools
-from flywheel_evaluator.clients.ratelimit import RateLimitBudget
 from flywheel_evaluator.clients.refusals import is_schema_refusal
+from flywheel_evaluator.clients.waits import WaitBudget
 from flywheel_evaluator.config import ChatSettings
-from flywheel_evaluator.errors import ChatFailed, RateLimited, SchemaRefused
+from flywheel_evaluator.errors import ChatFailed, RateLimited, SchemaRefused, Unreachable
 
 _JSON = {"Content-Type": "application/json"}
 _MASK = "**********"
@@ -158,7 +160,8 @@ class ChatEndpoint:
 
     async def _send(self, body: bytes, *, carries_tools: bool) -> ChatResult:
         attempt = 0
-        limited = RateLimitBudget(self._settings)
+        limited = WaitBudget.rate_limits(self._settings)
+        down = WaitBudget.outages(self._settings)
         while True:
             attempt += 1
             started = time.perf_counter()
@@ -169,13 +172,25 @@ class ChatEndpoint:
                 )
                 try:
                     response = await client.send(request)
+                except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                    attempt -= 1  # nobody there to fail: an outage, not a failed attempt
+                    wait = down.next_wait()
+                    if wait is None:
+                        message = f"POST {request.url}: {down.verdict('refused connections')}"
+                        raise Unreachable(
+                            f"{message}; last: {self._credentials.mask(str(exc))}",
+                            attempts=attempt,
+                            rate_limited=limited.count,
+                        ) from exc
+                    await self._sleep(wait)
+                    continue
                 except httpx.RequestError as exc:
                     response, error = None, error_for_request(request, exc)
             if response is not None and response.status_code == httpx.codes.TOO_MANY_REQUESTS:
                 attempt -= 1  # "not now" is no failed attempt
                 wait = limited.next_wait(response.headers.get("Retry-After"))
                 if wait is None:
-                    message = f"POST {request.url}: {limited.verdict()}"
+                    message = f"POST {request.url}: rate limited: {limited.verdict('answers 429')}"
                     raise RateLimited(message, attempts=attempt, rate_limited=limited.count)
                 await self._sleep(wait)
                 continue

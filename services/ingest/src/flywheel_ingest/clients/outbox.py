@@ -1,4 +1,5 @@
-"""logs.rejected and records.ingested through the kit's publisher (acks=all, idempotent)."""
+"""logs.rejected through the kit's publisher, records.ingested through its `emit` (both acks=all,
+idempotent)."""
 
 import asyncio
 from collections.abc import Sequence
@@ -48,6 +49,6 @@ class KafkaOutbox:
 
     async def announce(self, batch: RecordsIngested) -> None:
         try:
-            await self._kit.publisher.publish(self._kit.new_event(batch, run_id=None))
+            await self._kit.emit(batch)
         except KafkaException as exc:
             raise OutboxUnavailable(f"{batch.EVENT_TYPE} not acknowledged: {exc}") from exc

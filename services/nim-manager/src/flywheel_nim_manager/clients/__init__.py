@@ -1,1 +1,1 @@
-"""Adapters of nim-manager's ports: NMP deployments and the kit's publisher."""
+"""Adapters of nim-manager's ports: NMP deployments (events go out through the kit's `emit`)."""

@@ -24,10 +24,9 @@ from flywheel_contracts.events import (
     UsageStats,
 )
 from flywheel_contracts.examples import EXAMPLES
-from flywheel_contracts.payload import EventPayload
 from flywheel_contracts.run_config import CandidateConfig, EvalType
 from flywheel_contracts.runtime.testing import FakeLease as FakeLease
-from flywheel_contracts.runtime.testing import ManualClock
+from flywheel_contracts.runtime.testing import ManualClock, RecordedEvents
 from flywheel_nim_manager.reconciler import Policy, Reconciler
 from flywheel_nim_manager.records import (
     CandidateRecord,
@@ -190,34 +189,9 @@ class FakeDeployer:
         return frozenset(d.model for d in self.deployments.values() if d.status == "ready")
 
 
-class RecordingOutbox:
-    def __init__(self) -> None:
-        self.events: list[Envelope[Any]] = []
-
-    async def emit(
-        self,
-        payload: EventPayload,
-        *,
-        run_id: UUID,
-        cause: Envelope[Any],
-        discriminator: str = "",
-    ) -> None:
-        self.events.append(
-            new_event(
-                payload,
-                producer="nim-manager",
-                run_id=run_id,
-                cause=cause,
-                discriminator=discriminator,
-            )
-        )
-
-    def of(self, event_type: str, run_id: UUID | None = None) -> list[Envelope[Any]]:
-        return [
-            e
-            for e in self.events
-            if e.event_type == event_type and (run_id is None or e.run_id == run_id)
-        ]
+def recorded_events() -> RecordedEvents:
+    """The kit's event ports as nim-manager's, recording what it publishes."""
+    return RecordedEvents("nim-manager")
 
 
 def candidate(name: str, gpus: int = 1, **extra: Any) -> CandidateConfig:
@@ -355,7 +329,7 @@ class World:
     clock: ManualClock = field(default_factory=ManualClock)
     repository: MemoryRepository = field(default_factory=MemoryRepository)
     deployer: FakeDeployer = field(default_factory=FakeDeployer)
-    outbox: RecordingOutbox = field(default_factory=RecordingOutbox)
+    events: RecordedEvents = field(default_factory=recorded_events)
     lease: FakeLease = field(default_factory=FakeLease)
     judge: CandidateConfig | None = None
     """The judge nim-manager deploys for each run, if any."""
@@ -367,7 +341,7 @@ class World:
         self.reconciler = Reconciler(
             self.repository,
             self.deployer,
-            self.outbox,
+            self.events.emit,
             self.lease,
             Policy(
                 budget=self.budget,
@@ -405,7 +379,7 @@ class World:
         return run_id, event
 
     def ups(self, run_id: UUID | None = None) -> list[NimUp]:
-        return [e.payload for e in self.outbox.of("nim.up", run_id)]
+        return [e.payload for e in self.events.of("nim.up", run_id)]
 
     async def evaluate(self, run_id: UUID, model: str, **options: Any) -> None:
         """Play the evaluator: base and ICL results for `model`."""

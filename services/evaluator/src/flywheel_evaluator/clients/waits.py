@@ -1,15 +1,19 @@
-"""Waiting out 429s: how long one request waits before it is sent again, and when it gives up.
+"""Waiting out "not now": how long one request waits before it is sent again, and when it gives
+up. Two answers mean "not now", not "not this", and neither uses up one of the request's
+attempts (which are for failures):
 
-A 429 says "not now", not "not this": it does not use up one of the request's attempts (which
-are for failures), it is counted, and the request is sent again after
+- a 429. It is counted, and the request is sent again after the `Retry-After` header's delay
+  (seconds, or an HTTP date), at most `chat.retry_after_max_s` per wait (a server is often ready
+  sooner than it says, and one more 429 costs little); without a usable header, after the same
+  exponential backoff as a transient failure. Answered 429 for longer than
+  `chat.rate_limited_max_s`, or told to wait past it, the request gives up: the evaluation ends
+  with `rate_limited` rather than record after record failing the same way.
+- no connection at all (refused, unresolvable, not accepted in time): the endpoint is down, a
+  platform outage to wait out like any other, with the backoff, for up to
+  `chat.unreachable_max_s`. Past that the evaluation ends, rather than failing every record
+  against a server that is not there.
 
-- the `Retry-After` header's delay (seconds, or an HTTP date), at most `chat.retry_after_max_s`
-  per wait (a server is often ready sooner than it says, and one more 429 costs little);
-- without a usable header, the same exponential backoff as a transient failure.
-
-One request answered 429 for longer than `chat.rate_limited_max_s` (counted from its first 429,
-on the clock and in waits alike), or told to wait past it, gives up: the evaluation ends with
-`rate_limited` rather than record after record failing the same way.
+Each is counted from its first occurrence, on the clock and in waits alike.
 """
 
 import math
@@ -50,17 +54,22 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-class RateLimitBudget:
-    """The 429s of one request: their count, and the next wait or the verdict to give up."""
+class WaitBudget:
+    """One request's "not now" answers of one kind: their count, and the next wait or the
+    verdict to give up once `max_s` (the setting named `setting`) would be passed."""
 
     def __init__(
         self,
         settings: ChatSettings,
         *,
+        max_s: float,
+        setting: str,
         clock: Clock = time.monotonic,
         wall_clock: WallClock = utc_now,
     ) -> None:
         self._settings = settings
+        self._max_s = max_s
+        self._setting = setting
         self._clock = clock
         self._wall_clock = wall_clock
         self.count = 0
@@ -76,8 +85,16 @@ class RateLimitBudget:
         on_clock = 0.0 if self._first is None else self._clock() - self._first
         return max(self.waited_s, on_clock)
 
-    def next_wait(self, retry_after: str | None) -> float | None:
-        """Count a 429; the seconds to wait before sending again, or None to give up."""
+    @classmethod
+    def rate_limits(cls, settings: ChatSettings) -> "WaitBudget":
+        return cls(settings, max_s=settings.rate_limited_max_s, setting="chat.rate_limited_max_s")
+
+    @classmethod
+    def outages(cls, settings: ChatSettings) -> "WaitBudget":
+        return cls(settings, max_s=settings.unreachable_max_s, setting="chat.unreachable_max_s")
+
+    def next_wait(self, retry_after: str | None = None) -> float | None:
+        """Count one; the seconds to wait before sending again, or None to give up."""
         self.count += 1
         if self._first is None:
             self._first = self._clock()
@@ -86,15 +103,15 @@ class RateLimitBudget:
             backoff = self._settings.backoff_s * 2 ** (self.count - 1)
             asked = min(backoff, self._settings.backoff_max_s)
         self.asked_s = asked = max(asked, MIN_WAIT_S)
-        if self.spent_s + asked > self._settings.rate_limited_max_s:
+        if self.spent_s + asked > self._max_s:
             return None
         wait = min(asked, self._settings.retry_after_max_s)
         self.waited_s += wait
         return wait
 
-    def verdict(self) -> str:
+    def verdict(self, what: str) -> str:
+        """Why the request gave up; `what` happened `count` times (e.g. "answers 429")."""
         return (
-            f"rate limited: {self.count} answers 429 to one request over {self.spent_s:.0f} s, "
-            f"and waiting {self.asked_s:.0f} s more would pass the "
-            f"{self._settings.rate_limited_max_s:g} s bound (chat.rate_limited_max_s)"
+            f"{self.count} {what} to one request over {self.spent_s:.0f} s, and waiting "
+            f"{self.asked_s:.0f} s more would pass the {self._max_s:g} s bound ({self._setting})"
         )

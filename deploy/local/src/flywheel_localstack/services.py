@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Self
 
 import httpx
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from flywheel_contracts.runtime.settings import KafkaSettings
 from flywheel_contracts.runtime.testing import ServiceProcess
@@ -307,9 +307,22 @@ def start_new_group_at_end(
         try:
             return _start_new_group_at_end(kafka, group, topic)
         except KafkaException as exc:
-            if not exc.args[0].retriable() or time.monotonic() > deadline:
+            error = exc.args[0]
+            # librdkafka does not flag a coordinator that is still loading as retriable when it
+            # answers a `committed` call.
+            retriable = error.retriable() or error.code() in _COORDINATOR_NOT_READY
+            if not retriable or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
+
+
+_COORDINATOR_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+    }
+)
 
 
 def _start_new_group_at_end(kafka: KafkaSettings, group: str, topic: str) -> bool:

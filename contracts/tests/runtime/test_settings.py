@@ -137,3 +137,13 @@ def test_a_refused_start_does_not_print_the_secrets_it_was_given() -> None:
     with pytest.raises(ValidationError) as refused:
         IngestSettings(kafka={"sasl_password": "planted-secret", "session_timeout_ms": 1})
     assert "planted-secret" not in str(refused.value)
+
+
+def test_the_consumer_group_is_named_after_the_service_unless_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert IngestSettings().consumer_group == "flywheel.ingest"
+    monkeypatch.setenv("FLYWHEEL_INGEST_GROUP_ID", "flywheel.ingest.replay")
+    settings = IngestSettings()
+    assert settings.consumer_group == "flywheel.ingest.replay"
+    assert settings.group_membership()["group.id"] == "flywheel.ingest.replay"

@@ -256,6 +256,12 @@ class ServiceSettings(BaseSettings):
     )
 
     service_name: ServiceName = Field(description="Names the consumer group `flywheel.<name>`.")
+    group_id: str | None = Field(
+        None,
+        min_length=1,
+        description="The consumer group, when not `flywheel.<service_name>`: tests isolate "
+        "with their own.",
+    )
     instance_id: str = Field(default_factory=_default_instance_id, min_length=1, max_length=128)
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -274,7 +280,7 @@ class ServiceSettings(BaseSettings):
 
     @property
     def consumer_group(self) -> str:
-        return f"flywheel.{self.service_name}"
+        return self.group_id or f"flywheel.{self.service_name}"
 
     def group_membership(self) -> dict[str, KafkaConfigValue]:
         """How this instance joins its consumer group: the one place every consumer of the

@@ -58,13 +58,5 @@ class CustomizerSettings(ServiceSettings):
 
     service_name: str = "customizer"
     http_port: int = Field(8105, ge=0, le=65535)
-    group_id: str | None = Field(
-        None,
-        description="Consumer group; default `flywheel.customizer`. Tests isolate with their own.",
-    )
     nmp: NmpSettings = NmpSettings()
     jobs: JobSettings = JobSettings()
-
-    @property
-    def consumer_group(self) -> str:
-        return self.group_id or super().consumer_group

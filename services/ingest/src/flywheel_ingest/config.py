@@ -312,9 +312,6 @@ class IngestSettings(ServiceSettings):
     source_topic: str = Field(
         "logs.raw", min_length=1, description="Read (and written by the intake) under the prefix."
     )
-    group_id: str | None = Field(
-        None, description="Consumer group; default `flywheel.ingest`. Tests isolate with their own."
-    )
     max_line_bytes: int = Field(
         DEFAULT_MAX_LINE_BYTES, ge=1024, description="Longer lines are rejected as oversize."
     )
@@ -324,10 +321,6 @@ class IngestSettings(ServiceSettings):
     pii: PiiSettings = PiiSettings()
     intake: IntakeSettings = IntakeSettings()
     producers: ProducerSettings = ProducerSettings()
-
-    @property
-    def consumer_group(self) -> str:
-        return self.group_id or super().consumer_group
 
     @model_validator(mode="after")
     def _intake_exposure(self) -> "IngestSettings":

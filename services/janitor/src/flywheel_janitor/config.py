@@ -61,14 +61,6 @@ class JanitorSettings(ServiceSettings):
 
     service_name: str = "janitor"
     http_port: int = Field(8106, ge=0, le=65535)
-    group_id: str | None = Field(
-        None,
-        description="Consumer group; default `flywheel.janitor`. Tests isolate with their own.",
-    )
     nmp: NmpSettings = NmpSettings()
     reclaim: ReclaimSettings = ReclaimSettings()
     sweeps: SweepSettings = SweepSettings()
-
-    @property
-    def consumer_group(self) -> str:
-        return self.group_id or super().consumer_group

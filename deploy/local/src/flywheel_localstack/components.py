@@ -158,7 +158,7 @@ class Kafka(Component):
         # Storage is formatted once; re-formatting with a new cluster id would refuse old data.
         id_file = self.data_dir / "cluster.id"
         if not id_file.exists():
-            id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            id_file.write_text(_cluster_id())
         result = subprocess.run(
             _java(
                 "256m",
@@ -417,3 +417,12 @@ class NmpEmulator(Component):
 
 
 ALL_COMPONENTS: tuple[type[Component], ...] = (Mongo, Elasticsearch, Kafka, NmpEmulator, Rsyslog)
+
+
+def _cluster_id() -> str:
+    """A random Kafka cluster id: a UUID in URL-safe base64, drawn again while it starts with
+    `-`, which the storage tool would read as an option (Kafka's own ids avoid it too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id

@@ -16,7 +16,7 @@ import httpx
 from confluent_kafka import KafkaError, Producer
 
 from flywheel_contracts.events import DatasetReady
-from flywheel_contracts.run_config import DEMO_CANDIDATES, RunOverrides
+from flywheel_contracts.run_config import DEMO_CANDIDATES, CandidateConfig, EvalType, RunOverrides
 from flywheel_contracts.runtime.poison import poison_for
 from flywheel_contracts.runtime.testing import ServiceProcess, eventually
 from flywheel_contracts.traffic import ROUTER
@@ -41,8 +41,6 @@ from tests.support.world import TAPPED
 
 # The demo's run: three one-GPU candidates, the first also customized, so every service has work.
 CANDIDATES = DEMO_CANDIDATES
-CUSTOMIZED = frozenset(c.model_name for c in CANDIDATES if c.customization_enabled)
-EXPECTED_EVALS = frozenset(expected_entries(CANDIDATES))
 EVAL_SIZE = 10
 RUN_TIMEOUT_S = 300.0
 SETTLE_TIMEOUT_S = 90.0
@@ -54,6 +52,15 @@ class Run:
     run_id: UUID
     requested_at: float
     batch: Batch
+    candidates: tuple[CandidateConfig, ...]
+
+    @property
+    def customized(self) -> frozenset[str]:
+        return frozenset(c.model_name for c in self.candidates if c.customization_enabled)
+
+    @property
+    def evaluations(self) -> frozenset[tuple[str, EvalType]]:
+        return frozenset(expected_entries(self.candidates))
 
 
 @dataclass(frozen=True)
@@ -83,13 +90,18 @@ class Harness:
     emulator_process: ServiceProcess
     emulator: httpx.Client
 
-    async def request_run(self, batch: Batch, limit: int | None = None) -> Run:
-        """The demo's candidates on `batch`; `limit` records at most (the run default)."""
+    async def request_run(
+        self,
+        batch: Batch,
+        limit: int | None = None,
+        candidates: tuple[CandidateConfig, ...] = CANDIDATES,
+    ) -> Run:
+        """`candidates` (the demo's) on `batch`; `limit` records at most (the run default)."""
         overrides = RunOverrides(
-            candidates=CANDIDATES, eval_size=EVAL_SIZE, random_seed=7, epochs=1, limit=limit
+            candidates=candidates, eval_size=EVAL_SIZE, random_seed=7, epochs=1, limit=limit
         )
         run_id = await start_run(self.setup, ROUTER, batch.client_id, overrides, "chaos")
-        return Run(run_id, time.monotonic(), batch)
+        return Run(run_id, time.monotonic(), batch, candidates)
 
     def moment(self, run: Run) -> Moment:
         return Moment.now(self.tap, run.run_id, run.requested_at, TAPPED)
@@ -186,19 +198,19 @@ class Harness:
         run_id = run.run_id
         result = await completed(self.tap, run_id, timeout_s)
         scenario.check(f"run.completed {time.monotonic() - run.requested_at:.1f}s after request")
-        assert_scored(result, expected_entries(CANDIDATES), "function_name_and_args_accuracy")
-        scenario.check(f"leaderboard: all {len(EXPECTED_EVALS)} evaluations, none in error")
+        assert_scored(result, expected_entries(run.candidates), "function_name_and_args_accuracy")
+        scenario.check(f"leaderboard: all {len(run.evaluations)} evaluations, none in error")
 
         await self.tap.wait_for(
-            "nim.down", run_id, count=len(CANDIDATES), timeout_s=SETTLE_TIMEOUT_S
+            "nim.down", run_id, count=len(run.candidates), timeout_s=SETTLE_TIMEOUT_S
         )
         # First the janitor must have caught up: a restarted janitor (or one whose broker
         # restarted) rejoins its consumer group only after the old member's session expires,
         # and a run it has not read yet would look clean in its ledger.
-        await self._no_duplicate_resources(scenario, run_id)
+        await self._no_duplicate_resources(scenario, run)
         await assert_nothing_left(self.emulator, self.flywheel, [run_id], SETTLE_TIMEOUT_S)
         scenario.check("nothing left: no deployment, no unfinished job, nothing live in ledger")
-        self._no_duplicate_events(scenario, run_id)
+        self._no_duplicate_events(scenario, run)
         self._no_lost_record(scenario, run)
         await self.services_serve(scenario)
 
@@ -211,7 +223,9 @@ class Harness:
         )
         scenario.check("all six services alive and ready")
 
-    def _no_duplicate_events(self, scenario: Scenario, run_id: UUID) -> None:
+    def _no_duplicate_events(self, scenario: Scenario, run: Run) -> None:
+        run_id = run.run_id
+
         def once(event_type: str, key: Any, expected: set[Any]) -> None:
             counted = checks.distinct(self.tap, event_type, run_id, key)
             assert counted == dict.fromkeys(expected, 1), (event_type, counted)
@@ -220,12 +234,12 @@ class Harness:
         terminal += checks.distinct(self.tap, "run.failed", run_id, lambda _: "terminal")
         assert terminal["terminal"] == 1, f"{terminal['terminal']} distinct terminal events"
         copies = checks.copies(self.tap, "run.completed", run_id)
-        models = {c.model_name for c in CANDIDATES}
+        models = {c.model_name for c in run.candidates}
         once("dataset.ready", lambda _: "ready", {"ready"})
         once("nim.up", lambda p: p.candidate.model_name, models)
         once("nim.down", lambda p: p.candidate_model, models)
-        once("customization.done", lambda p: p.candidate_model, set(CUSTOMIZED))
-        once("eval.done", lambda p: (p.candidate_model, p.eval_type), set(EXPECTED_EVALS))
+        once("customization.done", lambda p: p.candidate_model, set(run.customized))
+        once("eval.done", lambda p: (p.candidate_model, p.eval_type), set(run.evaluations))
         assert not self.tap.of("nim.failed", run_id), self.tap.of("nim.failed", run_id)
         scenario.check(
             f"one terminal event ({copies} message(s) of it), one dataset.ready, one nim.up and "
@@ -233,7 +247,8 @@ class Harness:
             f"no nim.failed"
         )
 
-    async def _no_duplicate_resources(self, scenario: Scenario, run_id: UUID) -> None:
+    async def _no_duplicate_resources(self, scenario: Scenario, run: Run) -> None:
+        run_id = run.run_id
         deployments = Counter(
             {
                 name: count
@@ -241,10 +256,10 @@ class Harness:
                 if run_id.hex in name
             }
         )
-        assert len(deployments) == len(CANDIDATES), deployments
+        assert len(deployments) == len(run.candidates), deployments
         assert set(deployments.values()) == {1}, f"a deployment was created twice: {deployments}"
         jobs = customization_jobs(self.emulator, run_id)
-        assert len(jobs) == len(CUSTOMIZED), f"customization jobs: {sorted(jobs)}"
+        assert len(jobs) == len(run.customized), f"customization jobs: {sorted(jobs)}"
         created = set(deployments) | set(jobs)
 
         def untracked() -> set[str]:

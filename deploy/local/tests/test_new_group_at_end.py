@@ -40,7 +40,7 @@ def test_a_coordinator_not_ready_yet_is_waited_for(
 ) -> None:
     attempt, calls = _failing(code, code)
     monkeypatch.setattr(services, "_start_new_group_at_end", attempt)
-    monkeypatch.setattr(services.time, "sleep", lambda _s: None)
+    monkeypatch.setattr("flywheel_localstack.services.time.sleep", lambda _s: None)
     assert services.start_new_group_at_end(KafkaSettings(), "g", "logs.raw") is True
     assert len(calls) == 3
 

@@ -42,7 +42,7 @@ def test_ports_and_folders_come_from_the_environment(monkeypatch: pytest.MonkeyP
 def test_a_kafka_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
     # The first UUID encodes to "-" first (0xf8 = 111110 in the top six bits).
     drawn = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(int=1)])
-    monkeypatch.setattr(components.uuid, "uuid4", lambda: next(drawn))
+    monkeypatch.setattr("flywheel_localstack.components.uuid.uuid4", lambda: next(drawn))
     cluster_id = components._cluster_id()
     assert not cluster_id.startswith("-")
     assert cluster_id == base64.urlsafe_b64encode(uuid.UUID(int=1).bytes).decode().rstrip("=")

@@ -20,12 +20,16 @@ import pytest
 
 from flywheel_contracts.events import EvalDone, EvalError, EvalErrorKind, MetricScore, UsageStats
 from flywheel_contracts.run_config import EvalType
+from flywheel_localstack import components
+from flywheel_localstack.components import NmpEmulator
+from flywheel_localstack.config import StackSettings
 from flywheel_localstack.installers import InstallError
 from flywheel_localstack.real_model import (
     SERVED_MODEL,
     LlamaServer,
     ModelIntegrityError,
     RealModel,
+    emulator_env,
     install,
 )
 from flywheel_localstack.real_model.install import (
@@ -44,6 +48,7 @@ from flywheel_localstack.real_model.run import (
     result_rows,
     run_overrides,
 )
+from flywheel_nmp_emulator.config import Settings as EmulatorSettings
 
 PACKAGES = ("part_a", "part_b", "part_c")
 
@@ -171,6 +176,37 @@ def test_the_server_gets_its_slots_and_the_key_file_never_the_key(tmp_path: Path
     assert value("--port") == "8081" and value("--threads") == "2"
     assert value("--api-key-file") == str(tmp_path / "key")
     assert "s3cret" not in " ".join(cmd)
+
+
+@pytest.mark.unit
+def test_the_emulator_settings_point_at_the_installed_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary, gguf = tmp_path / "llama-server", tmp_path / "model.gguf"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    gguf.write_bytes(b"GGUF")
+    for name, value in emulator_env(RealModel(server=binary, model=gguf)).items():
+        monkeypatch.setenv(name, value)
+
+    real = EmulatorSettings().real
+
+    assert real.enabled and real.model_id == SERVED_MODEL
+    assert (real.llama_server, real.model_path) == (binary, gguf)
+
+
+@pytest.mark.unit
+def test_the_stack_turns_the_real_backend_on_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    installed = RealModel(server=tmp_path / "llama-server", model=tmp_path / "m.gguf")
+    monkeypatch.setattr(components, "install", lambda cache_dir: installed)
+    settings = StackSettings(state_dir=tmp_path / "stack")
+
+    assert "NMP_EMULATOR_REAL__ENABLED" not in NmpEmulator(settings).env()
+    env = NmpEmulator(StackSettings(state_dir=tmp_path / "stack", nmp_real_model=True)).env()
+    assert env["NMP_EMULATOR_REAL__ENABLED"] == "true"
+    assert env["NMP_EMULATOR_REAL__LLAMA_SERVER"] == str(installed.server)
 
 
 @pytest.mark.unit

@@ -32,6 +32,8 @@ from flywheel_localstack.kafka_security import (
     SHIPPER_MECHANISM,
     SHIPPER_USER,
 )
+from flywheel_localstack.real_model import emulator_env, install
+from flywheel_localstack.real_model.trainer import install_trainer
 
 RAW_LOGS_TOPIC = "logs.raw"
 
@@ -401,12 +403,26 @@ class NmpEmulator(Component):
         return [sys.executable, "-m", "flywheel_nmp_emulator"]
 
     def env(self) -> dict[str, str]:
-        return {
+        env = {
             "NMP_EMULATOR_HOST": "127.0.0.1",
             "NMP_EMULATOR_PORT": str(self.settings.nmp_port),
             "NMP_EMULATOR_STATE_FILE": str(self.data_dir / "state.json"),
             "NMP_EMULATOR_GPUS": str(self.settings.nmp_gpus),
         }
+        if self.settings.nmp_real_model:
+            # Installs on first use (0.5 GB and a llama-server build; the trainer 2.8 GB), before
+            # the emulator starts.
+            trainer = (
+                install_trainer(self.settings.cache_dir)
+                if self.settings.nmp_real_training
+                else None
+            )
+            env.update(
+                emulator_env(
+                    install(self.settings.cache_dir), trainer, self.settings.nmp_max_train_steps
+                )
+            )
+        return env
 
     def probe(self) -> Health:
         try:

@@ -52,6 +52,20 @@ class StackSettings(BaseSettings):
     nmp_port: int = 8700
 
     nmp_gpus: int = Field(16, description="the emulated cluster's GPU inventory")
+    nmp_real_model: bool = Field(
+        False,
+        description="deployments of the real model (Qwen2.5-Coder-0.5B) in the NMP emulator "
+        "start real llama-server processes; installed into the cache on first use",
+    )
+    nmp_real_training: bool = Field(
+        False,
+        description="with nmp_real_model: customization jobs of the real model train real LoRA "
+        "adapters (PyTorch, transformers, peft: about 2.8 GB, installed into the cache on first "
+        "use)",
+    )
+    nmp_max_train_steps: int | None = Field(
+        None, ge=1, description="the emulator's cap on a real training's steps (its default: 60)"
+    )
 
     kafka_heap: str = "512m"
     elasticsearch_heap: str = "768m"

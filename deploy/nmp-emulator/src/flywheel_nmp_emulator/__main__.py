@@ -21,6 +21,10 @@ def main() -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=False,
+        # A chat request proxied to a real server may run for minutes; a stop waits this long
+        # for requests in flight, then cancels them, so the shutdown stops the servers and
+        # trainers it owns instead of waiting on them.
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
 
 

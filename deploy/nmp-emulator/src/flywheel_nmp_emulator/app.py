@@ -34,6 +34,11 @@ def create_app(settings: Settings | None = None, emulator: Emulator | None = Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if emu.real is not None:
+            # Before the first tick starts servers: what a SIGKILLed predecessor left must go.
+            # Trainers and converters too: their pid files are in the same run folder.
+            for pid in emu.real.sweep():
+                log.warning("stopped process %d left by a previous emulator", pid)
         scheduler.start()
         log.info(
             "NMP emulator up: %d GPU(s), namespace %s, state %s",
@@ -45,6 +50,11 @@ def create_app(settings: Settings | None = None, emulator: Emulator | None = Non
             yield
         finally:
             await scheduler.stop()
+            if emu.training is not None:
+                # Before the servers: their close may remove the run folder the jobs use.
+                await emu.training.close()
+            if emu.real is not None:
+                await emu.real.close()
             emu.store.commit()
 
     app = FastAPI(

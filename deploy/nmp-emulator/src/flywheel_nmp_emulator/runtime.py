@@ -10,6 +10,8 @@ from flywheel_nmp_emulator.config import Settings, Timings
 from flywheel_nmp_emulator.faults import FaultInjector
 from flywheel_nmp_emulator.gpu import GpuInventory
 from flywheel_nmp_emulator.models.instruct import ModelKit
+from flywheel_nmp_emulator.real.servers import RealServers
+from flywheel_nmp_emulator.real.training.runs import TrainingRuns
 from flywheel_nmp_emulator.serving import ModelCatalog
 from flywheel_nmp_emulator.state.records import EmulatorState
 from flywheel_nmp_emulator.state.store import StateStore
@@ -26,6 +28,16 @@ class Emulator:
         self.catalog = ModelCatalog(self)
         # Chat completions answered per model id since the process started (/emulator/usage).
         self.chat_completions: Counter[str] = Counter()
+        # Real llama-server processes for the real model's deployments; None = heuristic only.
+        self.real: RealServers | None = (
+            RealServers(settings.real, settings.real_run_dir()) if settings.real.enabled else None
+        )
+        # Real LoRA trainers for the real model's customization jobs; None = heuristic training.
+        self.training: TrainingRuns | None = (
+            TrainingRuns(settings.real, self.real.run_dir)
+            if self.real is not None and settings.real.trains
+            else None
+        )
 
     @property
     def state(self) -> EmulatorState:

@@ -14,6 +14,7 @@ import logging
 
 from flywheel_nmp_emulator.jobs import customization, deployments
 from flywheel_nmp_emulator.jobs.evaluation import Evaluations
+from flywheel_nmp_emulator.real import lifecycle as real_lifecycle
 from flywheel_nmp_emulator.runtime import Emulator
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class Scheduler:
             changed = True
             deployments.advance(emu, now)
             customization.advance(emu, now)
+        if emu.real is not None:
+            changed |= real_lifecycle.reconcile(emu, now)
         changed |= self.evaluations.advance(now)
         if changed:
             emu.store.commit()

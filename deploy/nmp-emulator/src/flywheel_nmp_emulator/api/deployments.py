@@ -173,6 +173,8 @@ async def delete_deployment(namespace: str, name: str, emu: FreshEmulator) -> di
     if dep is None:
         raise not_found(f"model deployment {namespace}/{name}")
     emu.gpus.release(holder(dep))
+    if emu.real is not None:
+        emu.real.stop(key)  # at once, not at the next tick
     emu.catalog.forget(dep.model)
     emu.store.record("deployment", key, "deleted")
     emu.store.commit()

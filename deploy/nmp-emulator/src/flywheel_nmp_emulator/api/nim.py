@@ -20,6 +20,9 @@ from flywheel_nmp_emulator.api.auth import refusal_response
 from flywheel_nmp_emulator.api.deps import FreshEmulator, fresh_emulator, json_body, parse_json
 from flywheel_nmp_emulator.models.embeddings import embed
 from flywheel_nmp_emulator.nim_format import chat_response, estimate_tokens
+from flywheel_nmp_emulator.real.proxy import forward
+from flywheel_nmp_emulator.real.routing import real_route
+from flywheel_nmp_emulator.runtime import Emulator
 
 router = APIRouter(tags=["nim proxy"])
 
@@ -75,7 +78,8 @@ async def chat_completions(request: Request) -> Response:
         return _error(
             422, "'messages' must be a non-empty list of message objects", "BadRequestError"
         )
-    if body.get("stream"):
+    # Only a real server streams; without the real backend the refusal comes first, as it did.
+    if body.get("stream") and emu.real is None:
         return _error(400, "streaming is not supported by the NMP emulator", "BadRequestError")
     model_id: str = body["model"]
     if keyed_by_model:
@@ -83,6 +87,12 @@ async def chat_completions(request: Request) -> Response:
         refused = _unauthorized(request, emu, hosted=hosted)
         if refused is not None:
             return refused
+    if emu.real is not None:
+        real = await _real_completion(emu, body, model_id)
+        if real is not None:
+            return real
+    if body.get("stream"):
+        return _error(400, "streaming is not supported by the NMP emulator", "BadRequestError")
     model = emu.catalog.chat_model(model_id)
     if model is None:
         return _error(404, f"The model `{model_id}` does not exist.", "NotFoundError")
@@ -96,6 +106,22 @@ async def chat_completions(request: Request) -> Response:
     if latency_ms > 0:
         await asyncio.sleep(latency_ms / 1000)
     return Response(orjson.dumps(response), media_type="application/json")
+
+
+async def _real_completion(emu: Emulator, body: dict[str, Any], model_id: str) -> Response | None:
+    """The answer of a real server when the real backend serves `model_id`, else None."""
+    assert emu.real is not None
+    route = real_route(
+        model_id, emu.real.settings.model_id, emu.state.deployments, emu.state.models
+    )
+    if route is None or not emu.catalog.is_served(model_id):
+        return None
+    server = emu.real.get(route.deployment)
+    if server is None:
+        # Ready in the state, its server not (re)started yet: the next tick starts it.
+        return _error(503, f"The model `{model_id}` is starting.", "ServiceUnavailable")
+    emu.chat_completions[model_id] += 1
+    return await forward(emu.real, server, body, model_id, route.adapter)
 
 
 @router.post("/v1/embeddings")

@@ -1,5 +1,7 @@
 """Customization (LoRA) jobs: created -> [pending: NotEnoughResources] -> running -> completed |
-failed | cancelled. Training reads the uploaded training file and produces an adapter."""
+failed | cancelled. Training reads the uploaded training file and produces an adapter: a
+heuristic one after the configured training time, or, for the real model with real training on,
+a real LoRA adapter from a trainer process (real/training/), the job following its steps."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import math
 
 from flywheel_nmp_emulator.jobs.files import DatasetFileError, find_file
 from flywheel_nmp_emulator.models.lora import Adapter, read_jsonl
+from flywheel_nmp_emulator.real.training import lifecycle as real_training
 from flywheel_nmp_emulator.runtime import Emulator
 from flywheel_nmp_emulator.state.records import CustomizationJob, StatusLog
 
@@ -54,9 +57,16 @@ def _start(emu: Emulator, job: CustomizationJob, now: float) -> None:
     job.train_records = len(records)
     job.steps_per_epoch = max(math.ceil(len(records) / batch_size), 1)
     job.planned_seconds = job.epochs * emu.timings.training_seconds_per_epoch
+    detail = f"training on {len(records)} records, {job.gpus} GPU(s)"
+    if real_training.trains(emu, job):
+        try:
+            detail = f"{detail}; {real_training.start(emu, job, records)}"
+        except real_training.TrainingStartError as exc:
+            _fail(emu, job, now, f"Training data could not be used: {exc}")
+            return
     job.status = "running"
     job.started_at = now
-    _log(job, now, "Running", f"training on {len(records)} records, {job.gpus} GPU(s)")
+    _log(job, now, "Running", detail)
     emu.store.record("customization", job.id, "started", f"{job.gpus} GPU(s)")
 
 
@@ -90,9 +100,12 @@ def _finish(emu: Emulator, job: CustomizationJob, now: float) -> None:
 
 
 def progress(job: CustomizationJob, now: float) -> float:
-    """Fraction of the planned training time elapsed (1.0 once completed)."""
+    """Fraction of the planned training time elapsed, or of a real job's steps done (1.0 once
+    completed)."""
     if job.status == "completed":
         return 1.0
+    if job.real is not None:
+        return job.real.steps_done / job.real.total_steps if job.real.total_steps else 0.0
     if job.status != "running" or job.started_at is None:
         return 0.0
     if job.planned_seconds <= 0:
@@ -114,9 +127,47 @@ def advance(emu: Emulator, now: float) -> bool:
                 job.status = "pending"
                 _log(job, now, NOT_ENOUGH_RESOURCES, gpus.waiting_message(holder(job)))
                 changed = True
-        if job.status == "running" and progress(job, now) >= 1.0:
+        if job.status == "running" and job.real is not None:
+            changed |= _advance_real(emu, job, now)
+        elif job.status == "running" and progress(job, now) >= 1.0:
             _finish(emu, job, now)
             changed = True
+    if emu.training is not None:
+        # A trainer whose job is gone (an /emulator/reset) or no longer running stops too.
+        for job_id in emu.training.job_ids():
+            owner = emu.state.customization_jobs.get(job_id)
+            if owner is None or owner.status != "running":
+                emu.training.stop(job_id)
+    return changed
+
+
+def _advance_real(emu: Emulator, job: CustomizationJob, now: float) -> bool:
+    if emu.training is None:
+        _fail(emu, job, now, "Training stopped: the emulator restarted without real training")
+        return True
+    changed, failure, done = real_training.advance(emu, job, now)
+    if failure is not None:
+        real_training.stop(emu, job)
+        _fail(emu, job, now, f"Training failed: {failure}")
+    elif done is not None:
+        if emu.faults.job_fails(
+            "customization", f"{job.base_model} {job.output_model} {job.config}"
+        ):
+            _fail(
+                emu, job, now, "Training failed: the trainer exited with an error (injected fault)"
+            )
+            failed_model = emu.state.models.get(job.output_model)
+            if failed_model is not None:
+                failed_model.lora_gguf = None
+            return True
+        model = emu.state.models.get(job.output_model)
+        if model is not None:
+            model.trained_at = now
+        job.status = "completed"
+        job.finished_at = now
+        _log(job, now, "Completed", done)
+        emu.gpus.release(holder(job))
+        emu.store.record("customization", job.id, "completed", done)
     return changed
 
 
@@ -125,6 +176,9 @@ def cancel(emu: Emulator, job: CustomizationJob, now: float) -> None:
         return
     job.status = "cancelled"
     job.finished_at = now
+    if job.real is not None:
+        # The trainer's whole process group goes with its GPUs.
+        real_training.stop(emu, job)
     _log(job, now, "Cancelled", "cancelled by request")
     emu.gpus.release(holder(job))
     emu.store.record("customization", job.id, "cancelled")

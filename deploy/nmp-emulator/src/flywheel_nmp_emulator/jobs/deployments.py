@@ -24,7 +24,9 @@ def advance(emu: Emulator, now: float) -> bool:
         if dep.gpus_granted_at is None:
             if gpus.holds(key):
                 dep.gpus_granted_at = now
-                dep.ready_at = now + emu.timings.deploy_seconds
+                # A real deployment is ready when its server is (real/lifecycle.py), not on time.
+                real = emu.real is not None and emu.real.serves(dep.model)
+                dep.ready_at = None if real else now + emu.timings.deploy_seconds
                 dep.description = f"starting NIM {dep.model} on {dep.gpus} GPU(s)"
                 emu.store.record("deployment", deployment_id(dep), "started", f"{dep.gpus} GPU(s)")
                 changed = True

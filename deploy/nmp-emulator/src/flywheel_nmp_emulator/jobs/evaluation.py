@@ -25,6 +25,7 @@ from flywheel_nmp_emulator.jobs.templates import Template, TemplateError, render
 from flywheel_nmp_emulator.models.instruct import InstructModel
 from flywheel_nmp_emulator.models.lora import read_jsonl
 from flywheel_nmp_emulator.nim_format import chat_response, prompt_chars
+from flywheel_nmp_emulator.real.routing import real_route
 from flywheel_nmp_emulator.runtime import Emulator
 from flywheel_nmp_emulator.state.records import EvaluationJob
 
@@ -123,6 +124,15 @@ async def run(emu: Emulator, job: EvaluationJob, progress: Run) -> None:
     """Compute the job's results into `progress` (never raises: failures land in .error)."""
     try:
         model_id = target_model_id(job.target)
+        if emu.real is not None and real_route(
+            model_id, emu.real.settings.model_id, emu.state.deployments, emu.state.models
+        ):
+            # Jobs score in-process with the heuristic models; answering for a real model
+            # with them would report made-up scores under its name.
+            raise EvaluationError(
+                f"model {model_id} is served by the real backend, which evaluation jobs do not "
+                "reach yet: evaluate it through the NIM proxy (Flywheel's native evaluator)"
+            )
         model = emu.catalog.chat_model(model_id)
         if model is None:
             raise EvaluationError(

@@ -81,6 +81,31 @@ class StatusLog(BaseModel):
     detail: str = ""
 
 
+class LossPoint(BaseModel):
+    step: int
+    epoch: float
+    value: float
+    at: float
+
+
+class RealTraining(BaseModel):
+    """A job trained for real (real/training/): its capped plan and what the trainer reported."""
+
+    phase: Literal["training", "converting"] = "training"
+    total_steps: int
+    steps_per_epoch: int
+    batch_size: int
+    steps_done: int = 0
+    losses: list[LossPoint] = Field(default_factory=list)
+    seconds_per_step: float | None = None
+    loaded: bool = False
+    converting_since: float | None = None
+
+    @property
+    def epochs_done(self) -> float:
+        return self.steps_done / self.steps_per_epoch if self.steps_per_epoch else 0.0
+
+
 class CustomizationJob(BaseModel):
     id: str
     name: str
@@ -104,6 +129,8 @@ class CustomizationJob(BaseModel):
     train_records: int = 0
     steps_per_epoch: int = 0
     planned_seconds: float = 0.0
+    # Set when the job trains for real; None = the heuristic trainer's timed progress.
+    real: RealTraining | None = None
 
 
 class CustomizedModel(BaseModel):
@@ -118,6 +145,9 @@ class CustomizedModel(BaseModel):
     # Set when training completed; the NIM proxy lists the model once the sync delay has passed.
     adapter_key: str | None = None
     trained_at: float | None = None
+    # A real LoRA adapter (GGUF) for the real backend, set by a real trainer through
+    # real/adapters.py; None = the heuristic adapter answers for this model.
+    lora_gguf: str | None = None
 
 
 class EvaluationJob(BaseModel):

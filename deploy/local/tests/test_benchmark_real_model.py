@@ -34,11 +34,10 @@ from flywheel_evaluator.models import EvaluationJob, RecordResult
 from flywheel_localstack.real_model import SERVED_MODEL, emulator_env, install
 from flywheel_localstack.real_model.trainer import install_trainer
 from flywheel_nmp_emulator.testing import (
-    customization_config,
     deployment_body,
     emulator_service,
     free_port,
-    hyperparameters,
+    start_customization,
     tool_call_records,
     training_record,
     upload_dataset,
@@ -211,24 +210,17 @@ def test_seconds_per_training_step(emulator: ServiceProcess) -> None:
 
     async def create() -> str:
         async with httpx.AsyncClient(base_url=emulator.url, timeout=60) as client:
-            await upload_dataset(
-                client, "dfwbp", "bench-train", {"training/train_data.jsonl": train}
+            job = await start_customization(
+                client,
+                SERVED_MODEL,
+                "dfwbp/bench-qwen",
+                train,
+                dataset="bench-train",
+                epochs=1,
+                batch_size=1,
             )
-            config = customization_config(SERVED_MODEL)
-            await client.post("/v1/customization/configs", json=config)
-            created = await client.post(
-                "/v1/customization/jobs",
-                json={
-                    "namespace": "dfwbp",
-                    "output_model": "dfwbp/bench-qwen",
-                    "config": f"dfwbp/{config['name']}",
-                    "dataset": {"name": "bench-train", "namespace": "dfwbp"},
-                    "hyperparameters": hyperparameters(epochs=1, batch_size=1),
-                },
-            )
-            assert created.status_code == 200, created.text
-            job_id: str = created.json()["id"]
-            return job_id
+        job_id: str = job["id"]
+        return job_id
 
     job_id = asyncio.run(create())
     started = time.monotonic()

@@ -25,14 +25,12 @@ from flywheel_localstack.real_model import SERVED_MODEL, emulator_env, install
 from flywheel_localstack.real_model.trainer import install_trainer
 from flywheel_nmp_emulator.real.process import start_ticks
 from flywheel_nmp_emulator.testing import (
-    customization_config,
     deployment_body,
     emulator_service,
     free_port,
-    hyperparameters,
+    start_customization,
     tool_call_records,
     training_record,
-    upload_dataset,
 )
 
 pytestmark = [pytest.mark.real_training, pytest.mark.timeout(1800)]
@@ -62,22 +60,9 @@ async def _upload_and_create(base_url: str) -> str:
     )
     train = [training_record(r) for r in traffic[:24]]
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
-        await upload_dataset(client, "dfwbp", "train", {"training/train_data.jsonl": train})
-        config = customization_config(SERVED_MODEL)
-        assert (await client.post("/v1/customization/configs", json=config)).status_code == 200
-        created = await client.post(
-            "/v1/customization/jobs",
-            json={
-                "namespace": "dfwbp",
-                "output_model": OUTPUT,
-                "config": f"dfwbp/{config['name']}",
-                "dataset": {"name": "train", "namespace": "dfwbp"},
-                "hyperparameters": hyperparameters(epochs=1, batch_size=4),
-            },
-        )
-        assert created.status_code == 200, created.text
-        job_id: str = created.json()["id"]
-        return job_id
+        job = await start_customization(client, SERVED_MODEL, OUTPUT, train, epochs=1, batch_size=4)
+    job_id: str = job["id"]
+    return job_id
 
 
 def _job(emulator: ServiceProcess) -> str:

@@ -24,14 +24,12 @@ from flywheel_nmp_emulator.config import RealBackend, Settings
 from flywheel_nmp_emulator.real.process import start_ticks
 from flywheel_nmp_emulator.runtime import Emulator
 from flywheel_nmp_emulator.testing import (
-    customization_config,
     deployment_body,
     emulator_service,
     free_port,
-    hyperparameters,
     poll,
+    start_customization,
     training_record,
-    upload_dataset,
 )
 
 pytestmark = pytest.mark.integration
@@ -80,22 +78,7 @@ async def emulator(real: RealBackend) -> AsyncIterator[tuple[httpx.AsyncClient, 
 
 async def _job(client: httpx.AsyncClient, traffic: list[dict[str, Any]]) -> dict[str, Any]:
     train = [training_record(r) for r in traffic[:40]]
-    await upload_dataset(client, "dfwbp", "train", {"training/train_data.jsonl": train})
-    config = customization_config(REAL)
-    assert (await client.post("/v1/customization/configs", json=config)).status_code == 200
-    created = await client.post(
-        "/v1/customization/jobs",
-        json={
-            "namespace": "dfwbp",
-            "output_model": OUTPUT,
-            "config": f"dfwbp/{config['name']}",
-            "dataset": {"name": "train", "namespace": "dfwbp"},
-            "hyperparameters": hyperparameters(epochs=2, batch_size=16),
-        },
-    )
-    assert created.status_code == 200, created.text
-    job: dict[str, Any] = created.json()
-    return job
+    return await start_customization(client, REAL, OUTPUT, train)
 
 
 def _gone(pid: int, ticks: int | None, within_s: float = 10.0) -> None:
@@ -150,6 +133,19 @@ async def test_a_job_of_the_real_model_trains_converts_and_is_served(
         assert first["completion"].startswith('<tool_call>\n{"name": ')
 
 
+async def _running_trainer(
+    client: httpx.AsyncClient, emu: Emulator, traffic: list[dict[str, Any]]
+) -> tuple[dict[str, Any], int, int | None]:
+    """A job whose trainer runs: the job, its trainer's pid and start time."""
+    job = await _job(client, traffic)
+    path = f"/v1/customization/jobs/{job['id']}/status"
+    await poll(client, path, lambda b: b["status"] == "running", within_s=10)
+    assert emu.training is not None
+    run = emu.training.get(job["id"])
+    assert run is not None and run.process.pid is not None
+    return job, run.process.pid, start_ticks(run.process.pid)
+
+
 async def test_cancelling_kills_the_trainer_and_frees_its_gpus(
     real: RealBackend, router_traffic: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,13 +153,8 @@ async def test_cancelling_kills_the_trainer_and_frees_its_gpus(
     monkeypatch.setenv("FAKE_TRAIN_STEP_S", "30")
     monkeypatch.setenv("FAKE_TRAIN_MODE", "hang")
     async with emulator(real) as (client, emu):
-        job = await _job(client, router_traffic)
-        path = f"/v1/customization/jobs/{job['id']}/status"
-        await poll(client, path, lambda b: b["status"] == "running", within_s=10)
+        job, pid, ticks = await _running_trainer(client, emu, router_traffic)
         assert emu.training is not None
-        run = emu.training.get(job["id"])
-        assert run is not None and run.process.pid is not None
-        pid, ticks = run.process.pid, start_ticks(run.process.pid)
         assert emu.gpus.holds(f"customization:{job['id']}")
         cancelled = await client.post(f"/v1/customization/jobs/{job['id']}/cancel")
         assert cancelled.json()["status"] == "cancelled"
@@ -180,13 +171,8 @@ async def test_a_reset_stops_the_trainers(
 ) -> None:
     monkeypatch.setenv("FAKE_TRAIN_STEP_S", "30")
     async with emulator(real) as (client, emu):
-        job = await _job(client, router_traffic)
-        path = f"/v1/customization/jobs/{job['id']}/status"
-        await poll(client, path, lambda b: b["status"] == "running", within_s=10)
+        _, pid, ticks = await _running_trainer(client, emu, router_traffic)
         assert emu.training is not None
-        run = emu.training.get(job["id"])
-        assert run is not None and run.process.pid is not None
-        pid, ticks = run.process.pid, start_ticks(run.process.pid)
         assert (await client.post("/emulator/reset")).status_code == 200
         await client.get("/emulator/state")  # a tick
         await asyncio.to_thread(_gone, pid, ticks)

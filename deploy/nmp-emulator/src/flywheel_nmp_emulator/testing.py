@@ -310,6 +310,36 @@ def hyperparameters(epochs: int = 2, batch_size: int = 16) -> Record:
     }
 
 
+async def start_customization(
+    client: httpx.AsyncClient,
+    base_model: str,
+    output_model: str,
+    train: Sequence[Record],
+    *,
+    dataset: str = "train",
+    epochs: int = 2,
+    batch_size: int = 16,
+) -> Record:
+    """Upload `train` as dataset `dfwbp/<dataset>`, create a config for `base_model` and a
+    customization job training `output_model` on it; the created job."""
+    await upload_dataset(client, "dfwbp", dataset, {"training/train_data.jsonl": train})
+    config = customization_config(base_model)
+    assert (await client.post("/v1/customization/configs", json=config)).status_code == 200
+    created = await client.post(
+        "/v1/customization/jobs",
+        json={
+            "namespace": "dfwbp",
+            "output_model": output_model,
+            "config": f"dfwbp/{config['name']}",
+            "dataset": {"name": dataset, "namespace": "dfwbp"},
+            "hyperparameters": hyperparameters(epochs=epochs, batch_size=batch_size),
+        },
+    )
+    assert created.status_code == 200, created.text
+    job: Record = created.json()
+    return job
+
+
 async def poll(
     client: httpx.AsyncClient, path: str, done: Callable[[Record], bool], within_s: float = 30.0
 ) -> Record:

@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.chaos, pytest.mark.timeout(1800)]
 LARGE_RECORDS = 50_000
 LARGE_SEED = 13
 LARGE_INDEX_TIMEOUT_S = 900.0
-# The demo's candidates without training: the emulator's stand-in trainer fits its adapter on the
-# whole training file inside its scheduler, which a 40,000-record file holds up for a minute or
-# more on two busy cores; the read is what this scenario is about.
+# The demo's candidates without training: the read is what this scenario is about, and the
+# emulator's stand-in fit of a 40,000-record training file (250 MB) would add a minute or more on
+# two busy cores to a scenario that also runs in CI.
 UNCUSTOMIZED = tuple(c.model_copy(update={"customization_enabled": False}) for c in CANDIDATES)
 # A build over 50,000 records (deduplication, splits, in-context examples) takes a few minutes on
 # two busy cores, besides the read it repeats.

@@ -64,15 +64,48 @@ async def start_run(
 
 
 async def outcome(tap: EventTap, run_id: UUID, timeout_s: float = RUN_TIMEOUT_S) -> Envelope[Any]:
-    """The run's terminal event, run.completed or run.failed."""
+    """The run's terminal event, run.completed or run.failed. A run that does not end in time
+    fails the test with the events it got to, so the failure says where it stopped."""
     ended: list[Envelope[Any]] = []
 
     def terminal() -> bool:
         ended[:] = tap.of("run.completed", run_id) + tap.of("run.failed", run_id)
         return bool(ended)
 
-    await eventually(terminal, timeout_s=timeout_s)
+    try:
+        await eventually(terminal, timeout_s=timeout_s)
+    except AssertionError:
+        raise AssertionError(
+            f"run {run_id} did not end within {timeout_s:.0f}s; {trail(tap, run_id)}"
+        ) from None
     return ended[0]
+
+
+def trail(tap: EventTap, run_id: UUID) -> str:
+    """The run's tapped events in the order they occurred, each with its seconds since the
+    first and what it was about."""
+    events = sorted(tap.of_run(run_id), key=lambda e: e.occurred_at)
+    if not events:
+        return "no event of the run was seen"
+    start = events[0].occurred_at
+    lines = [
+        f"+{(e.occurred_at - start).total_seconds():7.1f}s {e.event_type} {_about(e.payload)}"
+        for e in events
+    ]
+    return "its events:\n" + "\n".join(lines)
+
+
+def _about(payload: Any) -> str:
+    candidate = getattr(payload, "candidate", None)
+    parts = [candidate.model_name] if candidate is not None else []
+    for name in ("candidate_model", "eval_type", "output_model", "customized_model", "reason"):
+        value = getattr(payload, name, None)
+        if value:
+            parts.append(f"{name}={value}")
+    error = getattr(payload, "error", None)
+    if error:
+        parts.append(f"error={str(error)[:160]}")
+    return " ".join(parts)
 
 
 async def completed(tap: EventTap, run_id: UUID, timeout_s: float = RUN_TIMEOUT_S) -> RunCompleted:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from flywheel_nmp_emulator.config import Faults, Settings, Timings
+from flywheel_nmp_emulator.jobs import customization
+from flywheel_nmp_emulator.jobs.fitting import Fitted
 from flywheel_nmp_emulator.testing import (
     customization_config,
     deployment_body,
@@ -50,6 +55,19 @@ async def _create_job(client: httpx.AsyncClient, epochs: int = 2) -> dict[str, A
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def _trained_job_outcome(
+    client: httpx.AsyncClient, traffic: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The status of a new job on `traffic`, once it has completed or failed."""
+    await _prepare(client, traffic)
+    job = await _create_job(client)
+    return await poll(
+        client,
+        f"/v1/customization/jobs/{job['id']}/status",
+        lambda b: b["status"] in ("completed", "failed"),
+    )
 
 
 async def test_config_duplicate_is_409_and_delete_works(client: httpx.AsyncClient) -> None:
@@ -117,15 +135,71 @@ async def test_injected_training_failure_reports_detail(
     router_traffic: list[dict[str, Any]],
 ) -> None:
     async with in_process(Settings(faults=Faults(fail_customizations=["llama-3.2-1b"]))) as client:
-        await _prepare(client, router_traffic)
-        job = await _create_job(client)
-        status = await poll(
-            client,
-            f"/v1/customization/jobs/{job['id']}/status",
-            lambda b: b["status"] in ("completed", "failed"),
-        )
+        status = await _trained_job_outcome(client, router_traffic)
         assert status["status"] == "failed"
         assert "injected fault" in status["status_logs"][-1]["detail"]
+
+
+@pytest.fixture
+def held_fit(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """Adapter fits wait for the returned event (set at the end at the latest), as a fit of a
+    big training file takes seconds."""
+    release = threading.Event()
+    fit = customization._fit
+
+    def held(train: bytes, validation: bytes | None) -> Fitted:
+        release.wait(timeout=30)
+        return fit(train, validation)
+
+    monkeypatch.setattr(customization, "_fit", held)
+    yield release
+    release.set()
+
+
+async def test_the_api_answers_while_an_adapter_is_fitted_and_the_job_completes_after(
+    router_traffic: list[dict[str, Any]], held_fit: threading.Event
+) -> None:
+    async with in_process() as client:
+        await _prepare(client, router_traffic)
+        job = await _create_job(client)
+        status_path = f"/v1/customization/jobs/{job['id']}/status"
+        for _ in range(3):
+            status = (await client.get(status_path)).json()
+            assert status["status"] == "running" and status["percentage_done"] < 100
+            assert (await client.get("/v1/models")).status_code == 200
+        held_fit.set()
+        done = await poll(client, status_path, lambda b: b["status"] != "running")
+        assert done["status"] == "completed" and done["percentage_done"] == 100
+        assert "validation function-name accuracy" in done["status_logs"][-1]["detail"]
+
+
+async def test_a_job_cancelled_while_its_adapter_is_fitted_stays_cancelled(
+    router_traffic: list[dict[str, Any]], held_fit: threading.Event
+) -> None:
+    async with in_process() as client:
+        await _prepare(client, router_traffic)
+        job = await _create_job(client)
+        cancelled = await client.post(f"/v1/customization/jobs/{job['id']}/cancel")
+        assert cancelled.json()["status"] == "cancelled"
+        held_fit.set()
+        await asyncio.sleep(0.3)  # several scheduler ticks after the fit ended
+        status = (await client.get(f"/v1/customization/jobs/{job['id']}/status")).json()
+        assert status["status"] == "cancelled"
+        assert (await client.get("/emulator/state")).json()["gpus"]["used"] == 0
+
+
+async def test_a_fit_that_raises_fails_its_job_with_the_error(
+    router_traffic: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(train: bytes, validation: bytes | None) -> Fitted:
+        raise MemoryError("no room for the index")
+
+    monkeypatch.setattr(customization, "_fit", broken)
+    async with in_process() as client:
+        status = await _trained_job_outcome(client, router_traffic)
+        assert status["status"] == "failed"
+        assert status["status_logs"][-1]["detail"] == "Training failed: no room for the index"
+        assert (await client.get("/emulator/state")).json()["gpus"]["used"] == 0
 
 
 async def test_job_needs_an_existing_config_and_dataset(client: httpx.AsyncClient) -> None:

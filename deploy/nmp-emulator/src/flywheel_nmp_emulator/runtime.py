@@ -9,6 +9,7 @@ from collections.abc import Callable
 from flywheel_nmp_emulator.config import Settings, Timings
 from flywheel_nmp_emulator.faults import FaultInjector
 from flywheel_nmp_emulator.gpu import GpuInventory
+from flywheel_nmp_emulator.jobs.fitting import AdapterFits
 from flywheel_nmp_emulator.models.instruct import ModelKit
 from flywheel_nmp_emulator.real.servers import RealServers
 from flywheel_nmp_emulator.real.training.runs import TrainingRuns
@@ -28,6 +29,8 @@ class Emulator:
         self.catalog = ModelCatalog(self)
         # Chat completions answered per model id since the process started (/emulator/usage).
         self.chat_completions: Counter[str] = Counter()
+        # Stand-in adapters being fitted, off the event loop.
+        self.fits = AdapterFits()
         # Real llama-server processes for the real model's deployments; None = heuristic only.
         self.real: RealServers | None = (
             RealServers(settings.real, settings.real_run_dir()) if settings.real.enabled else None

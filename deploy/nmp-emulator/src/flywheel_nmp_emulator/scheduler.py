@@ -63,3 +63,4 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         await self.evaluations.close()
+        self.emu.fits.close()

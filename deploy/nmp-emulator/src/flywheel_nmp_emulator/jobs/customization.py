@@ -6,9 +6,11 @@ a real LoRA adapter from a trainer process (real/training/), the job following i
 from __future__ import annotations
 
 import math
+from functools import partial
 
 from flywheel_nmp_emulator.jobs.files import DatasetFileError, find_file
-from flywheel_nmp_emulator.models.lora import Adapter, read_jsonl
+from flywheel_nmp_emulator.jobs.fitting import Fitted
+from flywheel_nmp_emulator.models.lora import Adapter, count_lines, read_jsonl
 from flywheel_nmp_emulator.real.training import lifecycle as real_training
 from flywheel_nmp_emulator.runtime import Emulator
 from flywheel_nmp_emulator.state.records import CustomizationJob, StatusLog
@@ -48,17 +50,21 @@ def _training_data(emu: Emulator, job: CustomizationJob) -> bytes:
 
 
 def _start(emu: Emulator, job: CustomizationJob, now: float) -> None:
+    """Grant-time bookkeeping. The stand-in only counts the training file's lines here (its
+    fit parses them off the loop, see fitting.py); a real trainer needs its examples now."""
     try:
-        records = read_jsonl(_training_data(emu, job))
+        data = _training_data(emu, job)
+        records = read_jsonl(data) if real_training.trains(emu, job) else None
     except (DatasetFileError, ValueError) as exc:
         _fail(emu, job, now, f"Training data could not be read: {exc}")
         return
+    count = len(records) if records is not None else count_lines(data)
     batch_size = max(int(job.hyperparameters.get("batch_size") or 16), 1)
-    job.train_records = len(records)
-    job.steps_per_epoch = max(math.ceil(len(records) / batch_size), 1)
+    job.train_records = count
+    job.steps_per_epoch = max(math.ceil(count / batch_size), 1)
     job.planned_seconds = job.epochs * emu.timings.training_seconds_per_epoch
-    detail = f"training on {len(records)} records, {job.gpus} GPU(s)"
-    if real_training.trains(emu, job):
+    detail = f"training on {count} records, {job.gpus} GPU(s)"
+    if records is not None:
         try:
             detail = f"{detail}; {real_training.start(emu, job, records)}"
         except real_training.TrainingStartError as exc:
@@ -70,33 +76,58 @@ def _start(emu: Emulator, job: CustomizationJob, now: float) -> None:
     emu.store.record("customization", job.id, "started", f"{job.gpus} GPU(s)")
 
 
-def _finish(emu: Emulator, job: CustomizationJob, now: float) -> None:
-    if emu.faults.job_fails("customization", f"{job.base_model} {job.output_model} {job.config}"):
-        _fail(emu, job, now, "Training failed: the trainer exited with an error (injected fault)")
-        return
+def _fit(train: bytes, validation: bytes | None) -> Fitted:
+    """Runs on the fitting thread: parse, fit, and score on the validation file."""
+    adapter = Adapter.train(read_jsonl(train))
+    accuracy = adapter.accuracy(read_jsonl(validation)) if validation else None
+    return Fitted(adapter.to_json(), len(adapter.examples), accuracy)
+
+
+def _finish(emu: Emulator, job: CustomizationJob, now: float) -> bool:
+    """Fit the job's adapter off the loop and complete the job once it is fitted; False while
+    the fit is still running."""
+    if not emu.fits.started(job.id):
+        if emu.faults.job_fails(
+            "customization", f"{job.base_model} {job.output_model} {job.config}"
+        ):
+            _fail(
+                emu, job, now, "Training failed: the trainer exited with an error (injected fault)"
+            )
+            return True
+        try:
+            train = _training_data(emu, job)
+            validation = find_file(
+                emu.store, job.dataset_namespace, job.dataset_name, VALIDATION_FILE, "validation"
+            )
+        except DatasetFileError as exc:
+            _fail(emu, job, now, f"Training data could not be read: {exc}")
+            return True
+        emu.fits.start(job.id, partial(_fit, train, validation))
     try:
-        adapter = Adapter.train(read_jsonl(_training_data(emu, job)))
-        validation = find_file(
-            emu.store, job.dataset_namespace, job.dataset_name, VALIDATION_FILE, "validation"
-        )
-    except (DatasetFileError, ValueError) as exc:
+        fitted = emu.fits.outcome(job.id)
+    except ValueError as exc:
         _fail(emu, job, now, f"Training data could not be read: {exc}")
-        return
+        return True
+    except Exception as exc:  # whatever ended the fit ends the job, said in its status
+        _fail(emu, job, now, f"Training failed: {exc}")
+        return True
+    if fitted is None:
+        return False
     key = adapter_key(job)
-    emu.store.blobs.put(key, adapter.to_json())
+    emu.store.blobs.put(key, fitted.adapter_json)
     model = emu.state.models.get(job.output_model)
     if model is not None:
         model.adapter_key = key
         model.trained_at = now
-    accuracy = adapter.accuracy(read_jsonl(validation)) if validation else None
-    detail = f"{len(adapter.examples)} examples learned"
-    if accuracy is not None:
-        detail += f", validation function-name accuracy {accuracy:.3f}"
+    detail = f"{fitted.examples} examples learned"
+    if fitted.validation_accuracy is not None:
+        detail += f", validation function-name accuracy {fitted.validation_accuracy:.3f}"
     job.status = "completed"
     job.finished_at = now
     _log(job, now, "Completed", detail)
     emu.gpus.release(holder(job))
     emu.store.record("customization", job.id, "completed", detail)
+    return True
 
 
 def progress(job: CustomizationJob, now: float) -> float:
@@ -130,8 +161,14 @@ def advance(emu: Emulator, now: float) -> bool:
         if job.status == "running" and job.real is not None:
             changed |= _advance_real(emu, job, now)
         elif job.status == "running" and progress(job, now) >= 1.0:
-            _finish(emu, job, now)
-            changed = True
+            changed |= _finish(emu, job, now)
+    # A fit whose job is gone (an /emulator/reset) or was cancelled is dropped.
+    jobs = emu.state.customization_jobs
+    emu.fits.forget(
+        job_id
+        for job_id in emu.fits.fitting()
+        if job_id not in jobs or jobs[job_id].status != "running"
+    )
     if emu.training is not None:
         # A trainer whose job is gone (an /emulator/reset) or no longer running stops too.
         for job_id in emu.training.job_ids():

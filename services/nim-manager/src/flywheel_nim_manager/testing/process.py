@@ -224,6 +224,11 @@ class EventTap:
                 if e.event_type == event_type and (run_id is None or e.run_id == run_id)
             ]
 
+    def of_run(self, run_id: UUID) -> list[Envelope[Any]]:
+        """Every tapped event of the run, in the order the tap read them."""
+        with self._lock:
+            return [e for e in self._events if e.run_id == run_id]
+
     async def wait_for(
         self,
         event_type: str,

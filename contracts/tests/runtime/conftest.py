@@ -42,15 +42,16 @@ def make_event() -> Callable[..., Envelope[Any]]:
 
 
 @pytest.fixture
-def make_topic(kafka_bootstrap: str) -> Iterator[Callable[[], str]]:
-    """Creates a fresh topic and its dead-letter topic; deletes both after the test."""
+def make_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """Creates a fresh topic (of `partitions`) and its dead-letter topic; deletes both after
+    the test."""
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     created: list[str] = []
 
-    def make() -> str:
+    def make(partitions: int = 1) -> str:
         name = _unique("kit-test")
         names = [name, dlq_topic(name)]
-        futures = admin.create_topics([NewTopic(n, num_partitions=1) for n in names])
+        futures = admin.create_topics([NewTopic(n, num_partitions=partitions) for n in names])
         for future in futures.values():
             future.result(timeout=10)
         created.extend(names)

@@ -126,13 +126,15 @@ async def test_next_messages_returns_the_first_with_those_already_fetched(
         assert _positions(await consumer.next_messages(1, 0.01)) == [(0, 3)]
 
 
-async def test_a_seek_drops_what_is_held_of_its_partition_only(client: type[FakeClient]) -> None:
+async def test_a_hold_drops_what_was_read_ahead_of_its_partition_only(
+    client: type[FakeClient],
+) -> None:
     async with KafkaConsumer({}, ["t"]) as consumer:
         fake = client.instances[-1]
         await consumer.pause()
         fake.queue = [FakeMessage(0, 5), FakeMessage(1, 8)]
         await consumer.keep_alive()
-        await consumer.seek("t", 0, 5)
+        await consumer.hold("t", 0, 5)
         await consumer.resume()
         assert _positions(await consumer.fetch(10, 0.01)) == [(1, 8)]
     assert fake.sought == [("t", 0, 5)]

@@ -43,12 +43,13 @@ class Message:
 
 
 class Reader:
-    """Hands out `batches` one per read, then nothing; records commits and seeks."""
+    """Hands out `batches` one per read, then nothing; records commits, holds and releases."""
 
     def __init__(self, *batches: list[Message]) -> None:
         self.batches = list(batches)
         self.commits: list[dict[PartitionKey, int]] = []
-        self.seeks: list[tuple[str, int, int]] = []
+        self.holds: list[tuple[str, int, int]] = []
+        self.releases: list[tuple[str, int]] = []
         self.closed = False
 
     async def __aenter__(self) -> Self:
@@ -72,8 +73,11 @@ class Reader:
         if offsets:
             self.commits.append(dict(offsets))
 
-    async def seek(self, topic: str, partition: int, offset: int) -> None:
-        self.seeks.append((topic, partition, offset))
+    async def hold(self, topic: str, partition: int, offset: int) -> None:
+        self.holds.append((topic, partition, offset))
+
+    async def release(self, topic: str, partition: int) -> None:
+        self.releases.append((topic, partition))
 
 
 class Dispatcher:
@@ -117,24 +121,53 @@ async def test_messages_are_handled_in_order_and_committed_after_their_batch() -
     assert reader.closed
 
 
-async def test_a_failed_message_holds_its_partition_and_is_sought_back_after_the_delay() -> None:
+async def test_a_failed_message_holds_its_partition_and_releases_it_after_the_delay() -> None:
     batch = [Message(0, 0), Message(0, 1), Message(1, 0), Message(0, 2), Message(1, 1)]
     reader = Reader(batch)
     dispatcher = Dispatcher({(0, 1): Outcome.FAILED})
-    await _run_until(EventConsumer(reader, dispatcher), lambda: reader.seeks)
+    await _run_until(EventConsumer(reader, dispatcher), lambda: reader.releases)
     assert dispatcher.seen == [(0, 0), (0, 1), (1, 0), (1, 1)]  # (0, 2) waits behind (0, 1)
-    assert reader.seeks == [("t", 0, 1)]
+    assert reader.holds == [("t", 0, 1)]
+    assert reader.releases == [("t", 0)]
     assert reader.commits == [{("t", 0): 1, ("t", 1): 2}]
+
+
+async def test_other_partitions_go_on_while_one_waits_out_its_delay() -> None:
+    reader = Reader([Message(0, 0)], [Message(1, 0)], [Message(1, 1)])
+    dispatcher = Dispatcher({(0, 0): Outcome.FAILED})
+    dispatcher.delay_s = 60.0
+    await _run_until(EventConsumer(reader, dispatcher), lambda: len(dispatcher.seen) == 3, 2.0)
+    assert dispatcher.seen == [(0, 0), (1, 0), (1, 1)]
+    assert reader.holds == [("t", 0, 0)] and reader.releases == []
+    assert reader.commits == [{("t", 1): 1}, {("t", 1): 2}]
+
+
+async def test_a_partition_is_released_when_its_delay_is_up_on_the_loops_clock() -> None:
+    now = [0.0]
+    reader = Reader([Message(0, 0)])
+    dispatcher = Dispatcher({(0, 0): Outcome.FAILED})
+    dispatcher.delay_s = 30.0
+    loop = EventConsumer(reader, dispatcher, clock=lambda: now[0])
+    task = asyncio.create_task(loop.run())
+    await _until(lambda: reader.holds)
+    now[0] = 29.9
+    await asyncio.sleep(0.3)
+    assert reader.releases == []
+    now[0] = 30.0
+    await _until(lambda: reader.releases)
+    loop.stop()
+    await asyncio.wait_for(task, 2)
+    assert reader.releases == [("t", 0)]
 
 
 async def test_a_dispatch_that_raises_is_redelivered_not_skipped() -> None:
     reader = Reader([Message(9, 9), Message(9, 10)])
-    await _run_until(EventConsumer(reader, Dispatcher()), lambda: reader.seeks)
-    assert reader.seeks == [("t", 9, 9)]
+    await _run_until(EventConsumer(reader, Dispatcher()), lambda: reader.releases)
+    assert reader.holds == [("t", 9, 9)]
     assert reader.commits == []
 
 
-async def test_a_stop_cuts_the_redelivery_delay_short_and_commits_what_was_handled() -> None:
+async def test_a_stop_during_the_delay_commits_what_was_handled_and_leaves_the_rest() -> None:
     reader = Reader([Message(0, 0), Message(0, 1)])
     dispatcher = Dispatcher({(0, 1): Outcome.FAILED})
     dispatcher.delay_s = 60.0
@@ -143,7 +176,7 @@ async def test_a_stop_cuts_the_redelivery_delay_short_and_commits_what_was_handl
     await _until(lambda: len(dispatcher.seen) == 2)
     loop.stop()
     await asyncio.wait_for(task, 2)
-    assert reader.seeks == []  # whoever holds the partition next reads (0, 1) again
+    assert reader.releases == []  # whoever holds the partition next reads (0, 1) again
     assert reader.commits == [{("t", 0): 1}]
 
 

@@ -9,12 +9,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
 from flywheel_contracts.runtime.settings import KafkaSettings, ServiceSettings
 
@@ -39,12 +37,8 @@ def test_membership_defaults_to_cooperative_sticky_and_dynamic_members() -> None
 
 
 @pytest.fixture
-def topic(kafka_bootstrap: str) -> Iterator[str]:
-    name = f"membership-{uuid.uuid4().hex[:10]}"
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])[name].result(10)
-    yield name
-    admin.delete_topics([name])[name].result(10)
+def topic(make_topic: Callable[..., str]) -> str:
+    return make_topic(partitions=3)
 
 
 # A member in a process of its own, which the test SIGKILLs once it holds partitions: a crash,

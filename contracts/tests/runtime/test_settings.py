@@ -2,6 +2,7 @@ import pytest
 from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict
 
+from flywheel_contracts.runtime.consumer import consumer_config
 from flywheel_contracts.runtime.consumer_health import ConsumerLimits
 from flywheel_contracts.runtime.publisher import producer_config
 from flywheel_contracts.runtime.settings import (
@@ -147,3 +148,17 @@ def test_the_consumer_group_is_named_after_the_service_unless_set(
     settings = IngestSettings()
     assert settings.consumer_group == "flywheel.ingest.replay"
     assert settings.group_membership()["group.id"] == "flywheel.ingest.replay"
+
+
+def test_flywheels_under_different_topic_prefixes_never_share_a_consumer_group() -> None:
+    ours = IngestSettings(kafka={"topic_prefix": "team-a."})
+    theirs = IngestSettings(kafka={"topic_prefix": "team-b."})
+    assert ours.consumer_group == "team-a.flywheel.ingest"
+    assert ours.consumer_group != theirs.consumer_group
+    assert ours.group_membership()["group.id"] == ours.consumer_group
+
+
+def test_a_consumer_finds_a_subscribed_topic_created_late_within_seconds() -> None:
+    config = consumer_config(IngestSettings())
+    # librdkafka's default, 300 s, is how long a topic missing from the first metadata waited.
+    assert int(config["topic.metadata.refresh.interval.ms"]) <= 10_000

@@ -11,7 +11,8 @@ from flywheel_contracts.catalog import TOPICS, dlq_topic
 from flywheel_contracts.envelope import Envelope
 
 GROUP_PREFIX = "flywheel."
-"""Consumer groups of the flywheel's services (`flywheel.<service>`), whose lag `topics` shows."""
+"""Consumer groups of the flywheel's services (`<topic prefix>flywheel.<service>`), whose lag
+`topics` shows."""
 
 Partition = tuple[str, int]
 """(topic, partition)."""

@@ -168,9 +168,8 @@ class KafkaBus:
                 for tp, future in admin.list_offsets(latest, request_timeout=timeout).items()
             }
             listing = admin.list_consumer_groups(request_timeout=timeout).result()
-            groups = sorted(
-                g.group_id for g in listing.valid if g.group_id.startswith(GROUP_PREFIX)
-            )
+            ours = self._kafka.topic_prefix + GROUP_PREFIX
+            groups = sorted(g.group_id for g in listing.valid if g.group_id.startswith(ours))
             committed = {group: self._committed(admin, group, timeout) for group in groups}
         return Offsets(partitions=partitions, end=end, committed=committed)
 

@@ -247,7 +247,7 @@ def topics_view(rows: list[TopicStats]) -> Table:
         if not row.exists:
             table.add_row(name, "[red]missing[/]", "", "")
             continue
-        lag = ", ".join(f"{group.removeprefix('flywheel.')} {n}" for group, n in row.lag.items())
+        lag = ", ".join(f"{group.partition('flywheel.')[2]} {n}" for group, n in row.lag.items())
         offsets = " ".join(str(offset) for offset in row.end_offsets)
         table.add_row(name, str(len(row.end_offsets)), offsets, lag)
     return table

@@ -30,6 +30,7 @@ PartitionKey = tuple[str, int]
 """(topic, partition)."""
 
 _KEEP_ALIVE_POLL_S = 0.5
+_METADATA_REFRESH_MS = 10_000
 _KEEP_ALIVE_BATCH = 1000
 
 _log = structlog.get_logger("flywheel.consumer")
@@ -47,6 +48,9 @@ def consumer_config(
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "fetch.wait.max.ms": kafka.fetch_wait_max_ms,
+        # A subscribed topic missing from the first metadata (created a moment before by
+        # another service) is otherwise found only at librdkafka's 5-minute refresh.
+        "topic.metadata.refresh.interval.ms": _METADATA_REFRESH_MS,
         **{name.replace("_", "."): value for name, value in tuning.items()},
         **kafka.client_config(),
     }
@@ -69,6 +73,9 @@ class KafkaConsumer:
         self._consumer: Consumer | None = None
         # Touched only on the consumer thread (fetch, keep-alive, rebalance callbacks).
         self._held: list[Message] = []
+        """Messages read during a keep-alive, handed out first by the next fetch."""
+        self._held_partitions: set[PartitionKey] = set()
+        """Partitions paused by `hold` until their `release`."""
 
     async def __aenter__(self) -> Self:
         """Open (again, after a close: the consume loop reopens it after a crash)."""
@@ -118,9 +125,14 @@ class KafkaConsumer:
         if offsets:
             await self._call(self._commit, dict(offsets))
 
-    async def seek(self, topic: str, partition: int, offset: int) -> None:
-        """Read `partition` again from `offset`: what was fetched beyond it is discarded."""
-        await self._call(self._seek, topic, partition, offset)
+    async def hold(self, topic: str, partition: int, offset: int) -> None:
+        """Stop reading `partition` and set it back to `offset` (what was read beyond it is
+        discarded), until `release`; the other partitions go on."""
+        await self._call(self._hold, topic, partition, offset)
+
+    async def release(self, topic: str, partition: int) -> None:
+        """Read a held partition again, from the offset it was held at."""
+        await self._call(self._release, topic, partition)
 
     async def _call(self, function: Callable[..., T], *args: object) -> T:
         if self._executor is None:
@@ -130,6 +142,7 @@ class KafkaConsumer:
     # On the consumer thread.
 
     def _open(self) -> Consumer:
+        self._held_partitions.clear()
         consumer = Consumer(self._config, logger=logging.getLogger("flywheel.kafka"))
         consumer.subscribe(list(self.topics), on_assign=_on_assign, on_revoke=self._on_revoke)
         return consumer
@@ -175,7 +188,7 @@ class KafkaConsumer:
 
     def _resume(self) -> None:
         consumer = self._live()
-        consumer.resume(consumer.assignment())
+        consumer.resume([p for p in consumer.assignment() if _key(p) not in self._held_partitions])
 
     def _commit(self, offsets: dict[PartitionKey, int]) -> None:
         partitions = [TopicPartition(topic, p, offset) for (topic, p), offset in offsets.items()]
@@ -193,14 +206,39 @@ class KafkaConsumer:
             # Revoked meanwhile: its new owner reads from the committed offset.
             _log.warning("consumer.seek_failed", topic=topic, partition=partition, error=str(exc))
 
+    def _hold(self, topic: str, partition: int, offset: int) -> None:
+        try:
+            self._live().pause([TopicPartition(topic, partition)])
+        except KafkaException as exc:
+            _log.warning("consumer.hold_failed", topic=topic, partition=partition, error=str(exc))
+            return  # revoked meanwhile: its new owner reads from the committed offset
+        self._held_partitions.add((topic, partition))
+        self._seek(topic, partition, offset)
+
+    def _release(self, topic: str, partition: int) -> None:
+        if (topic, partition) not in self._held_partitions:
+            return  # revoked since it was held
+        self._held_partitions.discard((topic, partition))
+        try:
+            self._live().resume([TopicPartition(topic, partition)])
+        except KafkaException as exc:
+            _log.warning(
+                "consumer.release_failed", topic=topic, partition=partition, error=str(exc)
+            )
+
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        revoked = {(partition.topic, partition.partition) for partition in partitions}
+        revoked = {_key(partition) for partition in partitions}
         self._held = [m for m in self._held if (m.topic(), m.partition()) not in revoked]
+        self._held_partitions -= revoked
         _log.info("partitions.revoked", partitions=_names(partitions))
 
 
 def _on_assign(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
     _log.info("partitions.assigned", partitions=_names(partitions))
+
+
+def _key(partition: TopicPartition) -> PartitionKey:
+    return (partition.topic, partition.partition)
 
 
 def _names(partitions: list[TopicPartition]) -> list[str]:

@@ -6,17 +6,18 @@ one at a time, in partition order. Offsets are committed by hand after the dispa
 i.e. after the handler's effect and the publishes it awaited, once per batch read (a crash in
 between only redelivers messages that the idempotency marks then skip). A message whose outcome
 is FAILED (an outage outlasting the in-process retries, or an unwritable dead letter) holds its
-partition: the rest of the batch read from that partition is left, and after the dispatcher's
-redelivery delay, which grows per round of the same message up to a cap, the partition is sought
-back to it. Other partitions go on meanwhile.
+partition: the rest of the batch read from that partition is left, the partition is paused and
+set back to the message, and released after the dispatcher's redelivery delay, which grows per
+round of the same message up to a cap. Other partitions go on meanwhile, and the loop keeps
+polling, so the consumer stays in its group and healthy while it waits.
 
 The consumer reports librdkafka statistics to the kit's `ConsumerHealth` from inside its polls,
 so a loop that stops polling (a hung handler, the stall test hook) turns health red.
 """
 
 import asyncio
-import contextlib
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -66,7 +67,9 @@ class Reader(Protocol):
 
     async def commit(self, offsets: Mapping[PartitionKey, int]) -> None: ...
 
-    async def seek(self, topic: str, partition: int, offset: int) -> None: ...
+    async def hold(self, topic: str, partition: int, offset: int) -> None: ...
+
+    async def release(self, topic: str, partition: int) -> None: ...
 
 
 class Dispatcher(Protocol):
@@ -88,6 +91,7 @@ class EventConsumer:
         stall: StallGate | None = None,
         batch: int = _BATCH,
         poll_interval_s: float = _POLL_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """With the stall test hook, every read and every message first waits for `stall`
         to be open, as a hung handler would."""
@@ -97,6 +101,9 @@ class EventConsumer:
         self._batch = batch
         self._poll_interval_s = poll_interval_s
         self._stopping = asyncio.Event()
+        self._clock = clock
+        self._held: dict[PartitionKey, float] = {}
+        """Partitions held behind a FAILED message, with when (on `clock`) to release them."""
 
     def stop(self) -> None:
         """Finish the message in hand, commit, leave the group and return from `run`."""
@@ -106,6 +113,7 @@ class EventConsumer:
         async with self._consumer as consumer:
             while not self._stopping.is_set():
                 await self._passage()
+                await self._release_due(consumer)
                 messages = await consumer.next_messages(self._batch, self._poll_interval_s)
                 await self._handle(consumer, messages)
 
@@ -123,7 +131,7 @@ class EventConsumer:
                 outcome, origin = await self._dispatch(raw)
                 if outcome is Outcome.FAILED:
                     held.add(partition)
-                    await self._redeliver_later(consumer, raw, origin)
+                    await self._hold(consumer, raw, origin)
                 else:
                     handled[partition] = (raw.offset() or 0) + 1
         finally:
@@ -141,15 +149,20 @@ class EventConsumer:
             _log.exception("event.dispatch_crashed", topic=raw.topic(), offset=raw.offset())
             return Outcome.FAILED, origin
 
-    async def _redeliver_later(self, consumer: Reader, raw: Message, origin: Origin | None) -> None:
+    async def _hold(self, consumer: Reader, raw: Message, origin: Origin | None) -> None:
         # Give the unreachable dependency time before the same message comes back: the delay
-        # doubles with each round of this message, up to the redelivery cap. A stop cuts it
-        # short; the message is then read again by whoever next holds the partition.
-        delay = self._dispatcher.redelivery_delay(origin)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), delay)
-        if not self._stopping.is_set():
-            await consumer.seek(raw.topic() or "", raw.partition() or 0, raw.offset() or 0)
+        # doubles with each round of this message, up to the redelivery cap. A stop before the
+        # release leaves the message uncommitted, for whoever next holds the partition.
+        topic, partition = raw.topic() or "", raw.partition() or 0
+        await consumer.hold(topic, partition, raw.offset() or 0)
+        self._held[(topic, partition)] = self._clock() + self._dispatcher.redelivery_delay(origin)
+
+    async def _release_due(self, consumer: Reader) -> None:
+        now = self._clock()
+        for (topic, partition), due in list(self._held.items()):
+            if due <= now:
+                del self._held[(topic, partition)]
+                await consumer.release(topic, partition)
 
     async def _passage(self) -> None:
         if self._stall is not None:

@@ -255,12 +255,13 @@ class ServiceSettings(BaseSettings):
         hide_input_in_errors=True,
     )
 
-    service_name: ServiceName = Field(description="Names the consumer group `flywheel.<name>`.")
+    service_name: ServiceName = Field(
+        description="Names the consumer group `<KAFKA__TOPIC_PREFIX>flywheel.<name>`."
+    )
     group_id: str | None = Field(
         None,
         min_length=1,
-        description="The consumer group, when not `flywheel.<service_name>`: tests isolate "
-        "with their own.",
+        description="The consumer group, when not `<KAFKA__TOPIC_PREFIX>flywheel.<service_name>`.",
     )
     instance_id: str = Field(default_factory=_default_instance_id, min_length=1, max_length=128)
     log_format: Literal["json", "console"] = "json"
@@ -280,7 +281,11 @@ class ServiceSettings(BaseSettings):
 
     @property
     def consumer_group(self) -> str:
-        return self.group_id or f"flywheel.{self.service_name}"
+        """Named under the topic prefix like the topics it reads: flywheels that share a cluster
+        under different prefixes never share a group. A shared group would make every member's
+        rebalance wait for the others, up to `max_poll_interval_ms` for one that heartbeats
+        but no longer polls."""
+        return self.group_id or f"{self.kafka.topic_prefix}flywheel.{self.service_name}"
 
     def group_membership(self) -> dict[str, KafkaConfigValue]:
         """How this instance joins its consumer group: the one place every consumer of the

@@ -37,8 +37,9 @@ SERVICES: tuple[str, ...] = (
 )
 _NEEDS_NMP = frozenset({"datasets", "nim-manager", "evaluator", "customizer", "janitor"})
 _NEEDS_ELASTICSEARCH = frozenset({"ingest", "datasets"})
-# Services whose consumer group can be named; the others' group is `flywheel.<name>` (their
-# topics are prefixed, so sharing a group name with another flywheel only costs rebalances).
+# Services whose consumer group is named per flywheel; the others' default group is under the
+# flywheel's topic prefix already. Ingest needs its own: it may read the shipper's unprefixed
+# `logs.raw`, where a shared group would split the partitions between flywheels.
 _NAMED_GROUPS = frozenset({"ingest", "customizer", "janitor"})
 _STOP_TIMEOUT_S = 30.0
 

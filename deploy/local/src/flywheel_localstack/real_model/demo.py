@@ -30,7 +30,6 @@ from typing import Any
 
 import httpx
 
-from flywheel_contracts.cli import render
 from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.events import CustomizationStarted, EvalDone
 from flywheel_contracts.run_config import CandidateConfig, EvalType, RunOverrides
@@ -38,7 +37,6 @@ from flywheel_localstack.demo import (
     DEMO_SEED,
     Stopwatch,
     demo_setup,
-    run_and_follow,
     ship_traffic,
 )
 from flywheel_localstack.real_model.emulator import emulator_env
@@ -47,8 +45,7 @@ from flywheel_localstack.real_model.run import (
     PRICE_PER_1K_INPUT,
     PRICE_PER_1K_OUTPUT,
     _stop_on_sigterm,
-    result_rows,
-    results_table,
+    run_with_results,
 )
 from flywheel_localstack.real_model.trainer import install_trainer
 from flywheel_localstack.services import Flywheel, start_new_group_at_end
@@ -235,19 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"services ready (logs in {stack.settings.logs_dir / NAME})")
         ship_traffic(stack, setup)
         watch.lap("traffic")
-        events: list[Envelope[Any]] = []
-        progress = run_and_follow(
-            setup,
-            stack.settings.reports_dir,
-            flywheel["evaluator"].url,
-            overrides=overrides,
-            timeout_s=RUN_TIMEOUT_S,
-            events=events,
+        progress, events = run_with_results(
+            setup, stack.settings.reports_dir, flywheel["evaluator"].url, overrides, RUN_TIMEOUT_S
         )
         watch.lap("run")
         evaluations = [e.payload for e in events if isinstance(e.payload, EvalDone)]
-        leaderboard = progress.completed.leaderboard if progress.completed is not None else None
-        render.console().print(results_table(result_rows(evaluations, leaderboard)))
         for note in judge_note(evaluations) or ["judge-based metrics: none reported"]:
             print(f"{note} (no CPU stand-in for the 70B judge)")
         _print_training(emulator.url, events)

@@ -23,12 +23,14 @@ import sys
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from rich.table import Table
 
 from flywheel_contracts.cli import render
+from flywheel_contracts.cli.progress import RunProgress
 from flywheel_contracts.envelope import Envelope
 from flywheel_contracts.events import EvalDone, Leaderboard, MetricScore
 from flywheel_contracts.run_config import (
@@ -38,10 +40,15 @@ from flywheel_contracts.run_config import (
     RunOverrides,
     ToolChoice,
 )
-from flywheel_localstack.demo import DEMO_SEED, demo_setup, run_and_follow, ship_traffic
+from flywheel_localstack.demo import (
+    DEMO_SEED,
+    demo_setup,
+    run_and_follow,
+    ship_traffic,
+)
 from flywheel_localstack.real_model.install import SERVED_MODEL, install
 from flywheel_localstack.real_model.server import LlamaServer
-from flywheel_localstack.services import Flywheel, start_new_group_at_end
+from flywheel_localstack.services import Flywheel, FlywheelSetup, start_new_group_at_end
 from flywheel_localstack.supervisor import Stack
 
 NAME = "real-model"
@@ -181,6 +188,25 @@ def results_table(rows: Sequence[ResultRow]) -> Table:
     return table
 
 
+def run_with_results(
+    setup: FlywheelSetup,
+    reports_dir: Path,
+    evaluator_url: str,
+    overrides: RunOverrides,
+    timeout_s: float,
+) -> tuple[RunProgress, list[Envelope[Any]]]:
+    """`run_and_follow` the run, then print the real model's results table; the run's progress
+    and every event read."""
+    events: list[Envelope[Any]] = []
+    progress = run_and_follow(
+        setup, reports_dir, evaluator_url, overrides=overrides, timeout_s=timeout_s, events=events
+    )
+    evaluations = [e.payload for e in events if isinstance(e.payload, EvalDone)]
+    leaderboard = progress.completed.leaderboard if progress.completed is not None else None
+    render.console().print(results_table(result_rows(evaluations, leaderboard)))
+    return progress, events
+
+
 def _score(score: MetricScore | None) -> str:
     if score is None:
         return "-"
@@ -248,18 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"services ready (logs in {stack.settings.logs_dir / NAME})")
         ship_traffic(stack, setup)
         overrides = run_overrides(server.base_url, args.eval_size, args.parallel)
-        events: list[Envelope[Any]] = []
-        progress = run_and_follow(
-            setup,
-            stack.settings.reports_dir,
-            flywheel["evaluator"].url,
-            overrides=overrides,
-            timeout_s=RUN_TIMEOUT_S,
-            events=events,
+        progress, _ = run_with_results(
+            setup, stack.settings.reports_dir, flywheel["evaluator"].url, overrides, RUN_TIMEOUT_S
         )
-        evaluations = [e.payload for e in events if isinstance(e.payload, EvalDone)]
-        leaderboard = progress.completed.leaderboard if progress.completed is not None else None
-        render.console().print(results_table(result_rows(evaluations, leaderboard)))
         print(f"llama-server at the end: {server.rss_bytes() / 1e6:.0f} MB resident")
     return 0 if progress.completed is not None else 1
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,25 @@ def test_an_ended_daemon_reports_its_exit_code_or_signal(tmp_path: Path) -> None
         time.sleep(0.02)
     assert code == 3
     assert process.exit_code(sleeps) in (-signal.SIGKILL, -1)  # reaped by kill_hard, or not
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [lambda record: process.terminate(record, timeout_s=5), process.kill_hard],
+    ids=["terminate", "kill_hard"],
+)
+def test_a_stop_leaves_no_zombie_of_a_daemon_that_already_exited(
+    tmp_path: Path, stop: Callable[[process.PidRecord], None]
+) -> None:
+    record = process.spawn(["true"], log_path=tmp_path / "t.log", pid_path=tmp_path / "t.pid")
+    deadline = time.monotonic() + 5
+    while process.alive(record) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert Path(f"/proc/{record.pid}").exists(), "exited, but not yet reaped: a zombie"
+
+    stop(record)
+
+    assert not Path(f"/proc/{record.pid}").exists()
 
 
 def test_the_callers_variables_can_be_kept_from_a_daemon(

@@ -87,31 +87,38 @@ def spawn(
 
 def terminate(record: PidRecord, timeout_s: float) -> None:
     """SIGTERM the daemon's process group, then SIGKILL what is left after timeout_s."""
-    if not alive(record):
+    if _ended(record):
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(record.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        _reap(record.pid)
-        if not alive(record):
+        if _ended(record):
             return
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(record.pid, signal.SIGKILL)
-    while alive(record):
-        _reap(record.pid)
+    while not _ended(record):
         time.sleep(0.05)
 
 
 def kill_hard(record: PidRecord) -> None:
     """SIGKILL without warning, as a crash would."""
+    if _ended(record):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(record.pid, signal.SIGKILL)
+    while not _ended(record):
+        time.sleep(0.05)
+
+
+def _ended(record: PidRecord) -> bool:
+    """True once the daemon has ended, and then reaped: checked in the other order, a child
+    that exits between the two checks would stay a zombie, its /proc entry with it."""
     if alive(record):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(record.pid, signal.SIGKILL)
-        while alive(record):
-            _reap(record.pid)
-            time.sleep(0.05)
+        return False
+    _reap(record.pid)
+    return True
 
 
 def exit_code(record: PidRecord) -> int | None:

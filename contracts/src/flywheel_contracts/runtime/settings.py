@@ -25,8 +25,10 @@ REDELIVERY_MAX_DELAY_S = 60.0
 """Cap of the delay between redelivery rounds of a message waiting on an outage (the first
 delay is `DELIVERY__BACKOFF_MAX_S`, doubling per round)."""
 READY_MARGIN_S = 30.0
-"""Added to the longest pause the kit itself makes between polls (a redelivery delay) for the
-default `HEALTH__READY_AFTER_S`: the handling of the message comes on top of the delay."""
+"""With the redelivery cap, the default `HEALTH__READY_AFTER_S` (60 + 30 s): how long the
+handling of one message, its in-handler retries included, may keep the loop from polling before
+the consumer counts as unready. The loop does not wait out a redelivery delay between polls (the
+message's partition is paused instead), so the cap's share is headroom, not a pause."""
 
 
 class KafkaSettings(BaseModel):

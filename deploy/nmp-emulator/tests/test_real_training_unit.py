@@ -14,6 +14,7 @@ from flywheel_nmp_emulator.config import RealBackend
 from flywheel_nmp_emulator.real.training.chat_format import (
     completion_text,
     render_call,
+    served_tools,
     training_example,
 )
 from flywheel_nmp_emulator.real.training.command import (
@@ -26,6 +27,7 @@ from flywheel_nmp_emulator.real.training.command import (
 )
 from flywheel_nmp_emulator.real.training.plan import training_plan
 from flywheel_nmp_emulator.real.training.progress import ProgressReader
+from flywheel_nmp_emulator.real.training.train_lora import whole_tokens
 
 pytestmark = pytest.mark.unit
 
@@ -73,9 +75,49 @@ def test_a_training_record_becomes_request_tools_and_answer() -> None:
     example = training_example({"messages": [*request, answer], "tools": TOOLS})
     assert example is not None
     assert example.messages == request
-    assert example.tools == TOOLS
+    assert example.tools == [
+        {
+            "type": "function",
+            "function": {"name": "get_order_status", "description": "", "parameters": {}},
+        }
+    ]
     assert example.completion.startswith('<tool_call>\n{"name": "get_order_status"')
     assert json.loads(json.dumps(example.to_json()))["completion"] == example.completion
+
+
+def test_tools_are_written_in_the_order_llama_server_rebuilds_them() -> None:
+    stored = {
+        "function": {
+            "parameters": {"type": "object", "properties": {"b": {}, "a": {}}},
+            "name": "refund",
+            "description": "Open a refund.",
+        },
+        "type": "function",
+    }
+    other = {"type": "retrieval", "index": "faq"}
+    (served, kept) = served_tools([stored, other])
+    assert json.dumps(served) == json.dumps(
+        {
+            "type": "function",
+            "function": {
+                "name": "refund",
+                "description": "Open a refund.",
+                # The parameters' own keys stay as sent: llama-server keeps their order.
+                "parameters": {"type": "object", "properties": {"b": {}, "a": {}}},
+            },
+        }
+    )
+    assert kept == other
+    bare = served_tools([{"type": "function", "function": {"name": "ping"}}])
+    assert bare[0]["function"] == {"name": "ping", "description": "", "parameters": {}}
+
+
+def test_the_trainer_keeps_whole_the_tokens_llama_cpp_keeps_whole() -> None:
+    # GGUF token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+    tokens = ["a", "<unk>", "<|im_end|>", "<tool_call>", "<|unused|>", "<0x0A>"]
+    assert whole_tokens(tokens, [1, 2, 3, 4, 5, 6]) == ["<unk>", "<|im_end|>", "<tool_call>"]
+    with pytest.raises(ValueError, match="shorter"):
+        whole_tokens(tokens, [1, 2])
 
 
 def test_past_calls_get_object_arguments_for_the_template() -> None:

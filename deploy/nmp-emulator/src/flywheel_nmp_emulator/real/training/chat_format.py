@@ -8,6 +8,12 @@ spelled as ordinary text, not as Qwen's `<tool_call>` special token: trained on 
 token, the model learned to emit `<|im_start|>` instead (their output embeddings are nearly
 parallel). llama-server parses the tags from the generated text, so either spelling comes back
 as `tool_calls`. Pure: no tokenizer here.
+
+The tools are written as llama-server hands them to the template (`served_tools`): it parses a
+request's tools and rebuilds each as `{"type", "function": {"name", "description",
+"parameters"}}`, whatever order the client's keys came in. Training files keep the keys of the
+logged request (sorted, once stored), so without this every trained prompt would list its tools
+in an order no served prompt has.
 """
 
 from __future__ import annotations
@@ -69,6 +75,33 @@ def completion_text(answer: dict[str, Any]) -> str:
     return text
 
 
+def served_tools(tools: list[Any]) -> list[Any]:
+    """The tools in the form and key order llama-server renders them in: a function's name, its
+    description ("" when absent) and its parameters (`{}` when absent), in that order; the
+    parameters' own keys as sent. A tool of another shape is kept as it is."""
+    served: list[Any] = []
+    for tool in tools:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not (
+            isinstance(function, dict)
+            and tool.get("type") == "function"
+            and isinstance(function.get("name"), str)
+        ):
+            served.append(tool)
+            continue
+        served.append(
+            {
+                "type": "function",
+                "function": {
+                    "name": function["name"],
+                    "description": function.get("description", ""),
+                    "parameters": function.get("parameters", {}),
+                },
+            }
+        )
+    return served
+
+
 def _history_message(message: dict[str, Any]) -> dict[str, Any]:
     # The template writes a past call's arguments with `tojson`: it wants them as objects.
     if not message.get("tool_calls"):
@@ -95,7 +128,7 @@ def training_example(record: dict[str, Any]) -> TrainingExample | None:
     tools = record.get("tools")
     return TrainingExample(
         messages=[_history_message(m) for m in messages[:-1] if isinstance(m, dict)],
-        tools=tools if isinstance(tools, list) and tools else None,
+        tools=served_tools(tools) if isinstance(tools, list) and tools else None,
         completion=completion,
     )
 

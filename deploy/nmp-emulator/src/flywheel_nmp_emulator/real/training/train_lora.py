@@ -22,6 +22,9 @@ from typing import Any, TextIO
 # Every linear layer of a Qwen2 block: attention and MLP.
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 IGNORE = -100
+# GGUF token types llama.cpp matches whole wherever their text appears in a prompt (its special
+# token partition): unknown (2), control (3) and user-defined (4).
+WHOLE_TOKEN_TYPES = frozenset({2, 3, 4})
 
 
 def emit(out: TextIO, kind: str, **fields: Any) -> None:
@@ -29,14 +32,59 @@ def emit(out: TextIO, kind: str, **fields: Any) -> None:
     out.flush()
 
 
+def whole_tokens(tokens: list[str], types: list[int]) -> list[str]:
+    """The tokens llama.cpp keeps whole in a prompt, from the GGUF's token list and types."""
+    return [token for token, kind in zip(tokens, types, strict=True) if kind in WHOLE_TOKEN_TYPES]
+
+
+def gguf_whole_tokens(gguf: Path) -> list[str]:
+    from gguf import GGUFReader  # type: ignore[import-not-found]
+
+    reader = GGUFReader(str(gguf))
+    tokens = reader.fields["tokenizer.ggml.tokens"]
+    types = reader.fields["tokenizer.ggml.token_type"]
+    return whole_tokens(
+        [bytes(tokens.parts[i]).decode("utf-8", "replace") for i in tokens.data],
+        [int(types.parts[i][0]) for i in types.data],
+    )
+
+
+def load_tokenizer(gguf: Path) -> Any:
+    """The model's tokenizer, splitting a prompt as llama-server does.
+
+    transformers builds it from the GGUF with only the control tokens as special. llama.cpp
+    also keeps the user-defined ones whole, which for Qwen2.5 are `<tool_call>` and
+    `</tool_call>`: they appear in the template's own instructions, so a prompt split into
+    ordinary pieces here (`<`, `tool`, `_call`, `>`) would train the model on prompts it is
+    never served (measured: the served adapter then wrote its calls without the tags). Both are
+    already in the vocabulary, so registering them as special keeps every id."""
+    from transformers import AutoTokenizer  # type: ignore[import-not-found]
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    size = len(tokenizer)
+    known = set(tokenizer.all_special_tokens)
+    missing = [token for token in gguf_whole_tokens(gguf) if token not in known]
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": missing}, replace_additional_special_tokens=False
+    )
+    if len(tokenizer) != size:
+        raise ValueError(f"registering {missing} as special tokens added new ids")
+    return tokenizer
+
+
+def prompt_text(tokenizer: Any, example: dict[str, Any]) -> str:
+    return str(
+        tokenizer.apply_chat_template(
+            example["messages"], tools=example["tools"], add_generation_prompt=True, tokenize=False
+        )
+    )
+
+
 def tokenized(tokenizer: Any, example: dict[str, Any], end_id: int) -> tuple[list[int], int]:
     """(prompt + answer + end-of-turn ids, how many of them are the answer's)."""
-    prompt = tokenizer.apply_chat_template(
-        example["messages"], tools=example["tools"], add_generation_prompt=True, tokenize=False
-    )
-    # The prompt's special tokens are parsed, as llama-server parses them; the answer's tags
-    # are spelled as ordinary text (chat_format.py says why).
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    # The prompt's special tokens are kept whole, as llama-server keeps them; the answer's
+    # tags are spelled as ordinary text (chat_format.py says why).
+    prompt_ids = tokenizer(prompt_text(tokenizer, example), add_special_tokens=False)["input_ids"]
     answer_ids = tokenizer(
         example["completion"], add_special_tokens=False, split_special_tokens=True
     )["input_ids"]
@@ -79,10 +127,7 @@ def train(config: dict[str, Any], progress: TextIO) -> int:
     # Imported here: the emulator's tests import this module without them.
     import torch  # type: ignore[import-not-found]
     from peft import LoraConfig, get_peft_model  # type: ignore[import-not-found]
-    from transformers import (  # type: ignore[import-not-found]
-        AutoModelForCausalLM,
-        AutoTokenizer,
-    )
+    from transformers import AutoModelForCausalLM
 
     torch.set_num_threads(int(config["threads"]))
     torch.manual_seed(int(config["seed"]))
@@ -91,7 +136,7 @@ def train(config: dict[str, Any], progress: TextIO) -> int:
     out_dir = Path(config["output_dir"])
     started = time.monotonic()
 
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    tokenizer = load_tokenizer(gguf)
     # fp32 weights: with bf16 weights every op outside the matmuls runs in bf16 too, which is
     # slower on a CPU (measured: 76 s against 27 s a step), and less exact.
     model = AutoModelForCausalLM.from_pretrained(

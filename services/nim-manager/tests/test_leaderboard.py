@@ -183,6 +183,23 @@ def test_a_candidate_qualifies_on_the_lower_bound_of_its_interval_not_its_mean()
     assert recommendation.reason.startswith(f"No candidate can replace {PRODUCTION}")
 
 
+def test_a_candidate_short_of_the_threshold_is_told_by_its_evaluation_that_came_nearest() -> None:
+    config, [record] = _setup(
+        candidate("org/small-1b", price_per_1k_tokens=0.0001, customization_enabled=True)
+    )
+    for eval_type, score in (
+        (EvalType.BASE, 0.0),
+        (EvalType.ICL, 0.1),
+        (EvalType.CUSTOMIZED, 0.55),
+    ):
+        record = _scored(record, eval_type, score=score)
+    recommendation = _board(config, [record]).recommendation
+    assert recommendation.candidate_model is None
+    assert {v.shortfall for v in recommendation.verdicts} == {Shortfall.BELOW_THRESHOLD}
+    assert "org/small-1b (customized): 0.55" in recommendation.reason
+    assert "(base)" not in recommendation.reason
+
+
 def test_the_records_needed_are_the_fewest_whose_interval_clears_the_threshold() -> None:
     needed = _smallest_n(0.9, 20, proportion_lower_bound, 0.8)
     assert needed is not None

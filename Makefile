@@ -52,7 +52,8 @@ test-real-training: env
 
 # The whole flywheel with the real model trained for real (see README, "The real mode"). The first
 # call installs the model, llama-server and the trainer (about 3.3 GB of downloads); a run with the
-# default 60 training steps takes about an hour on a quiet 2-core machine (measured: 1 h 6 min) and over two hours on a busy one.
+# default 60 training steps takes about an hour on a quiet 2-core machine (measured: 1 h 6 min),
+# over two hours on a busy one.
 real-demo: env
 	@$(RUN) python -m flywheel_localstack.real_model.demo $(REAL_DEMO_ARGS)
 

@@ -256,7 +256,7 @@ def _winner_sentence(
     if best.latency_p95_ratio is not None:
         parts.append(f"at {best.latency_p95_ratio:.2f}x the p95 latency")
     sentence = ", ".join(parts)
-    others = _others(verdicts, entries, score.name, best)
+    others = _others(entries, verdicts, score.name, best)
     return f"{sentence}; {others}." if others else f"{sentence}."
 
 
@@ -273,29 +273,29 @@ _TOLD_FIRST = (
 
 
 def _others(
-    verdicts: Sequence[Verdict],
     entries: Sequence[LeaderboardEntry],
+    verdicts: Sequence[Verdict],
     metric: str,
     best: LeaderboardEntry | None,
 ) -> str:
     """Why the others fell short: each candidate once, by its nearest miss (the kind of miss
     told first, then, among misses of one kind, its evaluation that scored highest: a model
-    whose customized evaluation came near is not told by its base's 0)."""
-    scored = {
-        (entry.candidate_model, entry.eval_type): score.value
-        for entry in entries
-        if (score := _score(entry, metric)) is not None
-    }
+    whose customized evaluation came near is not told by its base's 0). `verdicts[i]` is the
+    verdict on `entries[i]`."""
 
-    def nearness(verdict: Verdict) -> tuple[int, float]:
+    def nearness(pair: tuple[LeaderboardEntry, Verdict]) -> tuple[int, float]:
+        entry, verdict = pair
+        score = _score(entry, metric)
         kind = _TOLD_FIRST.index(verdict.shortfall) if verdict.shortfall else -1
-        return kind, -scored.get((verdict.candidate_model, verdict.eval_type), -1.0)
+        return kind, -(score.value if score is not None else -1.0)
 
     nearest: dict[str, Verdict] = {}
-    for verdict in sorted(
-        (v for v in verdicts if best is None or v.candidate_model != best.candidate_model),
-        key=nearness,
-    ):
+    others = [
+        pair
+        for pair in zip(entries, verdicts, strict=True)
+        if best is None or pair[1].candidate_model != best.candidate_model
+    ]
+    for _, verdict in sorted(others, key=nearness):
         nearest.setdefault(verdict.candidate_model, verdict)
     shown = [f"{v.candidate_model} ({v.eval_type.value}): {v.detail}" for v in nearest.values()]
     extra = len(shown) - _OTHERS_IN_SENTENCE
@@ -323,9 +323,9 @@ def _nobody_sentence(
             f"{head}: the best, {entry.candidate_model} ({entry.eval_type.value}) at "
             f"{score.value:.2f}, would need about {n} evaluation records for its 95% interval "
             f"to clear {policy.threshold:.2f} (it had {score.n - score.failed}); "
-            f"{_others(verdicts, entries, metric, None)}."
+            f"{_others(entries, verdicts, metric, None)}."
         )
-    return f"{head}: {_others(verdicts, entries, metric, None)}."
+    return f"{head}: {_others(entries, verdicts, metric, None)}."
 
 
 def monthly_usd(cost_per_1k_requests: float, requests_per_day: float) -> float:
